@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# ./build.sh test   builds everything and runs every test (ctest)
+# ./build.sh demo   builds and runs the main example
+# Installs the Debian packages it needs when run as root; otherwise prints the apt-get line.
+# Environment: CXX (compiler), BUILD_DIR (default build), CMAKE_ARGS (extra cmake arguments).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+job=${1:-}
+case "$job" in
+  test|demo) ;;
+  *) echo "usage: ./build.sh test|demo" >&2; exit 2 ;;
+esac
+
+packages=(cmake make g++ libeigen3-dev catch2 libbenchmark-dev)
+[[ "${CXX:-}" == *clang* ]] && packages+=(clang libomp-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  else
+    echo "multopt needs these Debian packages; run:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+build=${BUILD_DIR:-build}
+# shellcheck disable=SC2086  # CMAKE_ARGS is a list of arguments
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
+cmake --build "$build" -j "$(nproc)"
+
+if [[ $job == test ]]; then
+  ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+else
+  "$build/examples/multopt_quickstart"
+fi

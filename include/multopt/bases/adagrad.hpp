@@ -1,0 +1,52 @@
+// Adagrad with learning-rate decay and an initial accumulator, as torch.optim.Adagrad.
+#pragma once
+
+#include "../validate.hpp"
+
+namespace multopt::bases {
+
+struct Adagrad {
+  static constexpr const char* name = "adagrad";
+
+  struct Params {
+    double lr_decay = 0.0;
+    double initial_accumulator_value = 0.0;
+    double eps = 1e-10;
+
+    template <class Self, class Visit>
+    static void fields(Self& p, Visit&& visit) {
+      visit("lr_decay", p.lr_decay);
+      visit("initial_accumulator_value", p.initial_accumulator_value);
+      visit("eps", p.eps);
+    }
+    void validate() const {
+      require_non_negative("lr_decay", lr_decay);
+      require_non_negative("initial_accumulator_value", initial_accumulator_value);
+      require_non_negative("eps", eps);
+    }
+  };
+
+  // Slot 0: the sum of squared gradients S.
+  static constexpr int slot_count = 1;
+  static bool uses_slot(const Params&, int /*slot*/) { return true; }
+  static double initial_value(const Params& p, int /*slot*/) { return p.initial_accumulator_value; }
+
+  template <class S>
+  struct Coeffs {
+    double scale;
+    S eps;
+  };
+  template <class S>
+  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*fresh_slots*/) {
+    return {1.0 / (1.0 + double(step - 1) * p.lr_decay), S(p.eps)};
+  }
+
+  template <class V, class Slots, class S>
+  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
+    const V sum = slot.load(0) + g * g;
+    slot.store(0, sum);
+    return g / (sqrt(sum) + c.eps);
+  }
+};
+
+}  // namespace multopt::bases

@@ -1,0 +1,66 @@
+// Adam with bias correction and optional AMSGrad, as torch.optim.Adam.
+#pragma once
+
+#include <cmath>
+
+#include "../validate.hpp"
+
+namespace multopt::bases {
+
+struct Adam {
+  static constexpr const char* name = "adam";
+
+  struct Params {
+    double beta1 = 0.9;
+    double beta2 = 0.999;
+    double eps = 1e-8;
+    bool amsgrad = false;
+
+    template <class Self, class Visit>
+    static void fields(Self& p, Visit&& visit) {
+      visit("beta1", p.beta1);
+      visit("beta2", p.beta2);
+      visit("eps", p.eps);
+      visit("amsgrad", p.amsgrad);
+    }
+    void validate() const {
+      require_in_half_open_unit_interval("beta1", beta1);
+      require_in_half_open_unit_interval("beta2", beta2);
+      require_non_negative("eps", eps);
+    }
+  };
+
+  // Slots: 0 the first moment m, 1 the second moment v, 2 the running max of v (AMSGrad).
+  static constexpr int slot_count = 3;
+  static bool uses_slot(const Params& p, int slot) { return slot < 2 || p.amsgrad; }
+  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+
+  template <class S>
+  struct Coeffs {
+    double scale;
+    S beta1, one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bias2, eps;
+    bool amsgrad;
+  };
+  template <class S>
+  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*fresh_slots*/) {
+    const double t = double(step);
+    return {1.0 / (1.0 - std::pow(p.beta1, t)),
+            S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(1.0 - p.beta2),
+            S(1.0 / std::sqrt(1.0 - std::pow(p.beta2, t))), S(p.eps), p.amsgrad};
+  }
+
+  template <class V, class Slots, class S>
+  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
+    const V m = c.beta1 * slot.load(0) + c.one_minus_beta1 * g;
+    V v = c.beta2 * slot.load(1) + c.one_minus_beta2 * g * g;
+    slot.store(0, m);
+    slot.store(1, v);
+    if (c.amsgrad) {
+      v = max(slot.load(2), v);
+      slot.store(2, v);
+    }
+    return m / (sqrt(v) * c.inv_sqrt_bias2 + c.eps);
+  }
+};
+
+}  // namespace multopt::bases

@@ -1,0 +1,68 @@
+// RMSprop, optionally centered and with momentum, as torch.optim.RMSprop.
+#pragma once
+
+#include "../validate.hpp"
+
+namespace multopt::bases {
+
+struct Rmsprop {
+  static constexpr const char* name = "rmsprop";
+
+  struct Params {
+    double alpha = 0.99;
+    double eps = 1e-8;
+    double momentum = 0.0;
+    bool centered = false;
+
+    template <class Self, class Visit>
+    static void fields(Self& p, Visit&& visit) {
+      visit("alpha", p.alpha);
+      visit("eps", p.eps);
+      visit("momentum", p.momentum);
+      visit("centered", p.centered);
+    }
+    void validate() const {
+      require_non_negative("alpha", alpha);
+      require_non_negative("eps", eps);
+      require_non_negative("momentum", momentum);
+    }
+  };
+
+  // Slots: 0 the mean square q, 1 the momentum buffer b, 2 the mean gradient a (centered).
+  static constexpr int slot_count = 3;
+  static bool uses_slot(const Params& p, int slot) {
+    return slot == 0 || (slot == 1 && p.momentum > 0.0) || (slot == 2 && p.centered);
+  }
+  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+
+  template <class S>
+  struct Coeffs {
+    double scale;
+    S alpha, one_minus_alpha, eps, momentum;
+    bool centered, has_momentum;
+  };
+  template <class S>
+  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*fresh_slots*/) {
+    return {1.0, S(p.alpha), S(1.0 - p.alpha), S(p.eps), S(p.momentum),
+            p.centered, p.momentum > 0.0};
+  }
+
+  template <class V, class Slots, class S>
+  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
+    const V q = c.alpha * slot.load(0) + c.one_minus_alpha * g * g;
+    slot.store(0, q);
+    V avg = q;
+    if (c.centered) {
+      const V a = c.alpha * slot.load(2) + c.one_minus_alpha * g;
+      slot.store(2, a);
+      avg = q - a * a;
+    }
+    const V d = g / (sqrt(avg) + c.eps);
+    if (!c.has_momentum) return d;
+    const V b = c.momentum * slot.load(1) + d;
+    slot.store(1, b);
+    return b;
+  }
+};
+
+}  // namespace multopt::bases

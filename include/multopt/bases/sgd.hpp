@@ -1,0 +1,55 @@
+// SGD with momentum, dampening and Nesterov look-ahead, as torch.optim.SGD.
+#pragma once
+
+#include "../validate.hpp"
+
+namespace multopt::bases {
+
+struct Sgd {
+  static constexpr const char* name = "sgd";
+
+  struct Params {
+    double momentum = 0.0;
+    double dampening = 0.0;
+    bool nesterov = false;
+
+    template <class Self, class Visit>
+    static void fields(Self& p, Visit&& visit) {
+      visit("momentum", p.momentum);
+      visit("dampening", p.dampening);
+      visit("nesterov", p.nesterov);
+    }
+    void validate() const {
+      require_non_negative("momentum", momentum);
+      if (nesterov && !(momentum > 0.0 && dampening == 0.0))
+        reject("nesterov", 1.0, "off unless momentum > 0 and dampening = 0");
+    }
+  };
+
+  // Slot 0: the momentum buffer b.
+  static constexpr int slot_count = 1;
+  static bool uses_slot(const Params& p, int /*slot*/) { return p.momentum > 0.0; }
+  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+
+  template <class S>
+  struct Coeffs {
+    double scale;
+    S momentum, one_minus_dampening;
+    bool has_momentum, nesterov, fresh_buffer;
+  };
+  template <class S>
+  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned fresh_slots) {
+    return {1.0, S(p.momentum), S(1.0 - p.dampening), p.momentum > 0.0, p.nesterov,
+            (fresh_slots & 1u) != 0};
+  }
+
+  template <class V, class Slots, class S>
+  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
+    if (!c.has_momentum) return g;
+    const V b = c.fresh_buffer ? g : c.momentum * slot.load(0) + c.one_minus_dampening * g;
+    slot.store(0, b);
+    return c.nesterov ? g + c.momentum * b : b;
+  }
+};
+
+}  // namespace multopt::bases

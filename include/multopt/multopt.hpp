@@ -1,0 +1,51 @@
+// multopt: any base optimizer with any update rule, over the caller's memory.
+// Adding a base or a rule is one header plus one line in each list below.
+#pragma once
+
+#include "bases/adagrad.hpp"
+#include "bases/adam.hpp"
+#include "bases/rmsprop.hpp"
+#include "bases/sgd.hpp"
+#include "optimizer.hpp"
+#include "rules/additive.hpp"
+#include "rules/exponential.hpp"
+#include "rules/hybrid.hpp"
+#include "rules/multiplicative.hpp"
+#include "rules/nonnegative_clip.hpp"
+#include "rules/nonnegative_reflect.hpp"
+#include "rules/tanh_momentum.hpp"
+#include "runtime.hpp"
+
+namespace multopt {
+
+using AllBases = TypeList<bases::Sgd, bases::Adam, bases::Adagrad, bases::Rmsprop>;
+using AllRules = TypeList<rules::Additive, rules::Multiplicative, rules::Hybrid, rules::Exponential,
+                          rules::TanhMomentum, rules::NonNegativeClip, rules::NonNegativeReflect>;
+
+// Chooses base and rule by name; see runtime.hpp for the names and Settings.
+template <class S>
+std::unique_ptr<AnyOptimizer<S>> make_optimizer(const std::string& base, const std::string& rule,
+                                                const Settings& settings = {}) {
+  return make_optimizer_from<S>(AllBases{}, AllRules{}, base, rule, settings);
+}
+
+// The paper's names: no prefix additive, M multiplicative, H hybrid, E exponential.
+template <class S> using SGD = Optimizer<bases::Sgd, rules::Additive, S>;
+template <class S> using MSGD = Optimizer<bases::Sgd, rules::Multiplicative, S>;
+template <class S> using HSGD = Optimizer<bases::Sgd, rules::Hybrid, S>;
+template <class S> using ESGD = Optimizer<bases::Sgd, rules::Exponential, S>;
+template <class S> using MSGDTanhMomentum = Optimizer<bases::Sgd, rules::TanhMomentum, S>;
+template <class S> using Adam = Optimizer<bases::Adam, rules::Additive, S>;
+template <class S> using MAdam = Optimizer<bases::Adam, rules::Multiplicative, S>;
+template <class S> using HAdam = Optimizer<bases::Adam, rules::Hybrid, S>;
+template <class S> using EAdam = Optimizer<bases::Adam, rules::Exponential, S>;
+template <class S> using Adagrad = Optimizer<bases::Adagrad, rules::Additive, S>;
+template <class S> using MAdagrad = Optimizer<bases::Adagrad, rules::Multiplicative, S>;
+template <class S> using HAdagrad = Optimizer<bases::Adagrad, rules::Hybrid, S>;
+template <class S> using EAdagrad = Optimizer<bases::Adagrad, rules::Exponential, S>;
+template <class S> using RMSprop = Optimizer<bases::Rmsprop, rules::Additive, S>;
+template <class S> using MRMSprop = Optimizer<bases::Rmsprop, rules::Multiplicative, S>;
+template <class S> using HRMSprop = Optimizer<bases::Rmsprop, rules::Hybrid, S>;
+template <class S> using ERMSprop = Optimizer<bases::Rmsprop, rules::Exponential, S>;
+
+}  // namespace multopt

@@ -1,0 +1,158 @@
+// Optimizer<Base, Rule, Scalar>: steps parameter tensors that live in the caller's memory.
+// It owns only the optimizer state, allocated on a tensor's first step.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "hyper.hpp"
+#include "step.hpp"
+
+namespace multopt {
+
+template <class Base, class Rule, class S>
+class Optimizer {
+  static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>,
+                "multopt optimizers step float or double parameters");
+  static_assert(Rule::template supports<Base>, "this update rule is not defined on this base");
+
+ public:
+  using Scalar = S;
+  using BaseType = Base;
+  using RuleType = Rule;
+  using Hyper = multopt::Hyper<Base, Rule>;
+
+  explicit Optimizer(const typename Rule::Params& rule = {}, const typename Base::Params& base = {},
+                     double weight_decay = 0.0)
+  {
+    add_group(Hyper{rule, base, weight_decay});
+  }
+
+  // Parameter groups: each has its own hyperparameters. Group 0 is made by the constructor.
+  std::size_t add_group(const Hyper& hyper) {
+    hyper.validate();
+    groups_.push_back(hyper);
+    return groups_.size() - 1;
+  }
+  std::size_t group_count() const { return groups_.size(); }
+  const Hyper& hyper(std::size_t group = 0) const { return groups_.at(checked_group(group)); }
+  void set_hyper(const Hyper& hyper, std::size_t group = 0) {
+    checked_group(group);
+    hyper.validate();
+    groups_[group] = hyper;
+  }
+  void set(const std::string& name, double value, std::size_t group = 0) {
+    groups_[checked_group(group)].set(name, value);
+  }
+  double get(const std::string& name, std::size_t group = 0) const {
+    return groups_[checked_group(group)].get(name);
+  }
+
+  // Registers size parameters at `param` whose gradients the caller writes at `grad` before
+  // each step(). Both buffers stay the caller's and must outlive the optimizer's use of them.
+  std::size_t add_params(S* param, const S* grad, std::size_t size, std::size_t group = 0) {
+    checked_group(group);
+    if (size > 0 && param == nullptr) throw std::invalid_argument("multopt: param is a null pointer");
+    if (size > 0 && grad == nullptr) throw std::invalid_argument("multopt: grad is a null pointer");
+    tensors_.push_back(Tensor{param, grad, size, group});
+    return tensors_.size() - 1;
+  }
+
+  // The same for Eigen arrays, matrices and maps with contiguous storage.
+  template <class P, class G>
+  std::size_t add_params(P&& param, const Eigen::DenseBase<G>& grad, std::size_t group = 0) {
+    using Param = std::decay_t<P>;
+    static_assert(std::is_base_of_v<Eigen::DenseBase<Param>, Param>,
+                  "add_params takes an Eigen object or (pointer, pointer, size)");
+    static_assert(std::is_lvalue_reference_v<P> || !std::is_base_of_v<Eigen::PlainObjectBase<Param>, Param>,
+                  "a temporary Eigen array would be freed while the optimizer still steps it");
+    if (param.size() != grad.size()) {
+      throw std::invalid_argument("multopt: grad has " + std::to_string(grad.size()) +
+                                  " elements but param has " + std::to_string(param.size()));
+    }
+    require_contiguous("param", param);
+    require_contiguous("grad", grad.derived());
+    return add_params(param.data(), grad.derived().data(), std::size_t(param.size()), group);
+  }
+
+  // Steps every tensor once. It allocates what state is missing before it touches any
+  // parameter, so a failed allocation leaves parameters and step counts unchanged.
+  void step() {
+    for (Tensor& t : tensors_) prepare_state(t);
+    for (Tensor& t : tensors_) step_one(t);
+  }
+
+  std::size_t tensor_count() const { return tensors_.size(); }
+  std::size_t size(std::size_t tensor) const { return tensors_.at(tensor).size; }
+  long step_count(std::size_t tensor) const { return tensors_.at(tensor).steps; }
+  // The tensor's state array `slot` (see the base's header), or null while it has none.
+  const S* state(std::size_t tensor, int slot) const {
+    const auto& array = tensors_.at(tensor).slots.at(std::size_t(slot));
+    return array.empty() ? nullptr : array.data();
+  }
+
+ private:
+  using StateArray = std::vector<S, Eigen::aligned_allocator<S>>;
+
+  struct Tensor {
+    S* param;
+    const S* grad;
+    std::size_t size;
+    std::size_t group;
+    long steps = 0;
+    std::array<StateArray, Base::slot_count> slots{};
+    unsigned fresh_slots = 0;  // bit k: slot k was created since the last step
+  };
+
+  std::size_t checked_group(std::size_t group) const {
+    if (group >= groups_.size()) {
+      throw std::out_of_range("multopt: group " + std::to_string(group) + " does not exist (" +
+                              std::to_string(groups_.size()) + " groups)");
+    }
+    return group;
+  }
+
+  template <class D>
+  static void require_contiguous(const char* what, const Eigen::DenseBase<D>& x) {
+    const auto& d = x.derived();
+    const bool contiguous = d.size() <= 1 || (d.innerStride() == 1 &&
+                            (d.outerSize() <= 1 || d.outerStride() == d.innerSize()));
+    if (!contiguous) throw std::invalid_argument(std::string("multopt: ") + what + " is not contiguous in memory");
+  }
+
+  void prepare_state(Tensor& t) {
+    const auto& base = groups_[t.group].base;
+    for (int k = 0; k < Base::slot_count; ++k) {
+      StateArray& slot = t.slots[std::size_t(k)];
+      if (!Base::uses_slot(base, k)) {
+        StateArray().swap(slot);
+      } else if (slot.empty() && t.size > 0) {
+        slot.assign(t.size, S(Base::initial_value(base, k)));
+        t.fresh_slots |= 1u << k;
+      }
+    }
+  }
+
+  void step_one(Tensor& t) {
+    const Hyper& h = groups_[t.group];
+    const long step = t.steps + 1;
+    TensorStep<Base, Rule, S> job{t.param, t.grad, t.size, {},
+                                  Base::template coeffs<S>(h.base, step, t.fresh_slots), {},
+                                  S(h.weight_decay)};
+    job.rule = Rule::template coeffs<S>(h.rule, job.base.scale);
+    for (std::size_t k = 0; k < t.slots.size(); ++k)
+      job.slots[k] = t.slots[k].empty() ? nullptr : t.slots[k].data();
+    step_tensor(job);
+    t.steps = step;
+    t.fresh_slots = 0;
+  }
+
+  std::vector<Hyper> groups_;
+  std::vector<Tensor> tensors_;
+};
+
+}  // namespace multopt

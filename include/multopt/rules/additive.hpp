@@ -1,0 +1,29 @@
+// The usual additive rule: θ ← θ − s·lr·d.
+#pragma once
+
+#include "../validate.hpp"
+#include "rule.hpp"
+
+namespace multopt::rules {
+
+struct Additive : Rule {
+  static constexpr const char* name = "additive";
+
+  struct Params {
+    double lr = 1e-3;
+
+    template <class Self, class Visit>
+    static void fields(Self& p, Visit&& visit) { visit("lr", p.lr); }
+    void validate() const { require_non_negative("lr", lr); }
+  };
+
+  template <class S>
+  struct Coeffs { S step; };
+  template <class S>
+  static Coeffs<S> coeffs(const Params& p, double scale) { return {S(scale * p.lr)}; }
+
+  template <class V, class S>
+  static V apply(const V& theta, const V& d, const Coeffs<S>& c) { return theta - c.step * d; }
+};
+
+}  // namespace multopt::rules

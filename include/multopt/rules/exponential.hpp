@@ -1,0 +1,44 @@
+// The exponential rule: θ ← θ·2^(−s·lr_out·sign(θ)·tanh(lr_in·d)). Like the multiplicative
+// rule it keeps signs and zeros, but scales |θ| by a factor in [2^−s·lr_out, 2^s·lr_out].
+#pragma once
+
+#include <cmath>
+
+#include "../validate.hpp"
+#include "rule.hpp"
+
+namespace multopt::rules {
+
+struct Exponential : Rule {
+  static constexpr const char* name = "exponential";
+
+  struct Params {
+    double lr_in = 1.0;
+    double lr_out = 1e-3;
+
+    template <class Self, class Visit>
+    static void fields(Self& p, Visit&& visit) {
+      visit("lr_in", p.lr_in);
+      visit("lr_out", p.lr_out);
+    }
+    void validate() const {
+      require_non_negative("lr_in", lr_in);
+      require_non_negative("lr_out", lr_out);
+    }
+  };
+
+  // 2^x is computed as e^(x·ln 2), so the step carries the factor ln 2.
+  template <class S>
+  struct Coeffs { S lr_in, step_ln2; };
+  template <class S>
+  static Coeffs<S> coeffs(const Params& p, double scale) {
+    return {S(p.lr_in), S(scale * p.lr_out * std::log(2.0))};
+  }
+
+  template <class V, class S>
+  static V apply(const V& theta, const V& d, const Coeffs<S>& c) {
+    return theta * exp(-flip_sign_by(c.step_ln2 * tanh(c.lr_in * d), theta));
+  }
+};
+
+}  // namespace multopt::rules

@@ -1,0 +1,42 @@
+// The multiplicative rule of Kirtas, Passalis and Tefas: θ ← θ − s·lr_out·|θ|·tanh(lr_in·d).
+// The step is proportional to |θ|: no weight changes sign, zeros stay zero, and the relative
+// change per step is at most s·lr_out.
+#pragma once
+
+#include "../validate.hpp"
+#include "rule.hpp"
+
+namespace multopt::rules {
+
+struct Multiplicative : Rule {
+  static constexpr const char* name = "multiplicative";
+
+  struct Params {
+    double lr_in = 1.0;
+    double lr_out = 1e-3;
+
+    template <class Self, class Visit>
+    static void fields(Self& p, Visit&& visit) {
+      visit("lr_in", p.lr_in);
+      visit("lr_out", p.lr_out);
+    }
+    void validate() const {
+      require_non_negative("lr_in", lr_in);
+      require_non_negative("lr_out", lr_out);
+    }
+  };
+
+  template <class S>
+  struct Coeffs { S lr_in, step; };
+  template <class S>
+  static Coeffs<S> coeffs(const Params& p, double scale) {
+    return {S(p.lr_in), S(scale * p.lr_out)};
+  }
+
+  template <class V, class S>
+  static V apply(const V& theta, const V& d, const Coeffs<S>& c) {
+    return theta - c.step * abs(theta) * tanh(c.lr_in * d);
+  }
+};
+
+}  // namespace multopt::rules

@@ -1,0 +1,30 @@
+// The checks behind every hyperparameter: each failure names the setting and its value.
+// Comparisons are written so that NaN fails them too.
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace multopt {
+
+[[noreturn]] inline void reject(const std::string& name, double value, const char* requirement) {
+  std::ostringstream message;
+  message.precision(17);
+  message << "multopt: " << name << " = " << value << " is invalid: it must be " << requirement;
+  throw std::invalid_argument(message.str());
+}
+
+inline void require_non_negative(const char* name, double value) {
+  if (!(value >= 0.0)) reject(name, value, ">= 0");
+}
+
+inline void require_in_unit_interval(const char* name, double value) {
+  if (!(value >= 0.0 && value <= 1.0)) reject(name, value, "in [0, 1]");
+}
+
+inline void require_in_half_open_unit_interval(const char* name, double value) {
+  if (!(value >= 0.0 && value < 1.0)) reject(name, value, "in [0, 1)");
+}
+
+}  // namespace multopt
