@@ -14,6 +14,9 @@
 
 namespace multopt {
 
+template <class Opt>
+struct CheckpointAccess;  // checkpoint.hpp: reads and restores the private state
+
 template <class Base, class Rule, class S>
 class Optimizer {
   static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>,
@@ -96,6 +99,9 @@ class Optimizer {
   }
 
  private:
+  template <class Opt>
+  friend struct CheckpointAccess;
+
   using StateArray = std::vector<S, Eigen::aligned_allocator<S>>;
 
   struct Tensor {
