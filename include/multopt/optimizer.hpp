@@ -62,6 +62,7 @@ class Optimizer {
     if (size > 0 && param == nullptr) throw std::invalid_argument("multopt: param is a null pointer");
     if (size > 0 && grad == nullptr) throw std::invalid_argument("multopt: grad is a null pointer");
     tensors_.push_back(Tensor{param, grad, size, group});
+    chunks_stale_ = true;
     return tensors_.size() - 1;
   }
 
@@ -82,11 +83,27 @@ class Optimizer {
     return add_params(param.data(), grad.derived().data(), std::size_t(param.size()), group);
   }
 
-  // Steps every tensor once. It allocates what state is missing before it touches any
-  // parameter, so a failed allocation leaves parameters and step counts unchanged.
+  // Steps every tensor once. Whatever it allocates (state on a tensor's first step, the
+  // work list after tensors were added) it allocates before it touches any parameter, so a
+  // failed allocation leaves parameters and step counts unchanged.
   void step() {
     for (Tensor& t : tensors_) prepare_state(t);
-    for (Tensor& t : tensors_) step_one(t);
+    if (chunks_stale_) plan_chunks();
+    for (std::size_t k = 0; k < tensors_.size(); ++k) jobs_[k] = make_job(tensors_[k]);
+    step_chunks(jobs_, chunks_, total_size_, parallel_);
+    for (Tensor& t : tensors_) {
+      ++t.steps;
+      t.fresh_slots = 0;
+    }
+  }
+
+  // Threads, and the size below which a step stays serial (OpenMP builds only).
+  const Parallel& parallel() const { return parallel_; }
+  void set_parallel(const Parallel& parallel) {
+    if (parallel.threads < 0) reject("threads", parallel.threads, ">= 0");
+    if (parallel.chunk == 0) reject("chunk", 0.0, "> 0");
+    parallel_ = parallel;
+    chunks_stale_ = true;
   }
 
   std::size_t tensor_count() const { return tensors_.size(); }
@@ -143,22 +160,35 @@ class Optimizer {
     }
   }
 
-  void step_one(Tensor& t) {
+  TensorStep<Base, Rule, S> make_job(Tensor& t) {
     const Hyper& h = groups_[t.group];
-    const long step = t.steps + 1;
     TensorStep<Base, Rule, S> job{t.param, t.grad, t.size, {},
-                                  Base::template coeffs<S>(h.base, step, t.fresh_slots), {},
+                                  Base::template coeffs<S>(h.base, t.steps + 1, t.fresh_slots), {},
                                   S(h.weight_decay)};
     job.rule = Rule::template coeffs<S>(h.rule, job.base.scale);
     for (std::size_t k = 0; k < t.slots.size(); ++k)
       job.slots[k] = t.slots[k].empty() ? nullptr : t.slots[k].data();
-    step_tensor(job);
-    t.steps = step;
-    t.fresh_slots = 0;
+    return job;
+  }
+
+  void plan_chunks() {
+    std::vector<std::size_t> sizes;
+    for (const Tensor& t : tensors_) sizes.push_back(t.size);
+    make_chunks<S>(sizes, parallel_.chunk, chunks_);
+    jobs_.resize(tensors_.size());
+    total_size_ = 0;
+    for (std::size_t size : sizes) total_size_ += size;
+    chunks_stale_ = false;
   }
 
   std::vector<Hyper> groups_;
   std::vector<Tensor> tensors_;
+  Parallel parallel_;
+  // The work list of a step, kept between steps so that a step allocates nothing.
+  std::vector<TensorStep<Base, Rule, S>> jobs_;
+  std::vector<Chunk> chunks_;
+  std::size_t total_size_ = 0;
+  bool chunks_stale_ = true;
 };
 
 }  // namespace multopt

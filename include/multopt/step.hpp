@@ -1,14 +1,26 @@
-// The one loop that walks a tensor: every base × rule combination steps through here.
+// The one loop that walks parameter arrays: every base × rule combination steps through here.
 // Each element of parameter, gradient and state is read once and written once, one SIMD
-// packet at a time. The last partial packet goes through the same packet code on a padded
-// copy, so every element sees the same arithmetic wherever it sits in the array.
+// packet at a time. A tensor's last partial packet goes through the same packet code on a
+// padded copy, so every element sees the same arithmetic wherever it sits, and the OpenMP
+// split, whatever the thread count, gives results bit-identical to the serial loop.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <vector>
 
 #include "simd.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(_MSC_VER)
+#define MULTOPT_NOINLINE __declspec(noinline)
+#else
+#define MULTOPT_NOINLINE __attribute__((noinline))
+#endif
 
 namespace multopt {
 
@@ -22,6 +34,18 @@ struct TensorStep {
   typename Base::template Coeffs<S> base;
   typename Rule::template Coeffs<S> rule;
   S weight_decay;
+};
+
+// A piece of work for one thread: elements [begin, end) of one tensor.
+struct Chunk {
+  std::size_t tensor, begin, end;
+};
+
+// How a step is spread over threads (used only when compiled with OpenMP).
+struct Parallel {
+  int threads = 0;                      // 0: OpenMP's default (OMP_NUM_THREADS)
+  std::size_t serial_below = 1u << 16;  // steps of fewer elements in all stay on one thread
+  std::size_t chunk = 1u << 14;         // elements per chunk: small enough to balance threads
 };
 
 namespace detail {
@@ -47,15 +71,20 @@ inline void step_packet(const TensorStep<Base, Rule, S>& t, S* param, const S* g
   Rule::apply(theta, d, t.rule).store(param + i);
 }
 
-}  // namespace detail
-
+// Whole packets [begin, end). Never inlined: a compiler may fuse multiplies and adds
+// differently in each place a function is inlined (GCC does by default), so the full packets
+// and the padded tail, wherever a tensor is cut, must run this one compiled loop.
 template <class Base, class Rule, class S>
-void step_tensor(const TensorStep<Base, Rule, S>& t) {
-  constexpr std::size_t width = simd::Vec<S>::size;
-  const std::size_t full = t.size - t.size % width;
-  for (std::size_t i = 0; i < full; i += width) detail::step_packet(t, t.param, t.grad, t.slots, i);
-  if (full == t.size) return;
+MULTOPT_NOINLINE void step_packets(const TensorStep<Base, Rule, S>& t, S* param, const S* grad,
+                                   const std::array<S*, Base::slot_count>& slots, std::size_t begin,
+                                   std::size_t end) {
+  for (std::size_t i = begin; i < end; i += simd::Vec<S>::size) step_packet(t, param, grad, slots, i);
+}
 
+// The elements [full, size) that do not fill a packet, through a zero-padded packet.
+template <class Base, class Rule, class S>
+void step_tail(const TensorStep<Base, Rule, S>& t, std::size_t full) {
+  constexpr std::size_t width = simd::Vec<S>::size;
   const std::size_t rest = t.size - full;
   S param[width] = {}, grad[width] = {}, state[Base::slot_count][width] = {};
   std::array<S*, Base::slot_count> slots{};
@@ -66,10 +95,51 @@ void step_tensor(const TensorStep<Base, Rule, S>& t) {
     slots[k] = state[k];
     std::copy_n(t.slots[k] + full, rest, state[k]);
   }
-  detail::step_packet(t, param, grad, slots, 0);
+  step_packets(t, param, grad, slots, 0, width);
   std::copy_n(param, rest, t.param + full);
   for (std::size_t k = 0; k < slots.size(); ++k)
     if (slots[k]) std::copy_n(state[k], rest, t.slots[k] + full);
+}
+
+}  // namespace detail
+
+// Steps elements [begin, end) of a tensor; begin is a multiple of the packet width.
+template <class Base, class Rule, class S>
+void step_range(const TensorStep<Base, Rule, S>& t, std::size_t begin, std::size_t end) {
+  constexpr std::size_t width = simd::Vec<S>::size;
+  const std::size_t full = std::min(end, t.size - t.size % width);
+  if (begin < full) detail::step_packets(t, t.param, t.grad, t.slots, begin, full);
+  if (end == t.size && full < end) detail::step_tail(t, full);
+}
+
+// Splits tensors of these sizes into chunks of about `chunk` elements, cut at packet bounds.
+template <class S>
+void make_chunks(const std::vector<std::size_t>& sizes, std::size_t chunk, std::vector<Chunk>& chunks) {
+  constexpr std::size_t width = simd::Vec<S>::size;
+  const std::size_t length = std::max(width, chunk - chunk % width);
+  chunks.clear();
+  for (std::size_t k = 0; k < sizes.size(); ++k)
+    for (std::size_t begin = 0; begin < sizes[k]; begin += length)
+      chunks.push_back({k, begin, std::min(sizes[k], begin + length)});
+}
+
+// Steps every chunk, on several threads when the step is large enough to gain from it.
+template <class Base, class Rule, class S>
+void step_chunks(const std::vector<TensorStep<Base, Rule, S>>& tensors, const std::vector<Chunk>& chunks,
+                 std::size_t total_size, const Parallel& parallel) {
+  const long count = long(chunks.size());
+#ifdef _OPENMP
+  const bool threaded = total_size >= parallel.serial_below && count > 1 && parallel.threads != 1;
+  const int threads = parallel.threads > 0 ? parallel.threads : omp_get_max_threads();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threaded)
+#else
+  (void)total_size;
+  (void)parallel;
+#endif
+  for (long c = 0; c < count; ++c) {
+    const Chunk& chunk = chunks[std::size_t(c)];
+    step_range(tensors[chunk.tensor], chunk.begin, chunk.end);
+  }
 }
 
 }  // namespace multopt
