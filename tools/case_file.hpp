@@ -29,10 +29,19 @@ namespace detail {
   throw std::runtime_error("case file line " + std::to_string(line) + ": " + what);
 }
 
+// A number of the record `key`; a word that is not one fails naming the line.
+inline double number(const std::string& word, int line, const std::string& key) {
+  try {
+    return multopt::detail::parse_number(key, word);
+  } catch (const std::invalid_argument&) {
+    fail(line, key + " has '" + word + "', which is not a number");
+  }
+}
+
 inline std::vector<double> numbers(std::istringstream& in, std::size_t n, int line, const std::string& key) {
   std::vector<double> values;
   std::string word;
-  while (in >> word) values.push_back(multopt::detail::parse_number(key, word));
+  while (in >> word) values.push_back(number(word, line, key));
   if (values.size() != n) {
     fail(line, key + " has " + std::to_string(values.size()) + " numbers, n is " + std::to_string(n));
   }
@@ -42,7 +51,7 @@ inline std::vector<double> numbers(std::istringstream& in, std::size_t n, int li
 inline long whole_number(std::istringstream& in, int line, const std::string& key) {
   std::string word, extra;
   if (!(in >> word) || (in >> extra)) fail(line, key + " takes one value");
-  const double value = multopt::detail::parse_number(key, word);
+  const double value = number(word, line, key);
   if (!(value >= 0 && value <= 1e9) || value != std::floor(value))
     fail(line, key + " = " + word + " is not a whole number in [0, 1e9]");
   return long(value);
@@ -91,6 +100,7 @@ inline Case read_case(std::istream& in) {
   if (c.base.empty() || c.rule.empty()) throw std::runtime_error("case file: base or rule missing");
   if (n < 0 || steps < 0) throw std::runtime_error("case file: n or steps missing");
   if (c.init.size() != std::size_t(n)) throw std::runtime_error("case file: init line missing");
+  if (c.grads.size() != c.params.size()) throw std::runtime_error("case file: the last grad line has no param line");
   if (long(c.params.size()) != steps) {
     throw std::runtime_error("case file: " + std::to_string(c.params.size()) + " complete steps, 'steps' says " +
                              std::to_string(steps));

@@ -31,6 +31,7 @@ class AnyOptimizer {
   virtual double get(const std::string& name, std::size_t group = 0) const = 0;
   virtual std::vector<std::string> hyperparameter_names() const = 0;
   virtual long step_count(std::size_t tensor) const = 0;
+  virtual void set_parallel(const Parallel& parallel) = 0;
 };
 
 template <class Opt>
@@ -53,6 +54,7 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   double get(const std::string& name, std::size_t group) const override { return opt_.get(name, group); }
   std::vector<std::string> hyperparameter_names() const override { return Opt::Hyper::names(); }
   long step_count(std::size_t tensor) const override { return opt_.step_count(tensor); }
+  void set_parallel(const Parallel& parallel) override { opt_.set_parallel(parallel); }
 
  private:
   Opt opt_;
@@ -126,11 +128,11 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(BaseList bases, RuleList ru
   std::vector<std::pair<std::string, double>> numeric;
   for (const auto& [name, text] : settings) {
     if (name == "momentum_type") {
-      if (text == "tanh" && rule == "multiplicative") {
+      if (text == "tanh" && rule == "multiplicative" && base == "sgd") {
         rule = "multiplicative_tanh_momentum";
       } else if (text == "tanh") {
         throw std::invalid_argument("multopt: momentum_type = 'tanh' is defined only for the "
-                                    "multiplicative rule on sgd, not for the " + rule + " rule");
+                                    "multiplicative rule on sgd, not for the " + rule + " rule on " + base);
       } else if (text != "none") {
         throw std::invalid_argument("multopt: momentum_type = '" + text +
                                     "' is unknown; known: none, tanh");

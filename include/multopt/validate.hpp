@@ -15,6 +15,10 @@ namespace multopt {
   throw std::invalid_argument(message.str());
 }
 
+inline void require_number(const char* name, double value) {
+  if (value != value) reject(name, value, "a number");
+}
+
 inline void require_non_negative(const char* name, double value) {
   if (!(value >= 0.0)) reject(name, value, ">= 0");
 }
