@@ -6,6 +6,7 @@
 #include "bases/adam.hpp"
 #include "bases/rmsprop.hpp"
 #include "bases/sgd.hpp"
+#include "checkpoint.hpp"
 #include "optimizer.hpp"
 #include "rules/additive.hpp"
 #include "rules/exponential.hpp"
@@ -15,6 +16,7 @@
 #include "rules/nonnegative_reflect.hpp"
 #include "rules/tanh_momentum.hpp"
 #include "runtime.hpp"
+#include "schedules.hpp"
 
 namespace multopt {
 

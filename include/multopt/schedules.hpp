@@ -1,0 +1,259 @@
+// Schedules: the hyperparameter changes of REFERENCE.md's "Schedules", applied by the caller
+// once per epoch with apply(optimizer). Each is a small value object that changes one
+// parameter group or all of them and counts the epochs it has seen; seek() moves it to any
+// epoch, which is how checkpoint.hpp restores it. docs/schedules.md shows them at work.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "validate.hpp"
+
+namespace multopt {
+
+// The group index that makes a schedule change every parameter group.
+inline constexpr std::size_t all_groups = static_cast<std::size_t>(-1);
+
+// What every schedule shares: the groups it changes, the epochs it has seen, and the
+// all-or-nothing way it changes them.
+class Schedule {
+ public:
+  std::size_t group() const { return group_; }
+  // How many times apply() has run: the number of the last epoch the schedule acted on.
+  long epoch() const { return epoch_; }
+  // Continues as if apply() had run `epoch` times. The optimizer is not touched: the
+  // hyperparameters the schedule set are the optimizer's state, saved with it.
+  void seek(long epoch) {
+    if (epoch < 0) reject("epoch", double(epoch), ">= 0");
+    epoch_ = epoch;
+  }
+
+ protected:
+  explicit Schedule(std::size_t group) : group_(group) {}
+  ~Schedule() = default;  // schedules are values, never deleted through this base
+
+  // Calls change(hyper, epoch) on a copy of each targeted group's hyperparameters, epoch
+  // being this call's number (1 on the first), and stores the copies only when every one
+  // changed and validated: on any error the optimizer and the schedule stay as they were.
+  template <class Opt, class Change>
+  void advance(Opt& opt, Change&& change) {
+    const long epoch = epoch_ + 1;
+    const bool every = group_ == all_groups;
+    const std::size_t first = every ? 0 : group_;
+    const std::size_t count = every ? opt.group_count() : 1;
+    std::vector<typename Opt::Hyper> changed;
+    changed.reserve(count);
+    for (std::size_t k = 0; k < count; ++k) {
+      changed.push_back(opt.hyper(first + k));  // out_of_range for a group that does not exist
+      change(changed.back(), epoch);
+      changed.back().validate();
+    }
+    for (std::size_t k = 0; k < count; ++k) opt.set_hyper(changed[k], first + k);  // valid: cannot throw
+    epoch_ = epoch;
+  }
+
+  // Calls before the first that acts: a negative patience (the reference's default −1) waits for none.
+  static long held_calls(long patience) { return std::max(patience, 0L); }
+
+  static void validate_patience(long patience) {
+    if (patience < -1) reject("patience", double(patience), ">= -1");
+  }
+
+  // The mix schedules set the hybrid rule's g_mix; any other rule is a configuration error.
+  template <class Opt>
+  static void require_g_mix(const char* kind) {
+    const auto names = Opt::Hyper::names();
+    if (std::find(names.begin(), names.end(), "g_mix") == names.end()) {
+      throw std::invalid_argument(std::string("multopt: the ") + kind +
+                                  " schedule sets g_mix, the hybrid rule's mix weight, which the " +
+                                  Opt::RuleType::name + " rule does not have");
+    }
+  }
+
+ private:
+  std::size_t group_;
+  long epoch_ = 0;
+};
+
+// Every step_size epochs multiplies lr_in by gamma_in, lr_out by gamma_out and lr by gamma.
+// A group changes only the learning rates its rule has, so one configuration serves every rule.
+class StepSchedule : public Schedule {
+ public:
+  static constexpr const char* kind = "step";
+
+  struct Params {
+    long step_size = 1;
+    double gamma_in = 1.0;
+    double gamma_out = 1.0;
+    double gamma = 1.0;
+
+    void validate() const {
+      if (step_size < 1) reject("step_size", double(step_size), ">= 1");
+      // Learning rates must stay >= 0.
+      require_non_negative("gamma_in", gamma_in);
+      require_non_negative("gamma_out", gamma_out);
+      require_non_negative("gamma", gamma);
+    }
+  };
+
+  explicit StepSchedule(const Params& params, std::size_t group = all_groups)
+      : Schedule(group), params_(params) {
+    params_.validate();
+  }
+  const Params& params() const { return params_; }
+
+  template <class Opt>
+  void apply(Opt& opt) {
+    advance(opt, [this](typename Opt::Hyper& hyper, long epoch) {
+      if (epoch % params_.step_size != 0) return;
+      Opt::Hyper::fields(hyper, [this](std::string_view name, auto& value) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(value)>, double>) {
+          if (name == "lr_in") value *= params_.gamma_in;
+          if (name == "lr_out") value *= params_.gamma_out;
+          if (name == "lr") value *= params_.gamma;
+        }
+      });
+    });
+  }
+
+ private:
+  Params params_;
+};
+
+// Moves the hybrid rule's g_mix from multiplicative (1) towards additive (0), or with
+// `inverse` the other way: at the k-th call past the first `patience` calls g_mix = g0^k
+// (inverse: 1 − (1 − g0)^k); during the first `patience` calls g_mix = 1 (inverse: 0).
+class ExponentialMixSchedule : public Schedule {
+ public:
+  static constexpr const char* kind = "exponential_mix";
+
+  struct Params {
+    double g0 = 1.0;
+    long patience = -1;
+    bool inverse = false;
+
+    void validate() const {
+      require_in_unit_interval("g0", g0);
+      validate_patience(patience);
+    }
+  };
+
+  explicit ExponentialMixSchedule(const Params& params, std::size_t group = all_groups)
+      : Schedule(group), params_(params) {
+    params_.validate();
+  }
+  const Params& params() const { return params_; }
+
+  // The g_mix that the epoch-th call sets.
+  double mix_at(long epoch) const {
+    const long k = epoch - held_calls(params_.patience);
+    if (k <= 0) return params_.inverse ? 0.0 : 1.0;
+    return params_.inverse ? 1.0 - std::pow(1.0 - params_.g0, double(k)) : std::pow(params_.g0, double(k));
+  }
+
+  template <class Opt>
+  void apply(Opt& opt) {
+    require_g_mix<Opt>(kind);
+    advance(opt, [this](auto& hyper, long epoch) { hyper.set("g_mix", mix_at(epoch)); });
+  }
+
+ private:
+  Params params_;
+};
+
+// Past the first `patience` calls, each call sets the hybrid rule's g_mix to 0 or 1 with equal
+// probability (one draw per call, shared by the groups it changes); earlier calls leave it as
+// it is. The draw is the top bit of std::mt19937_64, whose sequence the C++ standard fixes, so
+// a seed gives the same mixes with every compiler and after a checkpoint.
+class RandomMixSchedule : public Schedule {
+ public:
+  static constexpr const char* kind = "random_mix";
+
+  struct Params {
+    long patience = -1;
+    std::uint64_t seed = std::mt19937_64::default_seed;
+
+    void validate() const { validate_patience(patience); }
+  };
+
+  explicit RandomMixSchedule(const Params& params, std::size_t group = all_groups)
+      : Schedule(group), params_(params), generator_(params.seed) {
+    params_.validate();
+  }
+  RandomMixSchedule() : RandomMixSchedule(Params{}) {}
+  const Params& params() const { return params_; }
+
+  template <class Opt>
+  void apply(Opt& opt) {
+    require_g_mix<Opt>(kind);
+    const long earlier_draws = epoch() - held_calls(params_.patience);
+    if (earlier_draws < 0) return advance(opt, [](auto&, long) {});
+    std::mt19937_64 generator = generator_after(earlier_draws);
+    const double mix = double(generator() >> 63);
+    advance(opt, [mix](auto& hyper, long) { hyper.set("g_mix", mix); });
+    generator_ = generator;
+    draws_ = earlier_draws + 1;
+  }
+
+ private:
+  // The generator that has made `draws` draws: the kept one unless seek() moved the schedule.
+  std::mt19937_64 generator_after(long draws) const {
+    if (draws == draws_) return generator_;
+    std::mt19937_64 replayed(params_.seed);
+    replayed.discard(static_cast<unsigned long long>(draws));
+    return replayed;
+  }
+
+  Params params_;
+  std::mt19937_64 generator_;
+  long draws_ = 0;
+};
+
+// A schedule from the caller's function of the epoch, for the hyperparameters of optimizers
+// whose Hyper type is H (Optimizer::Hyper). It plugs in like the others: the same apply(),
+// group targeting, all-or-nothing validation and checkpointed epoch.
+template <class H>
+class FunctionSchedule : public Schedule {
+ public:
+  static constexpr const char* kind = "function";
+  // Changes any hyperparameters of one group; epoch is 1 on the first call.
+  using Change = std::function<void(H& hyper, long epoch)>;
+
+  explicit FunctionSchedule(Change change, std::size_t group = all_groups)
+      : Schedule(group), change_(std::move(change)) {
+    if (!change_) throw std::invalid_argument("multopt: a function schedule needs a function");
+  }
+
+  // Sets the hyperparameter `name` to value(epoch).
+  FunctionSchedule(const std::string& name, std::function<double(long epoch)> value,
+                   std::size_t group = all_groups)
+      : FunctionSchedule(setter(name, std::move(value)), group) {}
+
+  template <class Opt>
+  void apply(Opt& opt) {
+    static_assert(std::is_same_v<typename Opt::Hyper, H>,
+                  "this FunctionSchedule was made for another optimizer's hyperparameters");
+    advance(opt, change_);
+  }
+
+ private:
+  static Change setter(const std::string& name, std::function<double(long epoch)> value) {
+    if (!value) throw std::invalid_argument("multopt: a function schedule needs a function");
+    H().get(name);  // rejects an unknown name now rather than at the first epoch
+    return [name, value = std::move(value)](H& hyper, long epoch) { hyper.set(name, value(epoch)); };
+  }
+
+  Change change_;
+};
+
+}  // namespace multopt
