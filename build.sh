@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ./build.sh test   builds everything and runs every test (ctest)
-# ./build.sh demo   builds and runs the main example
+# ./build.sh demo   builds and runs the main demo (MLP on Fashion-MNIST; table, CSV and PNG
+#                   in $BUILD_DIR/demo)
 # Installs the Debian packages it needs when run as root; otherwise prints the apt-get line.
 # Environment: CXX (compiler), BUILD_DIR (default build), CMAKE_ARGS (extra cmake arguments).
 set -euo pipefail
@@ -12,8 +13,13 @@ case "$job" in
   *) echo "usage: ./build.sh test|demo" >&2; exit 2 ;;
 esac
 
-packages=(cmake make g++ libeigen3-dev catch2 libbenchmark-dev)
+packages=(cmake make g++ libeigen3-dev catch2 libbenchmark-dev zlib1g-dev)
 [[ "${CXX:-}" == *clang* ]] && packages+=(clang libomp-dev)
+if [[ $job == demo ]]; then
+  packages+=(dataset-fashion-mnist)
+  # Any gnuplot with the pngcairo terminal will do; gnuplot-nox is the one without X11.
+  command -v gnuplot >/dev/null || packages+=(gnuplot-nox)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,5 +43,5 @@ cmake --build "$build" -j "$(nproc)"
 if [[ $job == test ]]; then
   ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
 else
-  "$build/examples/multopt_quickstart"
+  "$build/examples/fashion_mnist" --out "$build/demo"
 fi

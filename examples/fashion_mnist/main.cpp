@@ -1,0 +1,166 @@
+// The multopt demo: an MLP on Fashion-MNIST (or the small digits set) trained from one
+// initialization by SGD and Adam under the additive, multiplicative and hybrid rules of
+// Kirtas, Passalis and Tefas (2024). See --help and docs/demo.md.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "datasets.hpp"
+#include "mlp.hpp"
+#include "optimizers.hpp"
+#include "options.hpp"
+#include "report.hpp"
+#include "training.hpp"
+
+namespace {
+
+constexpr int hidden_units = 256;
+constexpr int noise_draws = 5;  // noise draws averaged per strength
+
+demo::TrainTest load_data(const demo::Options& options) {
+  if (options.digits) return demo::load_digits(options.data_path);
+  try {
+    return demo::load_fashion_mnist(options.data_path);
+  } catch (const std::runtime_error& error) {
+    throw std::runtime_error(std::string(error.what()) +
+                             "\n(install Debian's dataset-fashion-mnist, or pass --data DIR)");
+  }
+}
+
+// Every run starts from this model: the same seed gives the same weights to every optimizer.
+demo::Mlp initial_model(const demo::TrainTest& data, const demo::Options& options) {
+  return demo::Mlp(int(data.train.images.rows()), hidden_units, demo::class_count, options.seed);
+}
+
+demo::TrainingConfig training_config(const demo::Options& options) {
+  return {options.epochs, options.batch_size, options.seed};
+}
+
+std::vector<demo::OptimizerSpec> chosen_optimizers(const demo::Options& options) {
+  return demo::optimizer_set(options.all_optimizers);
+}
+
+int run_comparison(const demo::Options& options) {
+  const demo::TrainTest data = load_data(options);
+  const demo::Mlp initial = initial_model(data, options);
+  const demo::EpochRecord initial_state = demo::initial_record(initial, data.train, data.test);
+  std::printf("%s: %d training and %d test samples, MLP %d-%d-%d, %d epochs of mini-batches of %d\n",
+              options.digits ? "digits" : "Fashion-MNIST", data.train.size(), data.test.size(),
+              int(data.train.images.rows()), hidden_units, demo::class_count, options.epochs, options.batch_size);
+  std::printf("initial model: training loss %.4f, test accuracy %.2f%%\n", initial_state.train_loss,
+              100.0 * initial_state.test.accuracy);
+
+  std::vector<demo::RunSummary> runs;
+  for (const demo::OptimizerSpec& spec : chosen_optimizers(options)) {
+    const std::string name = demo::display_name(spec);
+    const multopt::Settings settings = demo::full_settings(spec, demo::chosen_rates(spec));
+    std::printf("%s (%s %s: %s)\n", name.c_str(), spec.base.c_str(), spec.rule.c_str(),
+                demo::describe(settings).c_str());
+    const auto show_progress = [&](const demo::EpochRecord& record) {
+      std::printf("  %-8s epoch %3d/%d  training loss %.4f  test accuracy %6.2f%%  %6.1f s\n", name.c_str(),
+                  record.epoch, options.epochs, record.train_loss, 100.0 * record.test.accuracy,
+                  record.train_seconds);
+      std::fflush(stdout);
+    };
+    demo::TrainedModel trained = demo::train(initial, initial_state, spec, settings, data.train, data.test,
+                                             training_config(options), show_progress);
+    demo::RunSummary run{spec, std::move(trained.epochs), {}};
+    for (double level : demo::noise_levels)
+      run.noisy_accuracy.push_back(demo::accuracy_under_noise(trained.model, data.test, level, noise_draws,
+                                                              options.seed));
+    runs.push_back(std::move(run));
+  }
+
+  std::printf("\nTest accuracy (%%) after each epoch; training time; test accuracy (%%) with Gaussian noise\n"
+              "of std (strength × the tensor's RMS) added to every weight and bias, mean of %d draws:\n\n",
+              noise_draws);
+  demo::print_table(std::cout, runs, options.target);
+  std::cout.flush();
+
+  std::filesystem::create_directories(options.out_dir);
+  demo::write_curves_csv(options.out_dir + "/curves.csv", runs);
+  demo::write_noise_csv(options.out_dir + "/noise.csv", runs);
+  const std::string title = std::string(options.digits ? "digits" : "Fashion-MNIST") + ", MLP " +
+                            std::to_string(data.train.images.rows()) + "-" + std::to_string(hidden_units) +
+                            "-10, one initialization for all; M: multiplicative rule, H: hybrid rule";
+  const bool plotted = demo::plot_png(options.out_dir, runs, title);
+  std::printf("\nwrote %s/curves.csv, noise.csv%s\n", options.out_dir.c_str(), plotted ? ", curves.png" : "");
+
+  if (options.check_loss_falls) {
+    for (const demo::RunSummary& run : runs) {
+      if (!(run.epochs.back().train_loss < initial_state.train_loss)) {
+        std::fprintf(stderr, "%s: the training loss did not fall (%.4f at the start, %.4f in the last epoch)\n",
+                     demo::display_name(run.spec).c_str(), initial_state.train_loss, run.epochs.back().train_loss);
+        return 1;
+      }
+    }
+    std::printf("every optimizer's training loss fell below the initial %.4f\n", initial_state.train_loss);
+  }
+  return 0;
+}
+
+// Ranks the candidate learning rates of each optimizer by validation accuracy after the
+// given epochs; the validation set is the last sixth of the training set (never the test set).
+int run_sweep(const demo::Options& options) {
+  const demo::TrainTest data = load_data(options);
+  const int validation_size = data.train.size() / 6;
+  const demo::Dataset fit = data.train.slice(0, data.train.size() - validation_size);
+  const demo::Dataset validation = data.train.slice(data.train.size() - validation_size, validation_size);
+  const demo::Mlp initial = initial_model(data, options);
+  const demo::EpochRecord initial_state = demo::initial_record(initial, fit, validation);
+  std::printf("sweep: %d training and %d validation samples, %d epochs\n\n", fit.size(), validation.size(),
+              options.epochs);
+
+  std::filesystem::create_directories(options.out_dir);
+  std::ofstream csv = demo::open_for_writing(options.out_dir + "/sweep.csv");
+  csv << "optimizer,settings,validation_loss,validation_accuracy\n";
+  std::printf("| optimizer | learning rates | validation loss | validation accuracy (%%) |\n|---|---|--:|--:|\n");
+  for (const demo::OptimizerSpec& spec : chosen_optimizers(options)) {
+    const std::string name = demo::display_name(spec);
+    double best_accuracy = -1.0;
+    std::string best;
+    for (const multopt::Settings& rates : demo::sweep_candidates(spec)) {
+      const demo::TrainedModel trained = demo::train(initial, initial_state, spec, demo::full_settings(spec, rates),
+                                                     fit, validation, training_config(options),
+                                                     [](const demo::EpochRecord&) {});
+      const demo::Evaluation result = trained.epochs.back().test;
+      const std::string described = demo::describe(rates);
+      std::printf("| %s | %s | %.4f | %.2f |\n", name.c_str(), described.c_str(), result.loss, 100.0 * result.accuracy);
+      std::fflush(stdout);
+      csv << name << ',' << described << ',' << result.loss << ',' << result.accuracy << '\n';
+      if (result.accuracy > best_accuracy) {
+        best_accuracy = result.accuracy;
+        best = described;
+      }
+    }
+    std::printf("| **%s best** | **%s** | | **%.2f** |\n", name.c_str(), best.c_str(), 100.0 * best_accuracy);
+  }
+  std::printf("\nwrote %s/sweep.csv\n", options.out_dir.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  demo::Options options;
+  try {
+    options = demo::parse_options(argc, argv);
+  } catch (const demo::UsageError& error) {
+    std::fprintf(stderr, "fashion_mnist: %s\n", error.what());
+    return 2;
+  }
+  if (options.help) {
+    std::cout << demo::usage();
+    return 0;
+  }
+  Eigen::setNbThreads(1);  // as the optimizers: see demo::single_thread
+  try {
+    return options.sweep ? run_sweep(options) : run_comparison(options);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "fashion_mnist: %s\n", error.what());
+    return 1;
+  }
+}

@@ -1,0 +1,145 @@
+// The command line of the demo. Every malformed or out-of-range value is a UsageError,
+// which main reports with exit status 2.
+#pragma once
+
+#include <cerrno>
+#include <cstdlib>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+// Where Debian's dataset-fashion-mnist installs the data set.
+#define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+// CMake passes the vendored file's absolute path; this default suits runs from the repository.
+#ifndef DIGITS_CSV
+#define DIGITS_CSV "examples/data/digits.csv.gz"
+#endif
+
+namespace demo {
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  bool digits = false;  // the small digits set instead of Fashion-MNIST
+  std::string data_path;
+  int epochs = 10;
+  int batch_size = 64;
+  bool all_optimizers = false;
+  double target = 0.85;  // the table reports the first epoch that reaches this test accuracy
+  unsigned seed = 1;
+  std::string out_dir = "fashion_mnist_out";
+  bool sweep = false;
+  bool check_loss_falls = false;
+  bool help = false;
+};
+
+inline std::string usage() {
+  return "usage: fashion_mnist [options]\n"
+         "Trains a 784-256-10 MLP on Fashion-MNIST with SGD and Adam under the additive,\n"
+         "multiplicative and hybrid update rules, then prints a comparison table and writes\n"
+         "curves.csv, noise.csv and curves.png (gnuplot) into the output directory.\n"
+         "\n"
+         "  --dataset fashion|digits  data set (default fashion; digits: 64-256-10 in seconds)\n"
+         "  --data PATH               Fashion-MNIST directory or digits CSV (default: " FASHION_MNIST_DIR
+         "\n"
+         "                            or " DIGITS_CSV ")\n"
+         "  --epochs N                training epochs (default 10)\n"
+         "  --optimizers default|all  default: SGD and Adam; all: also Adagrad and RMSprop\n"
+         "  --target ACC              test accuracy in (0, 1) to count epochs to (default 0.85)\n"
+         "  --batch-size N            mini-batch size (default 64)\n"
+         "  --seed N                  seed of the initial weights and batch order (default 1)\n"
+         "  --out DIR                 output directory (default fashion_mnist_out)\n"
+         "  --sweep                   run the learning-rate sweep instead: train on the first\n"
+         "                            five sixths of the training set, rank on the last sixth\n"
+         "  --check-loss-falls        exit with status 1 unless every optimizer's training\n"
+         "                            loss in the last epoch is below the initial loss\n"
+         "  --help                    this text\n";
+}
+
+namespace detail {
+
+inline long long parse_integer(const std::string& flag, const std::string& text, long long min,
+                                long long max) {
+  errno = 0;
+  char* end = nullptr;
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || value < min || value > max) {
+    throw UsageError(flag + " needs an integer from " + std::to_string(min) + " to " + std::to_string(max) +
+                     ", not '" + text + "'");
+  }
+  return value;
+}
+
+inline double parse_fraction(const std::string& flag, const std::string& text) {
+  errno = 0;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno == ERANGE || !(value > 0.0 && value < 1.0))
+    throw UsageError(flag + " needs a number between 0 and 1 (0.85 for 85%), not '" + text + "'");
+  return value;
+}
+
+inline std::string one_of(const std::string& flag, const std::string& text, const char* first, const char* second) {
+  if (text != first && text != second)
+    throw UsageError(flag + " is " + first + " or " + second + ", not '" + text + "'");
+  return text;
+}
+
+}  // namespace detail
+
+// Accepts "--flag value" and "--flag=value".
+inline Options parse_options(int argc, const char* const* argv) {
+  Options options;
+  for (int k = 1; k < argc; ++k) {
+    std::string flag = argv[k];
+    std::optional<std::string> attached;
+    if (const auto equals = flag.find('='); flag.rfind("--", 0) == 0 && equals != std::string::npos) {
+      attached = flag.substr(equals + 1);
+      flag.resize(equals);
+    }
+    const auto value = [&]() -> std::string {
+      if (attached) return *attached;
+      if (k + 1 >= argc) throw UsageError(flag + " needs a value");
+      return argv[++k];
+    };
+    const auto no_value = [&]() {
+      if (attached) throw UsageError(flag + " takes no value");
+    };
+    if (flag == "--dataset") {
+      options.digits = detail::one_of(flag, value(), "fashion", "digits") == "digits";
+    } else if (flag == "--data") {
+      options.data_path = value();
+      if (options.data_path.empty()) throw UsageError("--data needs a path");
+    } else if (flag == "--epochs") {
+      options.epochs = int(detail::parse_integer(flag, value(), 1, 1000));
+    } else if (flag == "--optimizers") {
+      options.all_optimizers = detail::one_of(flag, value(), "default", "all") == "all";
+    } else if (flag == "--target") {
+      options.target = detail::parse_fraction(flag, value());
+    } else if (flag == "--batch-size") {
+      options.batch_size = int(detail::parse_integer(flag, value(), 1, 65536));
+    } else if (flag == "--seed") {
+      options.seed = unsigned(detail::parse_integer(flag, value(), 0, 4294967295LL));
+    } else if (flag == "--out") {
+      options.out_dir = value();
+      if (options.out_dir.empty()) throw UsageError("--out needs a directory");
+    } else if (flag == "--sweep") {
+      no_value();
+      options.sweep = true;
+    } else if (flag == "--check-loss-falls") {
+      no_value();
+      options.check_loss_falls = true;
+    } else if (flag == "--help" || flag == "-h") {
+      no_value();
+      options.help = true;
+    } else {
+      throw UsageError("unknown option '" + flag + "' (see --help)");
+    }
+  }
+  if (options.data_path.empty()) options.data_path = options.digits ? DIGITS_CSV : FASHION_MNIST_DIR;
+  return options;
+}
+
+}  // namespace demo

@@ -1,0 +1,115 @@
+// Training one optimizer on a data set: mini-batch epochs from a shared initial model, test
+// evaluation after each epoch, and the accuracy of the trained model under weight noise.
+#pragma once
+
+#include <multopt/multopt.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "datasets.hpp"
+#include "mlp.hpp"
+#include "optimizers.hpp"
+
+namespace demo {
+
+struct TrainingConfig {
+  int epochs;
+  int batch_size;
+  unsigned seed;  // the order of the mini-batches; the same for every optimizer
+};
+
+struct EpochRecord {
+  int epoch;              // 0: the initial model
+  double train_loss;      // mean over the epoch's mini-batches (epoch 0: over the training set)
+  Evaluation test;
+  double train_seconds;   // training time up to the end of this epoch, evaluation excluded
+};
+
+struct TrainedModel {
+  Mlp model;
+  std::vector<EpochRecord> epochs;  // epoch 0 first
+};
+
+// The model is small: a second thread saves little, and OpenMP's spinning barriers slow a
+// step many times over when other programs share the cores. Timings stay comparable.
+inline multopt::Parallel single_thread() {
+  multopt::Parallel serial;
+  serial.threads = 1;
+  return serial;
+}
+
+// The state every optimizer starts from; evaluated once since it is the same for all.
+inline EpochRecord initial_record(const Mlp& initial, const Dataset& train, const Dataset& test) {
+  return {0, initial.evaluate(train).loss, initial.evaluate(test), 0.0};
+}
+
+inline TrainedModel train(const Mlp& initial, const EpochRecord& initial_state, const OptimizerSpec& spec,
+                          const multopt::Settings& settings, const Dataset& train_set,
+                          const Dataset& test_set, const TrainingConfig& config,
+                          const std::function<void(const EpochRecord&)>& on_epoch) {
+  TrainedModel result{initial, {initial_state}};
+  const auto optimizer = multopt::make_optimizer<float>(spec.base, spec.rule, settings);
+  optimizer->set_parallel(single_thread());
+  for (const ParameterView& p : result.model.parameters()) optimizer->add_params(p.values, p.grads, p.size);
+
+  std::mt19937 shuffler(config.seed);
+  std::vector<int> order(std::size_t(train_set.size()));
+  std::iota(order.begin(), order.end(), 0);
+  Eigen::MatrixXf batch;
+  std::vector<int> batch_labels;
+  double train_seconds = 0.0;
+  for (int epoch = 1; epoch <= config.epochs; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    std::shuffle(order.begin(), order.end(), shuffler);
+    double loss_sum = 0.0;
+    int batches = 0;
+    for (int first = 0; first < train_set.size(); first += config.batch_size, ++batches) {
+      const int count = std::min(config.batch_size, train_set.size() - first);
+      batch.resize(train_set.images.rows(), count);
+      batch_labels.resize(std::size_t(count));
+      for (int k = 0; k < count; ++k) {
+        const int sample = order[std::size_t(first + k)];
+        batch.col(k) = train_set.images.col(sample);
+        batch_labels[std::size_t(k)] = train_set.labels[std::size_t(sample)];
+      }
+      loss_sum += result.model.train_batch(batch, batch_labels);
+      optimizer->step();
+    }
+    train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.epochs.push_back({epoch, loss_sum / batches, result.model.evaluate(test_set), train_seconds});
+    on_epoch(result.epochs.back());
+  }
+  return result;
+}
+
+// Test accuracy after adding zero-mean Gaussian noise to every parameter tensor (weights
+// and biases alike) with standard deviation `relative_strength` × the tensor's RMS value,
+// as analog hardware perturbs the weights it stores; averaged over `draws` noise draws.
+// The draws depend only on `seed`, so every optimizer's model meets the same noise.
+inline double accuracy_under_noise(const Mlp& trained, const Dataset& test, double relative_strength,
+                                   int draws, unsigned seed) {
+  double accuracy_sum = 0.0;
+  for (int draw = 0; draw < draws; ++draw) {
+    std::seed_seq seeds{seed, unsigned(draw)};
+    std::mt19937 rng(seeds);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    Mlp noisy = trained;
+    for (const ParameterView& p : noisy.parameters()) {
+      Eigen::Map<Eigen::VectorXf> values(p.values, Eigen::Index(p.size));
+      const float rms = values.norm() / std::sqrt(float(p.size));
+      const float deviation = float(relative_strength) * rms;
+      for (float& v : values) v += deviation * normal(rng);
+    }
+    accuracy_sum += noisy.evaluate(test).accuracy;
+  }
+  return accuracy_sum / draws;
+}
+
+}  // namespace demo
