@@ -42,19 +42,20 @@ inline std::string usage() {
          "curves.csv, noise.csv and curves.png (gnuplot) into the output directory.\n"
          "\n"
          "  --dataset fashion|digits  data set (default fashion; digits: 64-256-10 in seconds)\n"
-         "  --data PATH               Fashion-MNIST directory or digits CSV (default: " FASHION_MNIST_DIR
-         "\n"
-         "                            or " DIGITS_CSV ")\n"
+         "  --data PATH               Fashion-MNIST directory or digits CSV (default:\n"
+         "                            " FASHION_MNIST_DIR " or " DIGITS_CSV ")\n"
          "  --epochs N                training epochs (default 10)\n"
-         "  --optimizers default|all  default: SGD and Adam; all: also Adagrad and RMSprop\n"
+         "  --optimizers default|all  default: SGD and Adam with each rule (6 optimizers);\n"
+         "                            all: also Adagrad and RMSprop (12)\n"
          "  --target ACC              test accuracy in (0, 1) to count epochs to (default 0.85)\n"
          "  --batch-size N            mini-batch size (default 64)\n"
          "  --seed N                  seed of the initial weights and batch order (default 1)\n"
          "  --out DIR                 output directory (default fashion_mnist_out)\n"
-         "  --sweep                   run the learning-rate sweep instead: train on the first\n"
-         "                            five sixths of the training set, rank on the last sixth\n"
-         "  --check-loss-falls        exit with status 1 unless every optimizer's training\n"
-         "                            loss in the last epoch is below the initial loss\n"
+         "  --sweep                   run the learning-rate sweep instead: train each optimizer\n"
+         "                            with each of its five candidate rates on the first five\n"
+         "                            sixths of the training set, rank them on the last sixth\n"
+         "  --check-loss-falls        exit with status 1 unless every trained model's loss on\n"
+         "                            the training set is below the initial model's\n"
          "  --help                    this text\n";
 }
 

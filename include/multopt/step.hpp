@@ -1,8 +1,9 @@
 // The one loop that walks parameter arrays: every base × rule combination steps through here.
 // Each element of parameter, gradient and state is read once and written once, one SIMD
-// packet at a time. A tensor's last partial packet goes through the same packet code on a
-// padded copy, so every element sees the same arithmetic wherever it sits, and the OpenMP
-// split, whatever the thread count, gives results bit-identical to the serial loop.
+// packet at a time (between the base and the rule, a block's directions wait in a small
+// buffer). A tensor's last partial packet goes through the same packet code on a padded copy,
+// so every element sees the same arithmetic wherever it sits, and the OpenMP split, whatever
+// the thread count, gives results bit-identical to the serial loop.
 #pragma once
 
 #include <algorithm>
@@ -59,26 +60,34 @@ struct SlotCursor {
   void store(int k, const simd::Vec<S>& v) const { v.store(slots[k] + offset); }
 };
 
-template <class Base, class Rule, class S>
-inline void step_packet(const TensorStep<Base, Rule, S>& t, S* param, const S* grad,
-                        const std::array<S*, Base::slot_count>& slots, std::size_t i) {
-  using V = simd::Vec<S>;
-  const V theta = V::load(param + i);
-  V g = V::load(grad + i);
-  if (t.weight_decay != S(0)) g = g + t.weight_decay * theta;  // coupled L2, as torch.optim
-  g = Rule::transform_gradient(g, t.rule);
-  const V d = Base::direction(g, SlotCursor<S, Base::slot_count>{slots, i}, t.base);
-  Rule::apply(theta, d, t.rule).store(param + i);
-}
-
-// Whole packets [begin, end). Never inlined: a compiler may fuse multiplies and adds
-// differently in each place a function is inlined (GCC does by default), so the full packets
-// and the padded tail, wherever a tensor is cut, must run this one compiled loop.
+// Whole packets [begin, end), a block of packets at a time: first the base's direction of every
+// packet of the block, into a small buffer, then the rule's update of every packet from it.
+// Each element sees the same operations as in one fused loop; two short loops rather than one
+// long one halve the chain of dependent operations a packet goes through (state update, square
+// root, division, then the rule's tanh), so the processor overlaps more packets at once: for
+// Adam + multiplicative on data in cache, about 0.6 → 0.5 ns per float element and 3.0 → 1.8 ns
+// per double one (docs/performance.md).
+// Never inlined: a compiler may fuse multiplies and adds differently in each place a function is
+// inlined (GCC does by default), so the full packets and the padded tail, wherever a tensor is
+// cut, must run this one compiled loop.
 template <class Base, class Rule, class S>
 MULTOPT_NOINLINE void step_packets(const TensorStep<Base, Rule, S>& t, S* param, const S* grad,
                                    const std::array<S*, Base::slot_count>& slots, std::size_t begin,
                                    std::size_t end) {
-  for (std::size_t i = begin; i < end; i += simd::Vec<S>::size) step_packet(t, param, grad, slots, i);
+  using V = simd::Vec<S>;
+  constexpr std::size_t width = V::size, block = 32 * width;
+  alignas(64) S direction[block];
+  for (std::size_t first = begin; first < end; first += block) {
+    const std::size_t last = std::min(end, first + block);
+    for (std::size_t i = first; i < last; i += width) {
+      V g = V::load(grad + i);
+      if (t.weight_decay != S(0)) g = g + t.weight_decay * V::load(param + i);  // coupled L2, as torch.optim
+      g = Rule::transform_gradient(g, t.rule);
+      Base::direction(g, SlotCursor<S, Base::slot_count>{slots, i}, t.base).store(direction + (i - first));
+    }
+    for (std::size_t i = first; i < last; i += width)
+      Rule::apply(V::load(param + i), V::load(direction + (i - first)), t.rule).store(param + i);
+  }
 }
 
 // The elements [full, size) that do not fill a packet, through a zero-padded packet.
