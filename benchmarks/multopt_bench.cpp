@@ -313,17 +313,6 @@ void add(const std::string& name, std::size_t n, double bytes, Factory make) {
   })->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
-template <class T>
-struct Tag {
-  using type = T;
-};
-template <class... T>
-struct List {};
-template <class... T, class F>
-void for_each_type(List<T...>, F&& f) {
-  (f(Tag<T>{}), ...);
-}
-
 template <class S>
 const char* scalar_name() { return sizeof(S) == sizeof(float) ? "float" : "double"; }
 
@@ -337,16 +326,16 @@ void add_step(std::size_t n) {
 }
 
 void register_benchmarks() {
-  using Bases = List<bases::Sgd, bases::Adam, bases::Adagrad, bases::Rmsprop>;
-  using Rules = List<rules::Additive, rules::Multiplicative, rules::Hybrid>;
+  using Bases = multopt::TypeList<bases::Sgd, bases::Adam, bases::Adagrad, bases::Rmsprop>;
+  using Rules = multopt::TypeList<rules::Additive, rules::Multiplicative, rules::Hybrid>;
   for (std::size_t n : {kInCache, kLarge}) {
-    for_each_type(List<float, double>{}, [n](auto scalar) {
+    multopt::for_each_type(multopt::TypeList<float, double>{}, [n](auto scalar) {
       using S = typename decltype(scalar)::type;
       const std::string tail = std::string(scalar_name<S>()) + "/" + std::to_string(n);
       add("BM_Traffic/" + tail, n, 7.0 * double(sizeof(S)) * double(n),
           [n] { return std::make_unique<TrafficCase<S>>(n); });
-      for_each_type(Bases{}, [n](auto base) {
-        for_each_type(Rules{}, [n](auto rule) {
+      multopt::for_each_type(Bases{}, [n](auto base) {
+        multopt::for_each_type(Rules{}, [n](auto rule) {
           add_step<typename decltype(base)::type, typename decltype(rule)::type, S>(n);
         });
       });

@@ -20,15 +20,10 @@
 
 namespace test {
 
-template <class T>
-struct Tag {
-  using type = T;
-};
-
-// Calls f(Tag<T>{}) for each T, in order.
+// Calls f(tag) for each T, in order; decltype(tag)::type is T.
 template <class... T, class F>
 void for_each_type(F&& f) {
-  (f(Tag<T>{}), ...);
+  multopt::for_each_type(multopt::TypeList<T...>{}, f);
 }
 
 template <class Base, class S>

@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -16,6 +17,12 @@ namespace multopt {
 
 template <class... T>
 struct TypeList {};
+
+// Calls f(tag) for each T in order, where decltype(tag)::type is T.
+template <class... T, class F>
+void for_each_type(TypeList<T...>, F&& f) {
+  (f(std::common_type<T>{}), ...);
+}
 
 template <class S>
 class AnyOptimizer {
@@ -82,7 +89,7 @@ std::unique_ptr<AnyOptimizer<S>> make_with_base(const std::string& rule, TypeLis
                                   Base::name + " base");
     }
   };
-  (try_rule(std::common_type<Rules>{}), ...);
+  for_each_type(rules, try_rule);
   if (!made) {
     throw std::invalid_argument("multopt: unknown update rule '" + rule + "'; known: " +
                                 joined_names(rules));
@@ -110,7 +117,7 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(TypeList<Bases...> bases, T
     using Base = typename decltype(tag)::type;
     if (!made && base == Base::name) made = detail::make_with_base<S, Base>(rule, rules);
   };
-  (try_base(std::common_type<Bases>{}), ...);
+  for_each_type(bases, try_base);
   if (!made) {
     throw std::invalid_argument("multopt: unknown base optimizer '" + base + "'; known: " +
                                 detail::joined_names(bases));
