@@ -89,7 +89,10 @@ class Optimizer {
   void step() {
     for (Tensor& t : tensors_) prepare_state(t);
     if (chunks_stale_) plan_chunks();
-    for (std::size_t k = 0; k < tensors_.size(); ++k) jobs_[k] = make_job(tensors_[k]);
+    for (std::size_t k = 0; k < tensors_.size(); ++k) {
+      const bool same_coeffs = k > 0 && shares_coeffs(tensors_[k], tensors_[k - 1]);
+      jobs_[k] = make_job(tensors_[k], same_coeffs ? &jobs_[k - 1] : nullptr);
+    }
     step_chunks(jobs_, chunks_, total_size_, parallel_);
     for (Tensor& t : tensors_) {
       ++t.steps;
@@ -160,12 +163,23 @@ class Optimizer {
     }
   }
 
-  TensorStep<Base, Rule, S> make_job(Tensor& t) {
+  // Tensors of one group at the same step count step with the same coefficients.
+  static bool shares_coeffs(const Tensor& a, const Tensor& b) {
+    return a.group == b.group && a.steps == b.steps && a.fresh_slots == b.fresh_slots;
+  }
+
+  // The coefficients are copied from `same` where given: computing them (Adam: two pow) costs
+  // about as much as stepping a tensor of a hundred elements.
+  TensorStep<Base, Rule, S> make_job(Tensor& t, const TensorStep<Base, Rule, S>* same) {
     const Hyper& h = groups_[t.group];
-    TensorStep<Base, Rule, S> job{t.param, t.grad, t.size, {},
-                                  Base::template coeffs<S>(h.base, t.steps + 1, t.fresh_slots), {},
-                                  S(h.weight_decay)};
-    job.rule = Rule::template coeffs<S>(h.rule, job.base.scale);
+    TensorStep<Base, Rule, S> job{t.param, t.grad, t.size, {}, {}, {}, S(h.weight_decay)};
+    if (same) {
+      job.base = same->base;
+      job.rule = same->rule;
+    } else {
+      job.base = Base::template coeffs<S>(h.base, t.steps + 1, t.fresh_slots);
+      job.rule = Rule::template coeffs<S>(h.rule, job.base.scale);
+    }
     for (std::size_t k = 0; k < t.slots.size(); ++k)
       job.slots[k] = t.slots[k].empty() ? nullptr : t.slots[k].data();
     return job;

@@ -110,6 +110,26 @@ void step_tail(const TensorStep<Base, Rule, S>& t, std::size_t full) {
     if (slots[k]) std::copy_n(state[k], rest, t.slots[k] + full);
 }
 
+// Asks the caches for the first lines of a chunk's arrays (at most `bytes` of each). A chunk
+// that starts a tensor starts new memory streams, which the processor's prefetchers pick up
+// only after a few misses, and a small tensor ends before they do: requested while the previous
+// chunk is stepped, its first lines arrive in the shadow of that work (docs/performance.md).
+template <class Base, class Rule, class S>
+void prefetch_chunk(const TensorStep<Base, Rule, S>& t, const Chunk& chunk, std::size_t bytes) {
+#if defined(__GNUC__)
+  constexpr std::size_t line = 64 / sizeof(S);
+  const std::size_t end = std::min(chunk.end, chunk.begin + bytes / sizeof(S));
+  for (std::size_t i = chunk.begin; i < end; i += line) {
+    __builtin_prefetch(t.param + i, 1);
+    __builtin_prefetch(t.grad + i, 0);
+    for (S* slot : t.slots)
+      if (slot) __builtin_prefetch(slot + i, 1);
+  }
+#else
+  (void)t, (void)chunk, (void)bytes;
+#endif
+}
+
 }  // namespace detail
 
 // Steps elements [begin, end) of a tensor; begin is a multiple of the packet width.
@@ -147,6 +167,10 @@ void step_chunks(const std::vector<TensorStep<Base, Rule, S>>& tensors, const st
 #endif
   for (long c = 0; c < count; ++c) {
     const Chunk& chunk = chunks[std::size_t(c)];
+    if (c + 1 < count) {
+      const Chunk& next = chunks[std::size_t(c + 1)];
+      detail::prefetch_chunk(tensors[next.tensor], next, 4096);
+    }
     step_range(tensors[chunk.tensor], chunk.begin, chunk.end);
   }
 }
