@@ -179,8 +179,10 @@ double step_bytes(std::size_t n) {
 template <class Base, class Rule, class S>
 class StepCase final : public Case {
  public:
-  explicit StepCase(const std::vector<std::size_t>& sizes)
+  explicit StepCase(const std::vector<std::size_t>& sizes,
+                    multopt::NonFinitePolicy policy = multopt::NonFinitePolicy::propagate)
       : opt_(rule_params<Rule>(), base_params<Base>()) {
+    opt_.set_non_finite_policy(policy);
     std::uint64_t seed = 1;
     for (std::size_t size : sizes) {
       params_.push_back(allocate<S>(size));
@@ -344,6 +346,13 @@ void register_benchmarks() {
     });
   }
   add_step<bases::Adam, rules::Multiplicative, float>(kSingle);
+  for (std::size_t n : {kInCache, kLarge}) {
+    // The same step with every gradient checked for NaN and infinity first (all are finite).
+    add("BM_StepChecked/adam/multiplicative/float/" + std::to_string(n), n, step_bytes<bases::Adam, float>(n), [n] {
+      return std::make_unique<StepCase<bases::Adam, rules::Multiplicative, float>>(
+          std::vector<std::size_t>{n}, multopt::NonFinitePolicy::skip);
+    });
+  }
   const std::size_t many = kManyCount * kManySize;
   add("BM_ManyTensors/adam/multiplicative/float/" + std::to_string(kManyCount) + "x" +
           std::to_string(kManySize),
@@ -468,6 +477,12 @@ class Summary {
     section("Many tensors / one tensor of the same total size (target 1.3)");
     line("BM_ManyTensors/adam/multiplicative/float/" + std::to_string(kManyCount) + "x" + std::to_string(kManySize),
          "BM_Step/adam/multiplicative/float/" + std::to_string(kSingle), false, 1.3);
+
+    section("Non-finite gradient check / unchecked step (NonFinitePolicy::skip; target: 2^24 float 1.05)");
+    for (std::size_t n : {kInCache, kLarge}) {
+      const std::string tail = "adam/multiplicative/float/" + std::to_string(n);
+      line("BM_StepChecked/" + tail, "BM_Step/" + tail, false, n == kLarge ? 1.05 : 0);
+    }
 
     out_ << "\nTargets: " << passed_ << " PASS, " << missed_ << " MISS (of those measured in this run)\n";
   }

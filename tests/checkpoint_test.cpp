@@ -214,7 +214,7 @@ TEST_CASE("a checkpoint of other tensors or groups is refused", "[checkpoint]") 
   multopt::save_checkpoint(out, saved);
   const std::string bytes = out.str();
 
-  auto refuses = [&](multopt::Adam<float> target, const char* words) {
+  auto refuses = [&](multopt::Adam<float>&& target, const char* words) {
     std::ostringstream before;
     multopt::save_checkpoint(before, target);
     std::istringstream in(bytes);
@@ -231,7 +231,7 @@ TEST_CASE("a checkpoint of other tensors or groups is refused", "[checkpoint]") 
   multopt::Adam<float> one_group;
   one_group.add_params(p.data(), g.data(), 8);
   one_group.add_params(p.data(), g.data(), 3);
-  refuses(one_group, "it has 2 parameter groups, the optimizer 1");
+  refuses(std::move(one_group), "it has 2 parameter groups, the optimizer 1");
 }
 
 TEST_CASE("schedules must be the kinds, on the groups, that were saved", "[checkpoint]") {

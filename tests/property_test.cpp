@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "reference_model.hpp"
@@ -461,6 +462,39 @@ TEST_CASE("Eigen overloads step the caller's arrays, matrices and maps in place"
     CHECK((param.col(2) == before.col(2)));
     CHECK((param.col(1) != before.col(1)));
   }
+}
+
+// A copy would step the caller's buffers a second time with state of its own, so optimizers
+// move but do not copy; a moved-to optimizer goes on exactly where the original was.
+static_assert(!std::is_copy_constructible_v<multopt::HAdam<float>> && !std::is_copy_assignable_v<multopt::HAdam<float>>);
+static_assert(std::is_nothrow_move_constructible_v<multopt::HAdam<float>> &&
+              std::is_nothrow_move_assignable_v<multopt::HAdam<float>>);
+
+TEST_CASE("a moved optimizer steps on bit-identically to one that stayed put", "[property]") {
+  std::vector<float> stayed(23), moved(23), grad(23);
+  for (std::size_t i = 0; i < grad.size(); ++i) {
+    stayed[i] = moved[i] = 0.5f - 0.04f * float(i);
+    grad[i] = std::sin(float(i));
+  }
+  multopt::HAdam<float> reference, original;
+  reference.add_params(stayed.data(), grad.data(), stayed.size());
+  original.add_params(moved.data(), grad.data(), moved.size());
+  for (int k = 0; k < 3; ++k) {
+    reference.step();
+    original.step();
+  }
+  multopt::HAdam<float> target(std::move(original));
+  for (int k = 0; k < 4; ++k) {
+    reference.step();
+    target.step();
+  }
+  CHECK(target.step_count(0) == 7);
+  CHECK(stayed == moved);
+  multopt::HAdam<float> assigned;
+  assigned = std::move(target);
+  reference.step();
+  assigned.step();
+  CHECK(stayed == moved);
 }
 
 TEMPLATE_TEST_CASE("settings changed between steps take effect at the next step", "[property]", float, double) {

@@ -336,6 +336,48 @@ TEST_CASE("a group index out of range is reported as std::out_of_range naming th
   CHECK(opt.tensor_count() == 0);
 }
 
+TEST_CASE("a tensor index or state slot out of range is reported as std::out_of_range naming it",
+          "[validation]") {
+  multopt::Adam<double> opt;
+  std::vector<double> param(3, 1.0), grad(3, 1.0);
+  opt.add_params(param.data(), grad.data(), 3);
+  for (const std::size_t tensor : {std::size_t(1), std::size_t(42)}) {
+    const auto named = names({"tensor", std::to_string(tensor), "1 tensors"});
+    REQUIRE_THROWS_MATCHES(opt.size(tensor), std::out_of_range, named);
+    REQUIRE_THROWS_MATCHES(opt.step_count(tensor), std::out_of_range, named);
+    REQUIRE_THROWS_MATCHES(opt.state(tensor, 0), std::out_of_range, named);
+  }
+  for (const int slot : {-1, 3}) {
+    REQUIRE_THROWS_MATCHES(opt.state(0, slot), std::out_of_range,
+                           names({"slot", std::to_string(slot), "adam has 3"}));
+  }
+  const auto erased = multopt::make_optimizer<double>("sgd", "additive");
+  REQUIRE_THROWS_MATCHES(erased->step_count(0), std::out_of_range, names({"tensor 0", "0 tensors"}));
+}
+
+TEST_CASE("the type-erased add_group starts from group 0's values and validates before it adds",
+          "[validation]") {
+  const auto erased = multopt::make_optimizer<double>("adam", "hybrid", {{"lr", "0.01"}, {"g", "0.25"}});
+  REQUIRE_THROWS_MATCHES(erased->add_group({{"lr_out", 0.5}, {"beta1", 1.5}}), std::invalid_argument,
+                         names({"beta1", "1.5"}));
+  REQUIRE_THROWS_MATCHES(erased->add_group({{"momentum", 0.9}}), std::invalid_argument, names({"momentum"}));
+  CHECK(erased->group_count() == 1);
+  CHECK(erased->add_group({{"lr_out", 0.5}}) == 1);
+  CHECK(erased->group_count() == 2);
+  CHECK(erased->get("lr_out", 1) == 0.5);
+  CHECK(erased->get("lr", 1) == 0.01);
+  CHECK(erased->get("g_mix", 1) == 0.25);
+  CHECK(erased->get("lr_out", 0) == multopt::rules::Hybrid::Params{}.lr_out);
+
+  // The two groups step the same data with their own settings.
+  std::vector<double> first(4, 1.0), second(4, 1.0), grad(4, 0.5);
+  erased->add_params(first.data(), grad.data(), 4, 0);
+  erased->add_params(second.data(), grad.data(), 4, 1);
+  erased->step();
+  CHECK(first[0] > second[0]);
+  CHECK(second[0] < 1.0);
+}
+
 TEST_CASE("set_parallel rejects negative thread counts and empty chunks", "[validation]") {
   multopt::MAdagrad<float> opt;
   multopt::Parallel parallel;

@@ -2,14 +2,17 @@
 // It owns only the optimizer state, allocated on a tensor's first step.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "hyper.hpp"
+#include "non_finite.hpp"
 #include "step.hpp"
 
 namespace multopt {
@@ -34,6 +37,14 @@ class Optimizer {
   {
     add_group(Hyper{rule, base, weight_decay});
   }
+
+  // Move-only: a copy would step the same caller buffers as the original, each with its own
+  // state, a silent double update.
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+  Optimizer(Optimizer&&) noexcept = default;
+  Optimizer& operator=(Optimizer&&) noexcept = default;
+  ~Optimizer() = default;
 
   // Parameter groups: each has its own hyperparameters. Group 0 is made by the constructor.
   std::size_t add_group(const Hyper& hyper) {
@@ -82,23 +93,49 @@ class Optimizer {
     require_contiguous("grad", grad.derived());
     return add_params(param.data(), grad.derived().data(), std::size_t(param.size()), group);
   }
+  template <class P, class G>
+  std::size_t add_params(P&& param, Eigen::DenseBase<G>&& grad, std::size_t group = 0) {
+    static_assert(!std::is_base_of_v<Eigen::PlainObjectBase<G>, G>,
+                  "a temporary Eigen gradient array would be freed while the optimizer still reads it");
+    return add_params(std::forward<P>(param), static_cast<const Eigen::DenseBase<G>&>(grad), group);
+  }
 
   // Steps every tensor once. Whatever it allocates (state on a tensor's first step, the
   // work list after tensors were added) it allocates before it touches any parameter, so a
   // failed allocation leaves parameters and step counts unchanged.
   void step() {
-    for (Tensor& t : tensors_) prepare_state(t);
     if (chunks_stale_) plan_chunks();
+    const bool checking = non_finite_ != NonFinitePolicy::propagate;
+    if (checking) find_non_finite();  // throws, under throw_error, before any change
+    for (std::size_t k : skipped_) skip_[k] = 0;
+    skipped_.clear();
+    if (checking) list_skipped();
+    for (std::size_t k = 0; k < tensors_.size(); ++k)
+      if (!skip_[k]) prepare_state(tensors_[k]);
     for (std::size_t k = 0; k < tensors_.size(); ++k) {
       const bool same_coeffs = k > 0 && shares_coeffs(tensors_[k], tensors_[k - 1]);
       jobs_[k] = make_job(tensors_[k], same_coeffs ? &jobs_[k - 1] : nullptr);
     }
-    step_chunks(jobs_, chunks_, total_size_, parallel_);
-    for (Tensor& t : tensors_) {
-      ++t.steps;
-      t.fresh_slots = 0;
+    step_chunks(jobs_, skipped_.empty() ? chunks_ : chunks_to_step(), total_size_, parallel_);
+    for (std::size_t k = 0; k < tensors_.size(); ++k) {
+      if (skip_[k]) continue;
+      ++tensors_[k].steps;
+      tensors_[k].fresh_slots = 0;
     }
   }
+
+  // What step() does with a gradient that holds a NaN or an infinity. Checking costs one more
+  // read of every gradient (docs/reliability.md); the default, propagate, checks nothing.
+  NonFinitePolicy non_finite_policy() const { return non_finite_; }
+  void set_non_finite_policy(NonFinitePolicy policy) {
+    if (policy != NonFinitePolicy::propagate && policy != NonFinitePolicy::skip &&
+        policy != NonFinitePolicy::throw_error) {
+      reject("non_finite_policy", double(policy), "propagate, skip or throw_error");
+    }
+    non_finite_ = policy;
+  }
+  // The tensors that the last step() left alone because of a non-finite gradient (policy skip).
+  const std::vector<std::size_t>& skipped_tensors() const { return skipped_; }
 
   // Threads, and the size below which a step stays serial (OpenMP builds only).
   const Parallel& parallel() const { return parallel_; }
@@ -110,11 +147,15 @@ class Optimizer {
   }
 
   std::size_t tensor_count() const { return tensors_.size(); }
-  std::size_t size(std::size_t tensor) const { return tensors_.at(tensor).size; }
-  long step_count(std::size_t tensor) const { return tensors_.at(tensor).steps; }
+  std::size_t size(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].size; }
+  long step_count(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].steps; }
   // The tensor's state array `slot` (see the base's header), or null while it has none.
   const S* state(std::size_t tensor, int slot) const {
-    const auto& array = tensors_.at(tensor).slots.at(std::size_t(slot));
+    if (slot < 0 || slot >= Base::slot_count) {
+      throw std::out_of_range("multopt: state slot " + std::to_string(slot) + " does not exist (" +
+                              std::string(Base::name) + " has " + std::to_string(Base::slot_count) + ")");
+    }
+    const auto& array = tensors_[checked_tensor(tensor)].slots[std::size_t(slot)];
     return array.empty() ? nullptr : array.data();
   }
 
@@ -140,6 +181,14 @@ class Optimizer {
                               std::to_string(groups_.size()) + " groups)");
     }
     return group;
+  }
+
+  std::size_t checked_tensor(std::size_t tensor) const {
+    if (tensor >= tensors_.size()) {
+      throw std::out_of_range("multopt: tensor " + std::to_string(tensor) + " does not exist (" +
+                              std::to_string(tensors_.size()) + " tensors)");
+    }
+    return tensor;
   }
 
   template <class D>
@@ -185,10 +234,50 @@ class Optimizer {
     return job;
   }
 
+  // Finds the chunks whose gradient holds a NaN or an infinity; under throw_error, throws for
+  // the first one.
+  void find_non_finite() {
+    const auto check = [this](std::size_t c) {
+      const Chunk& chunk = chunks_[c];
+      chunk_non_finite_[c] = detail::has_non_finite(tensors_[chunk.tensor].grad, chunk.begin, chunk.end);
+    };
+    for_each_chunk(chunks_.size(), total_size_, parallel_, check, /*backward=*/true);
+    if (non_finite_ != NonFinitePolicy::throw_error) return;
+    const auto bad = std::find(chunk_non_finite_.begin(), chunk_non_finite_.end(), char(1));
+    if (bad == chunk_non_finite_.end()) return;
+    const std::size_t tensor = chunks_[std::size_t(bad - chunk_non_finite_.begin())].tensor;
+    const Tensor& t = tensors_[tensor];
+    const std::size_t index = detail::first_non_finite(t.grad, t.size);
+    throw NonFiniteGradient(tensor, index, double(t.grad[index]));
+  }
+
+  // Marks in skip_, and lists in skipped_, the tensors of the chunks find_non_finite found.
+  void list_skipped() {
+    for (std::size_t c = 0; c < chunks_.size(); ++c) {
+      const std::size_t tensor = chunks_[c].tensor;
+      if (chunk_non_finite_[c] && !skip_[tensor]) {
+        skip_[tensor] = 1;
+        skipped_.push_back(tensor);
+      }
+    }
+  }
+
+  // The chunks of the tensors this step does not skip.
+  const std::vector<Chunk>& chunks_to_step() {
+    chunks_kept_.clear();
+    for (const Chunk& chunk : chunks_)
+      if (!skip_[chunk.tensor]) chunks_kept_.push_back(chunk);
+    return chunks_kept_;
+  }
+
   void plan_chunks() {
     std::vector<std::size_t> sizes;
     for (const Tensor& t : tensors_) sizes.push_back(t.size);
     make_chunks<S>(sizes, parallel_.chunk, chunks_);
+    chunk_non_finite_.assign(chunks_.size(), 0);
+    chunks_kept_.reserve(chunks_.size());
+    skip_.assign(tensors_.size(), 0);
+    skipped_.reserve(tensors_.size());
     jobs_.resize(tensors_.size());
     total_size_ = 0;
     for (std::size_t size : sizes) total_size_ += size;
@@ -203,6 +292,11 @@ class Optimizer {
   std::vector<Chunk> chunks_;
   std::size_t total_size_ = 0;
   bool chunks_stale_ = true;
+  NonFinitePolicy non_finite_ = NonFinitePolicy::propagate;
+  std::vector<char> chunk_non_finite_;  // per chunk: its gradient holds a NaN or an infinity
+  std::vector<char> skip_;              // per tensor: left alone by this step
+  std::vector<std::size_t> skipped_;    // the tensors the last step left alone
+  std::vector<Chunk> chunks_kept_;      // the chunks of the others
 };
 
 }  // namespace multopt

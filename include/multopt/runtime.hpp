@@ -31,6 +31,10 @@ class AnyOptimizer {
   virtual const char* base_name() const = 0;
   virtual const char* rule_name() const = 0;
   virtual std::size_t add_params(S* param, const S* grad, std::size_t size, std::size_t group = 0) = 0;
+  // A new group whose hyperparameters are group 0's with `settings` applied (all validated
+  // before the group is made); returns its index.
+  virtual std::size_t add_group(const std::vector<std::pair<std::string, double>>& settings = {}) = 0;
+  virtual std::size_t group_count() const = 0;
   virtual void step() = 0;
   virtual void set(const std::string& name, double value, std::size_t group = 0) = 0;
   virtual void set_all(const std::vector<std::pair<std::string, double>>& settings,
@@ -39,6 +43,9 @@ class AnyOptimizer {
   virtual std::vector<std::string> hyperparameter_names() const = 0;
   virtual long step_count(std::size_t tensor) const = 0;
   virtual void set_parallel(const Parallel& parallel) = 0;
+  virtual NonFinitePolicy non_finite_policy() const = 0;
+  virtual void set_non_finite_policy(NonFinitePolicy policy) = 0;
+  virtual const std::vector<std::size_t>& skipped_tensors() const = 0;
 };
 
 template <class Opt>
@@ -51,6 +58,12 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   std::size_t add_params(S* param, const S* grad, std::size_t size, std::size_t group) override {
     return opt_.add_params(param, grad, size, group);
   }
+  std::size_t add_group(const std::vector<std::pair<std::string, double>>& settings) override {
+    auto hyper = opt_.hyper(0);
+    hyper.set_all(settings);
+    return opt_.add_group(hyper);
+  }
+  std::size_t group_count() const override { return opt_.group_count(); }
   void step() override { opt_.step(); }
   void set(const std::string& name, double value, std::size_t group) override { opt_.set(name, value, group); }
   void set_all(const std::vector<std::pair<std::string, double>>& settings, std::size_t group) override {
@@ -62,6 +75,9 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   std::vector<std::string> hyperparameter_names() const override { return Opt::Hyper::names(); }
   long step_count(std::size_t tensor) const override { return opt_.step_count(tensor); }
   void set_parallel(const Parallel& parallel) override { opt_.set_parallel(parallel); }
+  NonFinitePolicy non_finite_policy() const override { return opt_.non_finite_policy(); }
+  void set_non_finite_policy(NonFinitePolicy policy) override { opt_.set_non_finite_policy(policy); }
+  const std::vector<std::size_t>& skipped_tensors() const override { return opt_.skipped_tensors(); }
 
  private:
   Opt opt_;

@@ -88,6 +88,12 @@ Packet tanh_double(const Packet& x) {
 }
 }  // namespace detail
 
+// The sum of a packet's lanes.
+template <class S>
+S sum(const Vec<S>& x) {
+  return ei::predux(x.packet());
+}
+
 inline Vec<float> tanh(const Vec<float>& x) {
   return Vec<float>::from_packet(detail::tanh_float(x.packet()));
 }

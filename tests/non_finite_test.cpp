@@ -1,0 +1,217 @@
+// Non-finite gradients: under NonFinitePolicy::skip a tensor whose gradient holds a NaN or an
+// infinity keeps its parameters, state and step count while the others step exactly as they
+// would alone; under throw_error nothing changes and the exception names the first bad element;
+// propagate, the default, steps as torch.optim does. Every base and rule, serial and threaded.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+using test::names;
+
+namespace {
+
+// Tensors whose sizes fill no packet evenly; the second spans several chunks when threaded.
+constexpr std::size_t kSizes[] = {37, 300, 5};
+
+// Serial, or 3 threads over chunks of 64 elements whatever the size.
+multopt::Parallel parallel_for(bool threaded) {
+  multopt::Parallel parallel;
+  parallel.threads = threaded ? 3 : 1;
+  parallel.serial_below = 0;
+  parallel.chunk = 64;
+  return parallel;
+}
+
+// One optimizer over every tensor, checking gradients, beside one unchecked optimizer per
+// tensor that steps only when the checked one should step that tensor.
+template <class Opt>
+struct Rig {
+  using S = typename Opt::Scalar;
+  Opt checked = test::make<Opt>(test::stateful_hyper<typename Opt::Hyper>());
+  std::vector<Opt> alone;
+  std::vector<std::vector<S>> params, grads, alone_params;
+  long steps = 0;
+
+  Rig(multopt::NonFinitePolicy policy, const multopt::Parallel& parallel) {
+    checked.set_non_finite_policy(policy);
+    checked.set_parallel(parallel);
+    for (std::size_t size : kSizes) add(size);
+  }
+
+  void add(std::size_t size) {
+    const std::size_t k = params.size();
+    std::vector<S> values(size);
+    for (std::size_t i = 0; i < size; ++i) values[i] = S(std::cos(0.7 * double(i) + double(k)) + 0.1);
+    params.push_back(values);
+    alone_params.push_back(values);
+    grads.emplace_back(size);
+    alone.push_back(test::make<Opt>(checked.hyper()));
+  }
+  // Registers the tensors added since the last call.
+  void register_all() {
+    for (std::size_t k = checked.tensor_count(); k < params.size(); ++k) {
+      checked.add_params(params[k].data(), grads[k].data(), params[k].size());
+      alone[k].add_params(alone_params[k].data(), grads[k].data(), params[k].size());
+    }
+  }
+  void set_gradients() {
+    for (std::size_t k = 0; k < grads.size(); ++k)
+      for (std::size_t i = 0; i < grads[k].size(); ++i)
+        grads[k][i] = S(std::sin(1.3 * double(i) + 0.4 * double(steps) + double(k)));
+    ++steps;
+  }
+  // Steps the checked optimizer and, alone, every tensor but the bad ones.
+  void step(const std::vector<std::size_t>& bad) {
+    checked.step();
+    for (std::size_t k = 0; k < alone.size(); ++k)
+      if (std::find(bad.begin(), bad.end(), k) == bad.end()) alone[k].step();
+  }
+  void require_same_as_alone() const {
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      INFO("tensor " << k);
+      REQUIRE(test::same_bits(params[k], alone_params[k]));
+      REQUIRE(checked.step_count(k) == alone[k].step_count(0));
+      for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot)
+        REQUIRE(test::same_bits(test::state_copy(checked, k, slot), test::state_copy(alone[k], 0, slot)));
+    }
+  }
+};
+
+using Every = decltype(std::tuple_cat(std::declval<test::EveryOptimizer<double>>(),
+                                      std::declval<test::EveryOptimizer<float>>()));
+
+template <class S>
+constexpr S quiet_nan = std::numeric_limits<S>::quiet_NaN();
+template <class S>
+constexpr S infinity = std::numeric_limits<S>::infinity();
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("skip leaves a tensor with a NaN or infinite gradient as it was and steps the others",
+                        "[non-finite]", Every) {
+  using Opt = TestType;
+  using S = typename Opt::Scalar;
+  const bool threaded = GENERATE(false, true);
+  INFO((threaded ? "threaded" : "serial"));
+  Rig<Opt> rig(multopt::NonFinitePolicy::skip, parallel_for(threaded));
+  rig.register_all();
+
+  rig.set_gradients();
+  rig.step({});
+  CHECK(rig.checked.skipped_tensors().empty());
+  rig.require_same_as_alone();
+
+  // A NaN in the last chunk of tensor 1, and a new tensor 3 whose first gradient is infinite:
+  // the first chunks of tensor 1 and the state of tensor 3 must not be touched either.
+  rig.add(21);
+  rig.register_all();
+  rig.set_gradients();
+  rig.grads[1].back() = quiet_nan<S>;
+  rig.grads[3][20] = -infinity<S>;
+  rig.step({1, 3});
+  CHECK(rig.checked.skipped_tensors() == std::vector<std::size_t>{1, 3});
+  CHECK(rig.checked.state(3, 0) == nullptr);
+  rig.require_same_as_alone();
+
+  // Infinities at the first element of tensor 0 and in the middle of tensor 2.
+  rig.set_gradients();
+  rig.grads[0][0] = infinity<S>;
+  rig.grads[2][2] = -infinity<S>;
+  rig.step({0, 2});
+  CHECK(rig.checked.skipped_tensors() == std::vector<std::size_t>{0, 2});
+  rig.require_same_as_alone();
+
+  rig.set_gradients();
+  rig.step({});
+  CHECK(rig.checked.skipped_tensors().empty());
+  rig.require_same_as_alone();
+  CHECK(rig.checked.step_count(0) == 3);
+  CHECK(rig.checked.step_count(1) == 3);
+  CHECK(rig.checked.step_count(3) == 2);
+}
+
+TEMPLATE_LIST_TEST_CASE("throw_error names the first non-finite element and changes nothing", "[non-finite]",
+                        Every) {
+  using Opt = TestType;
+  using S = typename Opt::Scalar;
+  const bool threaded = GENERATE(false, true);
+  INFO((threaded ? "threaded" : "serial"));
+  Rig<Opt> rig(multopt::NonFinitePolicy::throw_error, parallel_for(threaded));
+  rig.add(9);  // tensor 3: its first step throws, so it must keep no state
+  rig.register_all();
+  rig.set_gradients();
+  rig.grads[3][0] = quiet_nan<S>;
+  REQUIRE_THROWS_AS(rig.checked.step(), multopt::NonFiniteGradient);
+  CHECK(rig.checked.step_count(0) == 0);
+  CHECK(rig.checked.state(3, 0) == nullptr);
+  rig.grads[3][0] = S(0.5);
+  rig.step({});
+  rig.require_same_as_alone();
+
+  rig.set_gradients();
+  rig.grads[1][250] = -infinity<S>;
+  rig.grads[1][299] = quiet_nan<S>;
+  rig.grads[2][4] = quiet_nan<S>;
+  REQUIRE_THROWS_MATCHES(rig.checked.step(), multopt::NonFiniteGradient,
+                         names({"tensor 1", "-inf", "element 250", "throw_error"}));
+  try {
+    rig.checked.step();
+  } catch (const multopt::NonFiniteGradient& e) {
+    CHECK(e.tensor() == 1);
+    CHECK(e.index() == 250);
+  }
+  rig.require_same_as_alone();  // nothing stepped: the tensors alone did not step either
+
+  rig.set_gradients();
+  rig.step({});
+  rig.require_same_as_alone();
+  CHECK(rig.checked.step_count(1) == 2);
+}
+
+TEMPLATE_LIST_TEST_CASE("propagate, the default, steps every tensor bit for bit as when nothing is checked",
+                        "[non-finite]", Every) {
+  using Opt = TestType;
+  using S = typename Opt::Scalar;
+  Rig<Opt> rig(multopt::NonFinitePolicy::propagate, multopt::Parallel{});
+  CHECK(Opt().non_finite_policy() == multopt::NonFinitePolicy::propagate);
+  rig.register_all();
+  rig.set_gradients();
+  rig.grads[1][7] = quiet_nan<S>;
+  rig.grads[2][0] = infinity<S>;
+  rig.step({});
+  CHECK(rig.checked.skipped_tensors().empty());
+  rig.require_same_as_alone();
+  CHECK(rig.checked.step_count(1) == 1);
+}
+
+TEST_CASE("a NaN gradient reaches the parameter under propagate, as in torch.optim", "[non-finite]") {
+  multopt::Adam<double> opt;
+  std::vector<double> param = {1.0, 2.0}, grad = {0.5, std::nan("")};
+  opt.add_params(param.data(), grad.data(), 2);
+  opt.step();
+  CHECK(param[0] < 1.0);
+  CHECK(std::isnan(param[1]));
+  CHECK(std::isnan(opt.state(0, 1)[1]));
+}
+
+TEST_CASE("the non-finite policy is validated and reachable through the type-erased optimizer", "[non-finite]") {
+  multopt::MSGD<float> opt;
+  REQUIRE_THROWS_MATCHES(opt.set_non_finite_policy(static_cast<multopt::NonFinitePolicy>(7)),
+                         std::invalid_argument, names({"non_finite_policy", "7"}));
+  CHECK(opt.non_finite_policy() == multopt::NonFinitePolicy::propagate);
+
+  const auto erased = multopt::make_optimizer<float>("rmsprop", "hybrid");
+  erased->set_non_finite_policy(multopt::NonFinitePolicy::skip);
+  CHECK(erased->non_finite_policy() == multopt::NonFinitePolicy::skip);
+  std::vector<float> param(3, 1.0f), grad = {0.1f, std::numeric_limits<float>::infinity(), 0.2f};
+  erased->add_params(param.data(), grad.data(), 3);
+  erased->step();
+  CHECK(erased->skipped_tensors() == std::vector<std::size_t>{0});
+  CHECK(erased->step_count(0) == 0);
+  CHECK(param == std::vector<float>(3, 1.0f));
+  CHECK(std::string(multopt::to_string(multopt::NonFinitePolicy::throw_error)) == "throw_error");
+}
