@@ -132,6 +132,11 @@ std::vector<BadCall<Opt>> bad_calls() {
                      p.chunk = 0;
                      r.opt.set_parallel(p);
                    }});
+  calls.push_back({"step with a NaN gradient under throw_error", [](Rig<Opt>& r) {
+                     r.opt.set_non_finite_policy(multopt::NonFinitePolicy::throw_error);
+                     r.grads[2][18] = std::numeric_limits<S>::quiet_NaN();
+                     r.opt.step();
+                   }});
   if (test::is_boolean<H>("nesterov")) {  // the rig runs Nesterov, which forbids dampening
     calls.push_back({"set dampening under nesterov", [](Rig<Opt>& r) { r.opt.set("dampening", 0.5); }});
     calls.push_back({"set momentum 0 under nesterov", [](Rig<Opt>& r) { r.opt.set("momentum", 0.0, 1); }});

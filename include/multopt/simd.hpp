@@ -57,6 +57,13 @@ Vec<S> flip_sign_by(const Vec<S>& x, const Vec<S>& y) {
   return Vec<S>::from_packet(ei::pxor(x.packet(), ei::pand(y.packet(), sign_bit)));
 }
 
+// `updated` where `theta` is not zero, and `theta` (±0) where it is.
+template <class S>
+Vec<S> keep_zeros(const Vec<S>& theta, const Vec<S>& updated) {
+  const auto zero = ei::pset1<typename Vec<S>::Packet>(S(0));
+  return Vec<S>::from_packet(ei::pselect(ei::pcmp_eq(theta.packet(), zero), theta.packet(), updated.packet()));
+}
+
 namespace detail {
 // Eigen's rational tanh for float (a few ulp); its clamp turns NaN into ±1, so NaN is put back.
 template <class Packet>

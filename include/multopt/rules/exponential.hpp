@@ -37,7 +37,8 @@ struct Exponential : Rule {
 
   template <class V, class S>
   static V apply(const V& theta, const V& d, const Coeffs<S>& c) {
-    return theta * exp(-flip_sign_by(c.step_ln2 * tanh(c.lr_in * d), theta));
+    // A zero stays zero even where the factor overflows (0·inf would be NaN).
+    return keep_zeros(theta, theta * exp(-flip_sign_by(c.step_ln2 * tanh(c.lr_in * d), theta)));
   }
 };
 

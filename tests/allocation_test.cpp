@@ -1,0 +1,108 @@
+// The hot path allocates nothing: after a tensor's first step, step() makes no allocation
+// through operator new, and an allocation that fails in a step throws std::bad_alloc before any
+// parameter or step count changes. This file replaces the global operator new of the test
+// program with one that counts, and can be made to fail, while a test asks it to.
+#include <atomic>
+#include <cstdlib>
+#include <limits>
+#include <new>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace {
+
+std::atomic<long> g_allocations{0};
+std::atomic<bool> g_counting{false};
+std::atomic<bool> g_failing{false};
+
+// Counts the allocations of a scope; with `fail`, every allocation in it throws.
+class AllocationWatch {
+ public:
+  explicit AllocationWatch(bool fail = false) {
+    g_allocations = 0;
+    g_failing = fail;
+    g_counting = true;
+  }
+  ~AllocationWatch() {
+    g_counting = false;
+    g_failing = false;
+  }
+  AllocationWatch(const AllocationWatch&) = delete;
+  AllocationWatch& operator=(const AllocationWatch&) = delete;
+  long count() const { return g_allocations; }
+};
+
+}  // namespace
+
+// GCC warns that the replacement operator delete frees what "operator new" returned, not seeing
+// that the replacement operator new is malloc.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+void* operator new(std::size_t size) {
+  if (g_counting) {
+    ++g_allocations;
+    if (g_failing) throw std::bad_alloc();
+  }
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+TEMPLATE_LIST_TEST_CASE("after the first step, step() allocates nothing, serial or threaded", "[allocation]",
+                        test::EveryOptimizer<float>) {
+  using Opt = TestType;
+  Opt opt = test::make<Opt>(test::stateful_hyper<typename Opt::Hyper>());
+  opt.set_non_finite_policy(multopt::NonFinitePolicy::skip);
+  std::vector<std::vector<float>> params, grads;
+  for (std::size_t size : {std::size_t(3), std::size_t(1000), std::size_t(70000)}) {
+    params.emplace_back(size, 0.5f);
+    grads.emplace_back(size, 0.25f);
+  }
+  for (std::size_t k = 0; k < params.size(); ++k) opt.add_params(params[k].data(), grads[k].data(), params[k].size());
+  for (const int threads : {1, 2}) {
+    multopt::Parallel parallel;
+    parallel.threads = threads;
+    parallel.serial_below = 0;
+    opt.set_parallel(parallel);
+    opt.step();  // plans the work list for these settings
+    grads[1][7] = std::numeric_limits<float>::quiet_NaN();  // a skipped tensor costs nothing either
+    long allocations = 0;
+    {
+      AllocationWatch watch;
+      for (int k = 0; k < 3; ++k) opt.step();
+      allocations = watch.count();
+    }
+    CHECK(allocations == 0);
+    CHECK(opt.skipped_tensors() == std::vector<std::size_t>{1});
+    grads[1][7] = 0.25f;
+  }
+}
+
+TEST_CASE("a failed allocation in step() throws std::bad_alloc and changes nothing", "[allocation]") {
+  multopt::HAdam<double> opt, reference;
+  std::vector<double> param(37, 1.5), grad(37, 0.5), reference_param = param;
+  opt.add_params(param.data(), grad.data(), param.size());
+  reference.add_params(reference_param.data(), grad.data(), reference_param.size());
+  bool threw = false;
+  {
+    AllocationWatch failing(/*fail=*/true);  // no Catch2 macro inside: they may allocate too
+    try {
+      opt.step();
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+  }
+  REQUIRE(threw);
+  CHECK(param == std::vector<double>(37, 1.5));
+  CHECK(opt.step_count(0) == 0);
+  CHECK(opt.state(0, 0) == nullptr);
+  for (int k = 0; k < 3; ++k) {
+    opt.step();
+    reference.step();
+  }
+  CHECK(test::same_bits(param, reference_param));
+}

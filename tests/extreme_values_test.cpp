@@ -1,0 +1,170 @@
+// Extreme values: parameters and gradients from ±0 and subnormals to the top of the range,
+// saturated tanh, learning rates at their bounds, the exponential rule at the edges of the
+// range, and a long run of 10^6 steps for every base and rule.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace {
+
+using Every = decltype(std::tuple_cat(std::declval<test::EveryOptimizer<double>>(),
+                                      std::declval<test::EveryOptimizer<float>>()));
+
+template <class Rule>
+constexpr bool keeps_signs = std::is_same_v<Rule, multopt::rules::Multiplicative> ||
+                             std::is_same_v<Rule, multopt::rules::Exponential> ||
+                             std::is_same_v<Rule, multopt::rules::TanhMomentum>;
+
+// Magnitudes from zero to `top`: 0, the smallest subnormal, the smallest normal, then powers of
+// ten up to `top`, each with both signs.
+template <class S>
+std::vector<S> magnitudes(double top) {
+  using limits = std::numeric_limits<S>;
+  std::vector<S> values = {S(0), limits::denorm_min(), limits::min()};
+  for (double x = 1e-30; x <= top; x *= 1e5) values.push_back(S(x));
+  values.push_back(S(top));
+  const std::size_t positive = values.size();
+  for (std::size_t k = 0; k < positive; ++k) values.push_back(-values[k]);
+  return values;
+}
+
+// The largest gradient whose square is still finite, with room for sums of a few of them.
+template <class S>
+double largest_gradient() {
+  return sizeof(S) == sizeof(float) ? 1e18 : 1e150;
+}
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("every base and rule stays finite, and keeps signs where it should, from subnormal "
+                        "to huge parameters and gradients",
+                        "[extreme]", Every) {
+  using Opt = TestType;
+  using S = typename Opt::Scalar;
+  const std::vector<S> params = magnitudes<S>(std::numeric_limits<S>::max() / 4);
+  const std::vector<S> grads = magnitudes<S>(largest_gradient<S>());
+  for (const bool stateful : {false, true}) {
+    INFO((stateful ? "every state array in use" : "default settings"));
+    Opt opt = stateful ? test::make<Opt>(test::stateful_hyper<typename Opt::Hyper>()) : Opt();
+    opt.set("weight_decay", 0.0);  // θ·weight_decay would add a huge gradient to a small one
+    // Every parameter against every gradient.
+    std::vector<S> theta, grad;
+    for (S p : params)
+      for (S g : grads) {
+        theta.push_back(p);
+        grad.push_back(g);
+      }
+    const std::vector<S> start = theta;
+    opt.add_params(theta.data(), grad.data(), theta.size());
+    for (int k = 0; k < 5; ++k) opt.step();
+    for (std::size_t i = 0; i < theta.size(); ++i) {
+      INFO("theta " << start[i] << " grad " << grad[i] << " -> " << theta[i]);
+      REQUIRE(std::isfinite(theta[i]));
+      if constexpr (keeps_signs<typename Opt::RuleType>) {
+        if (start[i] == 0) REQUIRE(theta[i] == 0);  // either sign of zero: -0 - (-0) is +0 in IEEE
+        else REQUIRE(std::signbit(theta[i]) == std::signbit(start[i]));
+      }
+    }
+  }
+}
+
+TEMPLATE_LIST_TEST_CASE("zero learning rates leave every parameter as it was", "[extreme]", Every) {
+  using Opt = TestType;
+  using S = typename Opt::Scalar;
+  auto hyper = test::stateful_hyper<typename Opt::Hyper>();
+  for (const auto& name : Opt::Hyper::names())
+    if (name == "lr" || name == "lr_out") hyper.set(name, 0.0);
+  Opt opt = test::make<Opt>(hyper);
+  std::vector<S> theta = magnitudes<S>(1e6), grad(theta.size());
+  for (std::size_t i = 0; i < grad.size(); ++i) grad[i] = S(std::sin(double(i)));
+  // The non-negative rules still project onto θ >= 0.
+  using Rule = typename Opt::RuleType;
+  std::vector<S> expected = theta;
+  for (S& x : expected) {
+    if constexpr (std::is_same_v<Rule, multopt::rules::NonNegativeClip>) x = std::max(x, S(0));
+    if constexpr (std::is_same_v<Rule, multopt::rules::NonNegativeReflect>) x = std::abs(x);
+  }
+  opt.add_params(theta.data(), grad.data(), theta.size());
+  for (int k = 0; k < 3; ++k) opt.step();
+  CHECK(theta == expected);  // bit for bit but for the sign of zeros: -0 - (-0) is +0 in IEEE
+  CHECK(opt.step_count(0) == 3);
+}
+
+TEMPLATE_TEST_CASE("a saturated tanh moves a multiplicative weight by exactly s*lr_out*|theta|", "[extreme]", float,
+                   double) {
+  using S = TestType;
+  multopt::MSGD<S> opt({/*lr_in=*/1e30, /*lr_out=*/0.25});
+  std::vector<S> theta = {S(3), S(-3), S(1e-20), S(-1e30)}, grad = {S(1e-20), S(-1e-20), S(-2), S(5)};
+  opt.add_params(theta.data(), grad.data(), theta.size());
+  opt.step();
+  // θ·(1 ∓ 0.25), against the sign of the gradient: the rounding of one multiplication.
+  CHECK(theta[0] == S(3) * S(0.75));
+  CHECK(theta[1] == S(-3) * S(0.75));
+  CHECK(theta[2] == S(1e-20) * S(1.25));
+  CHECK(theta[3] == S(-1e30) * S(1.25));
+}
+
+TEMPLATE_TEST_CASE("the exponential rule at the edges of the range: overflow to infinity, underflow to a "
+                   "signed zero, zero stays zero at any rate",
+                   "[extreme]", float, double) {
+  using S = TestType;
+  using limits = std::numeric_limits<S>;
+  // One step with lr_out = 1 and a saturated tanh scales |θ| by 2 (growing) or 1/2 (shrinking).
+  multopt::ESGD<S> opt({/*lr_in=*/1e30, /*lr_out=*/1.0});
+  std::vector<S> theta = {limits::max(), -limits::max(), limits::denorm_min(), -limits::denorm_min(),
+                          S(0), S(-0.0)};
+  std::vector<S> grad = {S(-1), S(1), S(1), S(-1), S(1), S(-1)};
+  opt.add_params(theta.data(), grad.data(), theta.size());
+  opt.step();
+  CHECK(theta[0] == limits::infinity());  // IEEE overflow, as θ·2 in any float code
+  CHECK(theta[1] == -limits::infinity());
+  CHECK(theta[2] == 0);
+  CHECK(!std::signbit(theta[2]));
+  CHECK(theta[3] == 0);
+  CHECK(std::signbit(theta[3]));
+  CHECK(theta[4] == 0);
+  CHECK(theta[5] == 0);
+  CHECK(std::signbit(theta[5]));
+
+  // A rate so large that the factor itself overflows: zeros stay zeros, nothing becomes NaN.
+  multopt::ESGD<S> huge({/*lr_in=*/1.0, /*lr_out=*/1e30});
+  std::vector<S> zeros = {S(0), S(-0.0), S(1)}, push = {S(-1), S(1), S(1)};
+  huge.add_params(zeros.data(), push.data(), zeros.size());
+  huge.step();
+  CHECK(zeros[0] == 0);
+  CHECK(zeros[1] == 0);
+  CHECK(zeros[2] >= 0);  // shrunk by 2^-1e30: below the smallest normal (Eigen's exp stops there)
+  CHECK(zeros[2] <= limits::min());
+}
+
+TEMPLATE_LIST_TEST_CASE("a long run: 10^6 steps of a quadratic stay finite and reach its minimum", "[extreme][long]",
+                        Every) {
+  using Opt = TestType;
+  using S = typename Opt::Scalar;
+  // f(θ) = ½·Σ (θ_i − c_i)², from θ on the same side of zero as c (multiplicative rules keep signs).
+  std::vector<S> target = {S(1.5), S(-0.75), S(2.0), S(0.25), S(-3.0)};
+  std::vector<S> theta = {S(0.5), S(-1.5), S(1.0), S(1.25), S(-2.0)}, grad(theta.size());
+  if constexpr (std::is_same_v<typename Opt::RuleType, multopt::rules::NonNegativeClip> ||
+                std::is_same_v<typename Opt::RuleType, multopt::rules::NonNegativeReflect>) {
+    for (S& c : target) c = std::abs(c);
+    for (S& x : theta) x = std::abs(x);
+  }
+  auto hyper = typename Opt::Hyper();
+  for (const auto& name : Opt::Hyper::names())
+    if (name == "lr" || name == "lr_out") hyper.set(name, 0.01);
+  Opt opt = test::make<Opt>(hyper);
+  opt.add_params(theta.data(), grad.data(), theta.size());
+  for (long step = 0; step < 1000000; ++step) {
+    for (std::size_t i = 0; i < theta.size(); ++i) grad[i] = theta[i] - target[i];
+    opt.step();
+  }
+  for (std::size_t i = 0; i < theta.size(); ++i) {
+    INFO("theta " << theta[i] << " target " << target[i]);
+    REQUIRE(std::isfinite(theta[i]));
+    CHECK(std::abs(theta[i] - target[i]) <= 0.02 * std::abs(target[i]));
+  }
+}
