@@ -396,7 +396,13 @@ void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, cons
              std::to_string(here.tensors.size()));
   }
   constexpr std::uint64_t slot_masks = (std::uint64_t(1) << Base::slot_count) - 1;
-  constexpr auto most = std::uint64_t(std::numeric_limits<long>::max());
+  // Step counts and epochs are longs, and the next step or epoch adds one: the largest long
+  // would overflow there.
+  constexpr auto most = std::uint64_t(std::numeric_limits<long>::max()) - 1;
+  const auto beyond = [&](std::uint64_t value) {
+    return " " + std::to_string(value) + " (at most " + std::to_string(most) +
+           ", so that the next can be counted)";
+  };
   for (std::size_t k = 0; k < saved.tensors.size(); ++k) {
     const auto& s = saved.tensors[k];
     const auto& h = here.tensors[k];
@@ -409,7 +415,7 @@ void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, cons
                std::to_string(h.group));
     if (((s.slot_mask | s.fresh_slots) & ~slot_masks) != 0)
       malformed(tensor + " has state slots the " + saved.base + " base does not have");
-    if (s.steps > most) malformed(tensor + " has an impossible step count");
+    if (s.steps > most) malformed(tensor + " has an impossible step count" + beyond(s.steps));
   }
   if (saved.schedules.size() != here.schedules.size()) {
     mismatch("it has " + counted(saved.schedules.size(), "schedule position") + ", " +
@@ -422,7 +428,8 @@ void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, cons
       mismatch("its schedule " + std::to_string(k) + " is " + s.kind + " on " + group_name(s.group) +
                ", the one passed " + h.kind + " on " + group_name(h.group));
     }
-    if (s.epoch > most) malformed("schedule " + std::to_string(k) + " is at an impossible epoch");
+    if (s.epoch > most)
+      malformed("schedule " + std::to_string(k) + " is at an impossible epoch" + beyond(s.epoch));
   }
 }
 

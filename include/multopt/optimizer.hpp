@@ -241,7 +241,7 @@ class Optimizer {
       const Chunk& chunk = chunks_[c];
       chunk_non_finite_[c] = detail::has_non_finite(tensors_[chunk.tensor].grad, chunk.begin, chunk.end);
     };
-    for_each_chunk(chunks_.size(), total_size_, parallel_, check, /*backward=*/true);
+    for_each_chunk(chunks_.size(), total_size_, parallel_, check);
     if (non_finite_ != NonFinitePolicy::throw_error) return;
     const auto bad = std::find(chunk_non_finite_.begin(), chunk_non_finite_.end(), char(1));
     if (bad == chunk_non_finite_.end()) return;

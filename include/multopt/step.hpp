@@ -153,36 +153,19 @@ void make_chunks(const std::vector<std::size_t>& sizes, std::size_t chunk, std::
 }
 
 // Calls work(c) for c in [0, count), on several threads when a step of total_size elements is
-// large enough to gain from it. Each thread takes one contiguous block of chunks, the same at
-// every call, in increasing order, or decreasing with `backward`: a pass that reads the gradients
-// backward leaves the first ones of each block in cache for a step that follows it forward.
+// large enough to gain from it. Static schedule: a thread gets the same chunks at every call.
 template <class Work>
-void for_each_chunk(std::size_t count, std::size_t total_size, const Parallel& parallel, const Work& work,
-                    bool backward = false) {
-  const auto run = [&](std::size_t first, std::size_t last) {
-    if (backward) {
-      for (std::size_t c = last; c-- > first;) work(c);
-    } else {
-      for (std::size_t c = first; c < last; ++c) work(c);
-    }
-  };
+void for_each_chunk(std::size_t count, std::size_t total_size, const Parallel& parallel, const Work& work) {
+  const long last = long(count);
 #ifdef _OPENMP
-  if (total_size >= parallel.serial_below && count > 1 && parallel.threads != 1) {
-    const int threads = parallel.threads > 0 ? parallel.threads : omp_get_max_threads();
-#pragma omp parallel num_threads(threads)
-    {
-      const std::size_t team = std::size_t(omp_get_num_threads()), me = std::size_t(omp_get_thread_num());
-      const std::size_t share = count / team, extra = count % team;  // the first `extra` get one more
-      const std::size_t first = me * share + std::min(me, extra);
-      run(first, first + share + (me < extra ? 1 : 0));
-    }
-    return;
-  }
+  const bool threaded = total_size >= parallel.serial_below && last > 1 && parallel.threads != 1;
+  const int threads = parallel.threads > 0 ? parallel.threads : omp_get_max_threads();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threaded)
 #else
   (void)total_size;
   (void)parallel;
 #endif
-  run(0, count);
+  for (long c = 0; c < last; ++c) work(std::size_t(c));
 }
 
 // Steps every chunk.
