@@ -14,7 +14,8 @@ case "$job" in
 esac
 
 packages=(cmake make g++ libeigen3-dev catch2 libbenchmark-dev zlib1g-dev)
-[[ "${CXX:-}" == *clang* ]] && packages+=(clang libomp-dev)
+[[ "${CXX:-}" == *clang* ]] && packages+=(clang libomp-dev libclang-rt-dev)  # runtimes of the sanitizers and libFuzzer
+[[ $job == test ]] && packages+=(openmpi-bin libopenmpi-dev)  # tests/mpi, run under mpiexec
 if [[ $job == demo ]]; then
   packages+=(dataset-fashion-mnist)
   # Any gnuplot with the pngcairo terminal will do; gnuplot-nox is the one without X11.

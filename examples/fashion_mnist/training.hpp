@@ -50,6 +50,18 @@ inline EpochRecord initial_record(const Mlp& initial, const Dataset& train, cons
   return {0, initial.evaluate(train).loss, initial.evaluate(test), 0.0};
 }
 
+// The samples order[first], ..., order[first + count - 1] as one batch, into reused storage.
+inline void gather_batch(const Dataset& data, const std::vector<int>& order, int first, int count,
+                         Eigen::MatrixXf& batch, std::vector<int>& labels) {
+  batch.resize(data.images.rows(), count);
+  labels.resize(std::size_t(count));
+  for (int k = 0; k < count; ++k) {
+    const int sample = order[std::size_t(first + k)];
+    batch.col(k) = data.images.col(sample);
+    labels[std::size_t(k)] = data.labels[std::size_t(sample)];
+  }
+}
+
 inline TrainedModel train(const Mlp& initial, const EpochRecord& initial_state, const OptimizerSpec& spec,
                           const multopt::Settings& settings, const Dataset& train_set,
                           const Dataset& test_set, const TrainingConfig& config,
@@ -72,13 +84,7 @@ inline TrainedModel train(const Mlp& initial, const EpochRecord& initial_state, 
     int batches = 0;
     for (int first = 0; first < train_set.size(); first += config.batch_size, ++batches) {
       const int count = std::min(config.batch_size, train_set.size() - first);
-      batch.resize(train_set.images.rows(), count);
-      batch_labels.resize(std::size_t(count));
-      for (int k = 0; k < count; ++k) {
-        const int sample = order[std::size_t(first + k)];
-        batch.col(k) = train_set.images.col(sample);
-        batch_labels[std::size_t(k)] = train_set.labels[std::size_t(sample)];
-      }
+      gather_batch(train_set, order, first, count, batch, batch_labels);
       loss_sum += result.model.train_batch(batch, batch_labels);
       optimizer->step();
     }
