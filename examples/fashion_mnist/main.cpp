@@ -1,10 +1,15 @@
 // The multopt demo: an MLP on Fashion-MNIST (or the small digits set) trained from one
 // initialization by SGD and Adam under the additive, multiplicative and hybrid rules of
-// Kirtas, Passalis and Tefas (2024). See --help and docs/demo.md.
+// Kirtas, Passalis and Tefas (2024), or the study of the paper's claims over a grid of
+// learning rates, initializations, depths and seeds. See --help, docs/demo.md, docs/study.md.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "datasets.hpp"
@@ -12,21 +17,28 @@
 #include "optimizers.hpp"
 #include "options.hpp"
 #include "report.hpp"
+#include "study.hpp"
+#include "study_plots.hpp"
+#include "study_tables.hpp"
 #include "training.hpp"
 
 namespace {
 
 constexpr int hidden_units = 256;
 constexpr int noise_draws = 5;  // noise draws averaged per strength
-
+// The training set cut to its first options.train_size samples (0: all of them).
 demo::TrainTest load_data(const demo::Options& options) {
-  if (options.digits) return demo::load_digits(options.data_path);
+  demo::TrainTest data;
   try {
-    return demo::load_fashion_mnist(options.data_path);
+    data = options.digits ? demo::load_digits(options.data_path) : demo::load_fashion_mnist(options.data_path);
   } catch (const std::runtime_error& error) {
+    if (options.digits) throw;
     throw std::runtime_error(std::string(error.what()) +
                              "\n(install Debian's dataset-fashion-mnist, or pass --data DIR)");
   }
+  if (options.train_size > 0 && options.train_size < data.train.size())
+    data.train = data.train.slice(0, options.train_size);
+  return data;
 }
 
 // Every run starts from this model: the same seed gives the same weights to every optimizer.
@@ -60,6 +72,7 @@ int run_comparison(const demo::Options& options) {
                   record.epoch, options.epochs, record.train_loss, 100.0 * record.test.accuracy,
                   demo::seconds(record.train_seconds).c_str());
       std::fflush(stdout);
+      return true;
     };
     demo::TrainedModel trained = demo::train(initial, initial_state, spec, settings, data.train, data.test,
                                              training_config(options), show_progress);
@@ -128,7 +141,7 @@ int run_sweep(const demo::Options& options) {
     for (const multopt::Settings& rates : demo::sweep_candidates(spec)) {
       const demo::TrainedModel trained = demo::train(initial, initial_state, spec, demo::full_settings(spec, rates),
                                                      fit, validation, training_config(options),
-                                                     [](const demo::EpochRecord&) {});
+                                                     [](const demo::EpochRecord&) { return true; });
       const demo::Evaluation result = trained.epochs.back().test;
       const std::string described = demo::describe(rates);
       std::printf("| %s | %s | %.4f | %.2f |\n", name.c_str(), described.c_str(), result.loss, 100.0 * result.accuracy);
@@ -142,6 +155,42 @@ int run_sweep(const demo::Options& options) {
     std::printf("| **%s best** | **%s** | | **%.2f** |\n", name.c_str(), best.c_str(), 100.0 * best_accuracy);
   }
   std::printf("\nwrote %s/sweep.csv\n", options.out_dir.c_str());
+  return 0;
+}
+
+// Trains the study's grid on worker threads, then prints its tables and writes study.csv,
+// study_loss.csv, study_tables.md and the two pictures.
+int run_study(const demo::Options& options) {
+  const demo::TrainTest data = load_data(options);
+  const demo::StudyGrid grid = demo::study_grid(options);
+  const int jobs = options.jobs > 0 ? options.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
+  const std::string name = options.digits ? "digits" : "Fashion-MNIST";
+  std::printf("study: %s, %d training and %d test samples, hidden layers of %d units, %d epochs of mini-batches "
+              "of %d\n%zu optimizers x %zu seeds x %zu multipliers x %zu init scales x %zu depths = %zu runs, "
+              "%d at a time\n\n",
+              name.c_str(), data.train.size(), data.test.size(), hidden_units, grid.epochs, options.batch_size,
+              grid.optimizers.size(), grid.seeds.size(), grid.lr_multipliers.size(), grid.init_scales.size(),
+              grid.depths.size(), grid.run_count(), jobs);
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<demo::StudyRun> runs = demo::run_study(grid, data, hidden_units, options.batch_size, jobs);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  std::ostringstream tables;
+  demo::print_study_tables(tables, runs, grid);
+  std::cout << '\n' << tables.str();
+  std::filesystem::create_directories(options.out_dir);
+  demo::write_study_csv(options.out_dir + "/study.csv", runs, grid);
+  demo::write_loss_csv(options.out_dir + "/study_loss.csv", runs);
+  demo::open_for_writing(options.out_dir + "/study_tables.md") << tables.str();
+  const std::string title = name + ", " + std::to_string(data.train.size()) + " training samples, " +
+                            std::to_string(grid.epochs) + " epochs; mean over " + std::to_string(grid.seeds.size()) +
+                            " seeds";
+  const bool heatmap = demo::plot_heatmap(options.out_dir, runs, grid, title + "; final test accuracy (%)");
+  const bool lr_plot = demo::plot_lr_sensitivity(options.out_dir, runs, grid,
+                                                 title + " (± sd); init ×1, 1 hidden layer");
+  std::printf("\nwrote %s/study.csv, study_loss.csv, study_tables.md%s%s; %zu runs in %s (m:s) wall time\n",
+              options.out_dir.c_str(), heatmap ? ", study_heatmap.png" : "", lr_plot ? ", study_lr.png" : "",
+              runs.size(), demo::clock_time(wall).c_str());
   return 0;
 }
 
@@ -161,6 +210,7 @@ int main(int argc, char** argv) {
   }
   Eigen::setNbThreads(1);  // as the optimizers: see demo::single_thread
   try {
+    if (options.study) return run_study(options);
     return options.sweep ? run_sweep(options) : run_comparison(options);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "fashion_mnist: %s\n", error.what());

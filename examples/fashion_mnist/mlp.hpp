@@ -1,5 +1,6 @@
-// A one-hidden-layer perceptron (inputs → ReLU → softmax) with hand-written backpropagation
-// over mini-batches held one sample per column, so that every layer is one matrix product.
+// A multilayer perceptron (inputs → one or more ReLU layers → softmax) with hand-written
+// backpropagation over mini-batches held one sample per column, so that every layer is one
+// matrix product.
 #pragma once
 
 #include <Eigen/Core>
@@ -28,45 +29,52 @@ struct Evaluation {
 
 class Mlp {
  public:
-  Mlp(int inputs, int hidden, int classes, unsigned seed)
-      : w1_(hidden, inputs), b1_(hidden), w2_(classes, hidden), b2_(classes),
-        w1_grad_(Eigen::MatrixXf::Zero(hidden, inputs)), b1_grad_(Eigen::VectorXf::Zero(hidden)),
-        w2_grad_(Eigen::MatrixXf::Zero(classes, hidden)), b2_grad_(Eigen::VectorXf::Zero(classes)) {
+  // `hidden_layers` ReLU layers of `hidden` units each. `init_scale` multiplies the standard
+  // deviation of the He-normal weights (the study varies it); the biases do not depend on it.
+  Mlp(int inputs, int hidden, int classes, unsigned seed, int hidden_layers = 1, float init_scale = 1.0f) {
+    for (int k = 0; k <= hidden_layers; ++k) {
+      const int fan_in = k == 0 ? inputs : hidden, fan_out = k == hidden_layers ? classes : hidden;
+      layers_.push_back({Eigen::MatrixXf(fan_out, fan_in), Eigen::VectorXf(fan_out),
+                         Eigen::MatrixXf::Zero(fan_out, fan_in), Eigen::VectorXf::Zero(fan_out)});
+    }
+    activations_.resize(std::size_t(hidden_layers));
     std::mt19937 rng(seed);
     // He-normal weights suit ReLU layers. They must be non-zero: the multiplicative rule
     // scales a weight by its own magnitude, so a zero weight would never move.
-    he_normal(w1_, rng);
-    he_normal(w2_, rng);
+    for (Layer& layer : layers_) he_normal(layer.weights, init_scale, rng);
     // Biases are usually zero, which would freeze them under the multiplicative rule; draw
     // them instead as torch.nn.Linear does by default, uniform within ±1/√fan_in: small,
     // non-zero, and of both signs, since the multiplicative rule scales a bias but keeps
     // its sign.
-    small_uniform(b1_, inputs, rng);
-    small_uniform(b2_, hidden, rng);
+    for (Layer& layer : layers_) small_uniform(layer.biases, int(layer.weights.cols()), rng);
   }
 
   // The optimizer keeps pointers into these tensors: register them after the model has
   // reached the place where it will stay.
   std::vector<ParameterView> parameters() {
-    return {view(w1_, w1_grad_), view(b1_, b1_grad_), view(w2_, w2_grad_), view(b2_, b2_grad_)};
+    std::vector<ParameterView> views;
+    for (Layer& layer : layers_) {
+      views.push_back(view(layer.weights, layer.weight_grads));
+      views.push_back(view(layer.biases, layer.bias_grads));
+    }
+    return views;
   }
 
   // Forward and backward pass over one batch: writes every gradient, returns the mean loss.
   double train_batch(const Eigen::MatrixXf& inputs, const std::vector<int>& labels) {
-    const Eigen::Index batch = inputs.cols();
-    hidden_.noalias() = w1_ * inputs;
-    hidden_ = (hidden_.colwise() + b1_).cwiseMax(0.0f);
-    logits_.noalias() = w2_ * hidden_;
-    logits_.colwise() += b2_;
-    const double loss = softmax_cross_entropy(logits_, labels, &logit_grad_);
-
-    logit_grad_ /= float(batch);  // the loss is a mean over the batch
-    w2_grad_.noalias() = logit_grad_ * hidden_.transpose();
-    b2_grad_ = logit_grad_.rowwise().sum();
-    hidden_grad_.noalias() = w2_.transpose() * logit_grad_;
-    hidden_grad_.array() *= (hidden_.array() > 0.0f).cast<float>();  // ReLU's derivative
-    w1_grad_.noalias() = hidden_grad_ * inputs.transpose();
-    b1_grad_ = hidden_grad_.rowwise().sum();
+    forward(inputs, activations_, logits_);
+    const double loss = softmax_cross_entropy(logits_, labels, &output_grad_);
+    output_grad_ /= float(inputs.cols());  // the loss is a mean over the batch
+    for (std::size_t k = layers_.size(); k-- > 0;) {
+      Layer& layer = layers_[k];
+      const Eigen::MatrixXf& layer_inputs = k == 0 ? inputs : activations_[k - 1];
+      layer.weight_grads.noalias() = output_grad_ * layer_inputs.transpose();
+      layer.bias_grads = output_grad_.rowwise().sum();
+      if (k == 0) break;
+      input_grad_.noalias() = layer.weights.transpose() * output_grad_;
+      input_grad_.array() *= (layer_inputs.array() > 0.0f).cast<float>();  // ReLU's derivative
+      output_grad_.swap(input_grad_);
+    }
     return loss;
   }
 
@@ -75,11 +83,11 @@ class Mlp {
     constexpr Eigen::Index block = 2048;
     double loss_sum = 0.0;
     long correct = 0;
+    std::vector<Eigen::MatrixXf> activations(activations_.size());
+    Eigen::MatrixXf logits;
     for (Eigen::Index first = 0; first < data.size(); first += block) {
       const Eigen::Index count = std::min<Eigen::Index>(block, data.size() - first);
-      const Eigen::MatrixXf hidden =
-          ((w1_ * data.images.middleCols(first, count)).colwise() + b1_).cwiseMax(0.0f);
-      const Eigen::MatrixXf logits = (w2_ * hidden).colwise() + b2_;
+      forward(data.images.middleCols(first, count), activations, logits);
       const std::vector<int> labels(data.labels.begin() + first, data.labels.begin() + first + count);
       loss_sum += softmax_cross_entropy(logits, labels, nullptr) * double(count);
       for (Eigen::Index k = 0; k < count; ++k) {
@@ -92,13 +100,40 @@ class Mlp {
   }
 
  private:
+  struct Layer {
+    Eigen::MatrixXf weights;
+    Eigen::VectorXf biases;
+    Eigen::MatrixXf weight_grads;
+    Eigen::VectorXf bias_grads;
+  };
+
+  // Every hidden layer's ReLU outputs into `activations`, the last layer's into `logits`.
+  void forward(const Eigen::Ref<const Eigen::MatrixXf>& inputs, std::vector<Eigen::MatrixXf>& activations,
+               Eigen::MatrixXf& logits) const {
+    for (std::size_t k = 0; k + 1 < layers_.size(); ++k) {
+      Eigen::MatrixXf& outputs = activations[k];
+      if (k == 0) {
+        outputs.noalias() = layers_[k].weights * inputs;
+      } else {
+        outputs.noalias() = layers_[k].weights * activations[k - 1];
+      }
+      outputs = (outputs.colwise() + layers_[k].biases).cwiseMax(0.0f);
+    }
+    if (layers_.size() == 1) {
+      logits.noalias() = layers_.back().weights * inputs;
+    } else {
+      logits.noalias() = layers_.back().weights * activations.back();
+    }
+    logits.colwise() += layers_.back().biases;
+  }
+
   template <class Tensor>
   static ParameterView view(Tensor& values, Tensor& grads) {
     return {values.data(), grads.data(), std::size_t(values.size())};
   }
 
-  static void he_normal(Eigen::MatrixXf& weights, std::mt19937& rng) {
-    std::normal_distribution<float> normal(0.0f, std::sqrt(2.0f / float(weights.cols())));
+  static void he_normal(Eigen::MatrixXf& weights, float scale, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.0f, scale * std::sqrt(2.0f / float(weights.cols())));
     for (float& w : weights.reshaped()) w = normal(rng);
   }
 
@@ -127,16 +162,10 @@ class Mlp {
     return loss / double(logits.cols());
   }
 
-  Eigen::MatrixXf w1_;
-  Eigen::VectorXf b1_;
-  Eigen::MatrixXf w2_;
-  Eigen::VectorXf b2_;
-  Eigen::MatrixXf w1_grad_;
-  Eigen::VectorXf b1_grad_;
-  Eigen::MatrixXf w2_grad_;
-  Eigen::VectorXf b2_grad_;
-  // Activations of the last training batch, kept to reuse their memory.
-  Eigen::MatrixXf hidden_, logits_, logit_grad_, hidden_grad_;
+  std::vector<Layer> layers_;  // the hidden layers, then the output layer
+  // Activations and gradients of the last training batch, kept to reuse their memory.
+  std::vector<Eigen::MatrixXf> activations_;
+  Eigen::MatrixXf logits_, output_grad_, input_grad_;
 };
 
 }  // namespace demo

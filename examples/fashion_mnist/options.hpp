@@ -17,6 +17,11 @@
 
 namespace demo {
 
+// The Fashion-MNIST study's defaults (docs/study.md): a subset and fewer epochs, so that its
+// 1080 runs take minutes, and a target that the shorter training reaches.
+constexpr int study_fashion_train_size = 10000, study_fashion_epochs = 5;
+constexpr double study_fashion_target = 0.80;
+
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -24,14 +29,19 @@ struct UsageError : std::runtime_error {
 struct Options {
   bool digits = false;  // the small digits set instead of Fashion-MNIST
   std::string data_path;
-  int epochs = 10;
+  int epochs = 0;  // 0 until parsed: 10, or the Fashion-MNIST study's 5
   int batch_size = 64;
   bool all_optimizers = false;
-  double target = 0.85;  // the table reports the first epoch that reaches this test accuracy
+  double target = 0.0;  // the first epoch reaching this test accuracy: 0.85, the Fashion-MNIST study's 0.80
   unsigned seed = 1;
   std::string out_dir = "fashion_mnist_out";
   bool sweep = false;
   bool check_loss_falls = false;
+  bool study = false;
+  int seeds = 3;           // the study's seeds: seed, seed + 1, ...
+  int train_size = 0;      // the first N training samples; 0: all, or the Fashion-MNIST study's 10 000
+  int jobs = 0;            // the study's parallel runs; 0: one per core
+  bool reduced_grid = false;
   bool help = false;
 };
 
@@ -44,10 +54,11 @@ inline std::string usage() {
          "  --dataset fashion|digits  data set (default fashion; digits: 64-256-10 in seconds)\n"
          "  --data PATH               Fashion-MNIST directory or digits CSV (default:\n"
          "                            " FASHION_MNIST_DIR " or " DIGITS_CSV ")\n"
-         "  --epochs N                training epochs (default 10)\n"
+         "  --epochs N                training epochs (default 10; the Fashion-MNIST study: 5)\n"
          "  --optimizers default|all  default: SGD and Adam with each rule (6 optimizers);\n"
          "                            all: also Adagrad and RMSprop (12)\n"
-         "  --target ACC              test accuracy in (0, 1) to count epochs to (default 0.85)\n"
+         "  --target ACC              test accuracy in (0, 1) to count epochs to (default 0.85;\n"
+         "                            the Fashion-MNIST study: 0.80)\n"
          "  --batch-size N            mini-batch size (default 64)\n"
          "  --seed N                  seed of the initial weights and batch order (default 1)\n"
          "  --out DIR                 output directory (default fashion_mnist_out)\n"
@@ -56,6 +67,16 @@ inline std::string usage() {
          "                            sixths of the training set, rank them on the last sixth\n"
          "  --check-loss-falls        exit with status 1 unless every trained model's loss on\n"
          "                            the training set is below the initial model's\n"
+         "  --study                   run the study instead (docs/study.md): all twelve\n"
+         "                            optimizers at 5 learning-rate multipliers, 3 init scales,\n"
+         "                            1 and 3 hidden layers, several seeds; writes study.csv,\n"
+         "                            study_loss.csv, study_tables.md and two PNGs\n"
+         "  --seeds N                 the study's seeds, from --seed on (default 3)\n"
+         "  --train-size N            train on the first N training samples (default: all;\n"
+         "                            the Fashion-MNIST study: 10000)\n"
+         "  --jobs N                  the study's runs in parallel (default: one per core)\n"
+         "  --reduced-grid            the study on a small grid, for the test: SGD and MSGD,\n"
+         "                            multipliers 1 and 3, init scales 1 and 2\n"
          "  --help                    this text\n";
 }
 
@@ -112,7 +133,12 @@ inline Options parse_options(int argc, const char* const* argv) {
       options.digits = detail::one_of(flag, value(), "fashion", "digits") == "digits";
     } else if (flag == "--data") {
       options.data_path = value();
-      if (options.data_path.empty()) throw UsageError("--data needs a path");
+      if (options.sweep && options.study) throw UsageError("--sweep and --study exclude each other");
+  const bool fashion_study = options.study && !options.digits;
+  if (options.epochs == 0) options.epochs = fashion_study ? study_fashion_epochs : 10;
+  if (options.target == 0.0) options.target = fashion_study ? study_fashion_target : 0.85;
+  if (options.train_size == 0 && fashion_study) options.train_size = study_fashion_train_size;
+  if (options.data_path.empty()) throw UsageError("--data needs a path");
     } else if (flag == "--epochs") {
       options.epochs = int(detail::parse_integer(flag, value(), 1, 1000));
     } else if (flag == "--optimizers") {
@@ -132,6 +158,18 @@ inline Options parse_options(int argc, const char* const* argv) {
     } else if (flag == "--check-loss-falls") {
       no_value();
       options.check_loss_falls = true;
+    } else if (flag == "--study") {
+      no_value();
+      options.study = true;
+    } else if (flag == "--seeds") {
+      options.seeds = int(detail::parse_integer(flag, value(), 2, 100));
+    } else if (flag == "--train-size") {
+      options.train_size = int(detail::parse_integer(flag, value(), 1, 1000000));
+    } else if (flag == "--jobs") {
+      options.jobs = int(detail::parse_integer(flag, value(), 1, 256));
+    } else if (flag == "--reduced-grid") {
+      no_value();
+      options.reduced_grid = true;
     } else if (flag == "--help" || flag == "-h") {
       no_value();
       options.help = true;
@@ -139,6 +177,11 @@ inline Options parse_options(int argc, const char* const* argv) {
       throw UsageError("unknown option '" + flag + "' (see --help)");
     }
   }
+  if (options.sweep && options.study) throw UsageError("--sweep and --study exclude each other");
+  const bool fashion_study = options.study && !options.digits;
+  if (options.epochs == 0) options.epochs = fashion_study ? study_fashion_epochs : 10;
+  if (options.target == 0.0) options.target = fashion_study ? study_fashion_target : 0.85;
+  if (options.train_size == 0 && fashion_study) options.train_size = study_fashion_train_size;
   if (options.data_path.empty()) options.data_path = options.digits ? DIGITS_CSV : FASHION_MNIST_DIR;
   return options;
 }

@@ -42,12 +42,18 @@ inline std::string seconds(double value) {
   return text;
 }
 
-// The first epoch whose test accuracy reaches the target, or a dash.
-inline std::string epochs_to(double target, const std::vector<EpochRecord>& epochs) {
+// The first epoch whose test accuracy reaches the target; 0 if none does.
+inline int first_epoch_reaching(double target, const std::vector<EpochRecord>& epochs) {
   for (const EpochRecord& record : epochs) {
-    if (record.epoch > 0 && record.test.accuracy >= target) return std::to_string(record.epoch);
+    if (record.epoch > 0 && record.test.accuracy >= target) return record.epoch;
   }
-  return "—";
+  return 0;
+}
+
+// The same as table text: a dash if no epoch reaches the target.
+inline std::string epochs_to(double target, const std::vector<EpochRecord>& epochs) {
+  const int epoch = first_epoch_reaching(target, epochs);
+  return epoch > 0 ? std::to_string(epoch) : "—";
 }
 
 inline void print_table(std::ostream& out, const std::vector<RunSummary>& runs, double target) {
@@ -125,6 +131,20 @@ inline std::string shell_quoted(const std::string& text) {
   return quoted + "'";
 }
 
+// Runs gnuplot on `script` in `out_dir`. Returns false (and says why) when that failed or
+// gnuplot is missing, which leaves the tables and the CSV files still useful.
+inline bool run_gnuplot(const std::string& out_dir, const std::string& script) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    std::fprintf(stderr, "gnuplot is not installed (Debian: apt-get install gnuplot-nox): no PNG\n");
+    return false;
+  }
+  if (std::system(("cd " + shell_quoted(out_dir) + " && gnuplot " + shell_quoted(script)).c_str()) != 0) {
+    std::fprintf(stderr, "gnuplot failed on %s/%s: no PNG\n", out_dir.c_str(), script.c_str());
+    return false;
+  }
+  return true;
+}
+
 // Writes curves.gp next to the CSV files and runs gnuplot on it. Returns false (and says
 // why) when no PNG came out, which leaves the table and the CSV files still useful.
 inline bool plot_png(const std::string& out_dir, const std::vector<RunSummary>& runs, const std::string& title) {
@@ -146,15 +166,7 @@ inline bool plot_png(const std::string& out_dir, const std::vector<RunSummary>& 
            << "set xtics (0" << noise_tics << ")\n"
            << plot_command(runs, "noise.csv", "(100*$2)", "100*$3", false) << "unset multiplot\n";
   }
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    std::fprintf(stderr, "gnuplot is not installed (Debian: apt-get install gnuplot-nox): no PNG\n");
-    return false;
-  }
-  if (std::system(("cd " + shell_quoted(out_dir) + " && gnuplot curves.gp").c_str()) != 0) {
-    std::fprintf(stderr, "gnuplot failed on %s/curves.gp: no PNG\n", out_dir.c_str());
-    return false;
-  }
-  return true;
+  return run_gnuplot(out_dir, "curves.gp");
 }
 
 }  // namespace demo

@@ -62,10 +62,11 @@ inline void gather_batch(const Dataset& data, const std::vector<int>& order, int
   }
 }
 
+// Trains for config.epochs epochs, or until `on_epoch` returns false.
 inline TrainedModel train(const Mlp& initial, const EpochRecord& initial_state, const OptimizerSpec& spec,
                           const multopt::Settings& settings, const Dataset& train_set,
                           const Dataset& test_set, const TrainingConfig& config,
-                          const std::function<void(const EpochRecord&)>& on_epoch) {
+                          const std::function<bool(const EpochRecord&)>& on_epoch) {
   TrainedModel result{initial, {initial_state}};
   const auto optimizer = multopt::make_optimizer<float>(spec.base, spec.rule, settings);
   optimizer->set_parallel(single_thread());
@@ -90,7 +91,7 @@ inline TrainedModel train(const Mlp& initial, const EpochRecord& initial_state, 
     }
     train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.epochs.push_back({epoch, loss_sum / batches, result.model.evaluate(test_set), train_seconds});
-    on_epoch(result.epochs.back());
+    if (!on_epoch(result.epochs.back())) break;
   }
   return result;
 }
