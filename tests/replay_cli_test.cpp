@@ -311,6 +311,8 @@ TEST_CASE("malformed case files give FAIL with a message naming the line, and ex
       {"an unknown record", 10, "bogus 1 2", "unknown record 'bogus'"},
       {"steps out of order", 10, "step 3", "numbered"},
       {"a fractional step count", 5, "steps 1.5", "whole number"},
+      {"n given a second time", 7, "n 3", "n is given a second time (line 5 gave it)"},
+      {"steps given a second time", 10, "steps 2", "steps is given a second time (line 6 gave it)"},
   };
   std::vector<std::string> files;
   std::vector<std::string> expected_line;
@@ -373,4 +375,19 @@ TEST_CASE("replay without case files or with an unknown option prints its usage 
     REQUIRE_FALSE(result.lines.empty());
     CHECK_THAT(result.lines.front(), StartsWith("usage: multopt_replay"));
   }
+}
+
+TEST_CASE("replay refuses a case file that changes n between its records, before replaying it", "[replay]") {
+  Scratch scratch("n_changed");
+  // Rows checked against n 5, then n 3 again for the final check of init: before the fix the
+  // replay copied the 5-element grad row into its 3-element buffer.
+  const std::string file = scratch.write(
+      "n_changed.case", "name n_changed\nbase sgd\nrule additive\nhyper lr 0.1\nn 3\nsteps 1\ninit 1 2 3\nstep 1\n"
+                        "n 5\ngrad 1 1 1 1 1\nparam 0.9 1.9 2.9 -0.1 -0.1\nn 3\n");
+  const Result result = replay(scratch, {file});
+  REQUIRE(result.lines.size() == 2);
+  CHECK(result.lines[0] ==
+        "FAIL " + file + " error: case file line 9: n is given a second time (line 5 gave it)");
+  CHECK(result.lines[1] == summary(0, 1));
+  CHECK(result.status == 1);
 }

@@ -62,6 +62,7 @@ inline long whole_number(std::istringstream& in, int line, const std::string& ke
 inline Case read_case(std::istream& in) {
   Case c;
   long n = -1, steps = -1;
+  int n_line = 0, steps_line = 0;  // where each was given
   std::string text;
   for (int line = 1; std::getline(in, text); ++line) {
     if (!text.empty() && text.back() == '\r') text.pop_back();
@@ -77,7 +78,11 @@ inline Case read_case(std::istream& in) {
       if (!(words >> name >> value) || (words >> extra)) detail::fail(line, "hyper takes a name and a value");
       c.hyper.emplace_back(name, value);
     } else if (key == "n" || key == "steps") {
+      // Once each: every row is checked against the n in force when it is read.
+      int& given = key == "n" ? n_line : steps_line;
+      if (given != 0) detail::fail(line, key + " is given a second time (line " + std::to_string(given) + " gave it)");
       (key == "n" ? n : steps) = detail::whole_number(words, line, key);
+      given = line;
     } else if (n < 0 || steps < 0) {
       detail::fail(line, "'" + key + "' comes before n and steps");
     } else if (key == "init") {
