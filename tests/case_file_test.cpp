@@ -1,7 +1,9 @@
 // The golden case files of tools/case_file.hpp on inputs written here: records that the format
-// allows once.
+// allows once, and NaN in a computed trajectory.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -40,4 +42,25 @@ TEST_CASE("a case file that gives n or steps a second time is refused, naming bo
   const auto c = read(header + "steps 1\nn 2\ninit 1 2\nstep 1\ngrad 1 1\nparam 0.9 1.9\n");
   CHECK(c.init == std::vector<double>{1, 2});
   CHECK(c.grads == std::vector<std::vector<double>>{{1, 1}});
+}
+
+TEST_CASE("max_relative_error is NaN when any computed value is NaN, wherever it is", "[case_file]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<std::vector<double>> reference{{1.0, 2.0, 3.0}, {0.5, 1.5, 2.5}};
+  CHECK(multopt::golden::max_relative_error(reference, reference) == 0.0);
+  for (std::size_t t = 0; t < 2; ++t) {
+    for (std::size_t i = 0; i < 3; ++i) {
+      auto computed = reference;
+      computed[t][i] = nan;
+      INFO("NaN at step " << t << " element " << i);
+      CHECK(std::isnan(multopt::golden::max_relative_error(computed, reference)));
+    }
+  }
+  const std::vector<std::vector<double>> all_nan(2, std::vector<double>(3, nan));
+  CHECK(std::isnan(multopt::golden::max_relative_error(all_nan, reference)));
+  // Finite errors: the largest, |x − ref| / max(|ref|, 1e-3).
+  const std::vector<std::vector<double>> off{{1.0, 2.2, 3.0}, {0.5, 1.5, 2.5}};
+  CHECK(multopt::golden::max_relative_error(off, reference) == Approx(0.1).epsilon(1e-12));
+  const std::vector<std::vector<double>> tiny_ref{{0.0}}, tiny{{1e-4}};
+  CHECK(multopt::golden::max_relative_error(tiny, tiny_ref) == Approx(0.1).epsilon(1e-12));
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -73,4 +74,23 @@ TEST_CASE("additive optimizers match torch.optim", "[golden][torch]") {
   int count = 0;
   CHECK(worst_error<double>([](const auto& c) { return c.rule == "additive"; }, count) <= 1e-12);
   CHECK(count == 12);
+}
+
+// The comparison behind every test above: one NaN where the golden trajectory is finite, at any
+// step, fails it, whatever the elements after it.
+TEST_CASE("a golden replay with one NaN where the reference is finite fails the comparison", "[golden]") {
+  int count = 0;
+  for (const auto& file : golden_files()) {
+    const auto c = load(file);
+    auto trajectory = multopt::golden::replay<double>(c);
+    const std::size_t t = trajectory.size() / 2;
+    REQUIRE(std::isfinite(c.params[t][0]));
+    trajectory[t][0] = std::numeric_limits<double>::quiet_NaN();
+    const double err = multopt::golden::max_relative_error(trajectory, c.params);
+    INFO(c.name << " max_rel_err=" << err);
+    CHECK(std::isnan(err));
+    CHECK_FALSE(err <= 1e-12);
+    ++count;
+  }
+  CHECK(count == 39);
 }

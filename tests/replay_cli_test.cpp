@@ -391,3 +391,21 @@ TEST_CASE("replay refuses a case file that changes n between its records, before
   CHECK(result.lines[1] == summary(0, 1));
   CHECK(result.status == 1);
 }
+
+TEST_CASE("replay fails a case whose computed trajectory has a NaN where the reference is finite", "[replay]") {
+  Scratch scratch("nan");
+  // A NaN gradient element makes that parameter NaN from step 1 on; the other elements match.
+  const std::string file = scratch.write(
+      "nan.case", "name nan_grad\nbase sgd\nrule additive\nhyper lr 0.1\nn 3\nsteps 2\ninit 1 2 3\n"
+                  "step 1\ngrad nan 1 1\nparam 0.9 1.9 2.9\nstep 2\ngrad 1 1 1\nparam 0.8 1.8 2.8\n");
+  for (const bool in_float : {false, true}) {
+    INFO((in_float ? "float" : "double"));
+    std::vector<std::string> args{file};
+    if (in_float) args.insert(args.begin(), "--float");
+    const Result result = replay(scratch, args);
+    REQUIRE(result.lines.size() == 2);
+    CHECK(result.lines[0] == "FAIL nan_grad max_rel_err=nan");
+    CHECK(result.lines[1] == summary(0, 1));
+    CHECK(result.status == 1);
+  }
+}

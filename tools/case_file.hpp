@@ -128,7 +128,8 @@ std::vector<std::vector<double>> replay(const Case& c) {
   return trajectory;
 }
 
-// max over all steps and elements of |x − ref| / max(|ref|, 1e-3); NaN if any is NaN.
+// max over all steps and elements of |x − ref| / max(|ref|, 1e-3); NaN if any is NaN, so that
+// a NaN anywhere fails every tolerance.
 inline double max_relative_error(const std::vector<std::vector<double>>& computed,
                                  const std::vector<std::vector<double>>& reference) {
   double worst = 0.0;
@@ -136,7 +137,8 @@ inline double max_relative_error(const std::vector<std::vector<double>>& compute
     for (std::size_t i = 0; i < reference[t].size(); ++i) {
       const double ref = reference[t][i];
       const double err = std::abs(computed[t][i] - ref) / std::max(std::abs(ref), 1e-3);
-      if (!(err <= worst)) worst = err;  // keeps NaN
+      if (std::isnan(err)) return err;
+      worst = std::max(worst, err);
     }
   }
   return worst;
