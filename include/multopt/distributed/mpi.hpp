@@ -111,6 +111,24 @@ class OwnCommunicator {
   MPI_Comm comm_ = MPI_COMM_NULL;
 };
 
+// The element-wise least and most of `values` over the ranks (the same length on every rank),
+// in one reduction: the most is the complement of the least complement.
+inline std::pair<std::vector<std::uint64_t>, std::vector<std::uint64_t>> least_and_most(
+    const std::vector<std::uint64_t>& values, MPI_Comm comm) {
+  std::vector<std::uint64_t> both(values);
+  for (std::uint64_t v : values) both.push_back(~v);
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, both.data(), int(both.size()), MPI_UINT64_T, MPI_MIN, comm), "MPI_Allreduce");
+  std::vector<std::uint64_t> least(both.begin(), both.begin() + std::ptrdiff_t(values.size())), most;
+  for (std::size_t k = values.size(); k < both.size(); ++k) most.push_back(~both[k]);
+  return {least, most};
+}
+
+inline std::string bracketed(const std::vector<std::uint64_t>& values) {
+  std::string text;
+  for (std::uint64_t v : values) text += (text.empty() ? "" : ", ") + std::to_string(v);
+  return "[" + text + "]";
+}
+
 }  // namespace detail
 
 // Opt is any multopt::Optimizer<Base, Rule, S>. step() is collective: every rank of the
@@ -304,18 +322,28 @@ class ShardedOptimizer {
             std::numeric_limits<Scalar>::quiet_NaN();
   }
 
-  // Different sizes on different ranks would make the collectives read past buffers or hang.
+  // Different sizes on different ranks would make the collectives read past buffers or hang;
+  // the same sizes in another order would average different parameters together. Every rank
+  // compares the whole list, and every rank throws, naming the first position that differs.
   void check_same_sizes() {
-    const std::uint64_t mine[2] = {layout_.tensor_sizes.size(), layout_.total()};
-    std::uint64_t most[2], least[2];
-    detail::check_mpi(MPI_Allreduce(mine, most, 2, MPI_UINT64_T, MPI_MAX, comm_.get()), "MPI_Allreduce");
-    detail::check_mpi(MPI_Allreduce(mine, least, 2, MPI_UINT64_T, MPI_MIN, comm_.get()), "MPI_Allreduce");
-    if (most[0] != least[0] || most[1] != least[1]) {
+    const std::vector<std::uint64_t> count = {layout_.tensor_sizes.size()};
+    const auto [least_count, most_count] = detail::least_and_most(count, comm_.get());
+    if (least_count[0] != most_count[0]) {
       throw std::invalid_argument("multopt: the ranks registered different tensors: rank " +
-                                  std::to_string(layout_.rank) + " has " + std::to_string(mine[0]) + " tensors of " +
-                                  std::to_string(mine[1]) + " elements in all; the ranks range from " +
-                                  std::to_string(least[0]) + " to " + std::to_string(most[0]) + " tensors, " +
-                                  std::to_string(least[1]) + " to " + std::to_string(most[1]) + " elements");
+                                  std::to_string(layout_.rank) + " registered " + std::to_string(count[0]) +
+                                  " tensors, the ranks from " + std::to_string(least_count[0]) + " to " +
+                                  std::to_string(most_count[0]));
+    }
+    const std::vector<std::uint64_t> sizes(layout_.tensor_sizes.begin(), layout_.tensor_sizes.end());
+    const auto [least, most] = detail::least_and_most(sizes, comm_.get());
+    const auto differs = std::mismatch(least.begin(), least.end(), most.begin()).first - least.begin();
+    if (differs < std::ptrdiff_t(sizes.size())) {
+      const auto k = std::size_t(differs);
+      throw std::invalid_argument("multopt: the ranks registered different tensors: tensor " + std::to_string(k) +
+                                  " (the first that differs) has from " + std::to_string(least[k]) + " to " +
+                                  std::to_string(most[k]) + " elements across the ranks; rank " +
+                                  std::to_string(layout_.rank) + " registered " + detail::bracketed(sizes) +
+                                  " (every rank must register the same sizes in the same order)");
     }
     sizes_checked_ = true;
   }
@@ -386,12 +414,6 @@ inline SavedLayout read_layout(std::istream& in) {
     saved.tensor_sizes.push_back(reader.read<std::uint64_t>("the tensor sizes"));
   reader.verify_checksum("the shard layout");
   return saved;
-}
-
-inline std::string bracketed(const std::vector<std::uint64_t>& values) {
-  std::string text;
-  for (std::uint64_t v : values) text += (text.empty() ? "" : ", ") + std::to_string(v);
-  return "[" + text + "]";
 }
 
 inline void check_layout_fits(const SavedLayout& saved, const ShardLayout& here) {
