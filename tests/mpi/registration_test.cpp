@@ -3,12 +3,15 @@
 //   - ranks that register the same sizes in another order, other sizes of the same total, or
 //     another number of tensors: the first step() throws std::invalid_argument on every rank,
 //     naming the first tensor that differs, and changes no parameter; the same registration on
-//     every rank steps.
+//     every rank steps;
+//   - a tensor that would take the total past INT_MAX elements is refused, however large.
 // Exits non-zero, on every rank, if any check fails on any rank; each failure names its rank.
 #include <multopt/distributed/mpi.hpp>
 #include <multopt/multopt.hpp>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -105,6 +108,31 @@ void check_registrations() {
   for (const Registration& r : cases) check(r);
 }
 
+// The total stays below INT_MAX without wrapping around for any size.
+void check_size_limit() {
+  float param[10] = {}, grad[10] = {};
+  const auto refused = [&](multopt::ShardedOptimizer<multopt::SGD<float>>& opt, std::size_t size) {
+    try {
+      opt.add_params(param, grad, size);
+    } catch (const std::length_error& error) {
+      if (std::string(error.what()).find("at most " + std::to_string(INT_MAX) + " elements") == std::string::npos)
+        fail("the size limit's message does not name INT_MAX: " + std::string(error.what()));
+      return true;
+    }
+    return false;
+  };
+  for (const std::size_t huge : {SIZE_MAX, SIZE_MAX - 5, SIZE_MAX - 9, std::size_t(INT_MAX) - 9}) {
+    multopt::ShardedOptimizer<multopt::SGD<float>> opt(MPI_COMM_WORLD);
+    opt.add_params(param, grad, 10);
+    if (!refused(opt, huge)) fail("a tensor of " + std::to_string(huge) + " elements after one of 10 was accepted");
+    if (opt.layout().total() != 10) fail("a refused tensor changed the layout");
+  }
+  multopt::ShardedOptimizer<multopt::SGD<float>> full(MPI_COMM_WORLD);
+  full.add_params(param, grad, 10);
+  if (refused(full, std::size_t(INT_MAX) - 10)) fail("a total of exactly INT_MAX elements was refused");
+  if (!refused(full, 1)) fail("one element past INT_MAX was accepted");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,6 +146,7 @@ int main(int argc, char** argv) {
   }
   try {
     check_registrations();
+    check_size_limit();
   } catch (const std::exception& error) {
     std::fprintf(stderr, "rank %d: %s\n", rank_here, error.what());
     MPI_Abort(MPI_COMM_WORLD, 1);
@@ -126,7 +155,7 @@ int main(int argc, char** argv) {
   MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   if (rank_here == 0) {
     if (all_failures == 0) {
-      std::printf("registration_test on %d ranks: mismatched registrations refused on every rank\n",
+      std::printf("registration_test on %d ranks: mismatched registrations refused on every rank, size limit holds\n",
                   ranks);
     } else {
       std::printf("registration_test on %d ranks: %d checks failed\n", ranks, all_failures);

@@ -167,7 +167,7 @@ class ShardedOptimizer {
     inner_.hyper(group);  // throws std::out_of_range for a group that does not exist
     if (size > 0 && (param == nullptr || grad == nullptr))
       throw std::invalid_argument("multopt: param or grad is a null pointer");
-    if (layout_.total() + size > std::size_t(INT_MAX)) {
+    if (size > std::size_t(INT_MAX) - layout_.total()) {  // total <= INT_MAX: cannot wrap
       throw std::length_error("multopt: a ShardedOptimizer steps at most " + std::to_string(INT_MAX) +
                               " elements in all (MPI counts are int)");
     }
