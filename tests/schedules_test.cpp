@@ -214,3 +214,21 @@ TEST_CASE("schedule parameters are validated, naming the value", "[schedules]") 
   CHECK_THROWS_AS(multopt::FunctionSchedule<Hyper>(multopt::FunctionSchedule<Hyper>::Change{}),
                   std::invalid_argument);
 }
+
+TEST_CASE("seek() refuses the largest long, and a schedule counts up to it and no further", "[schedules]") {
+  constexpr long most = std::numeric_limits<long>::max();
+  multopt::SGD<double> opt({1.0});
+  multopt::StepSchedule schedule({1, 1, 1, 0.5});
+  schedule.seek(7);
+  CHECK_THROWS_WITH(schedule.seek(most), "multopt: epoch = 9223372036854775807 is invalid: it must be at most "
+                                         "9223372036854775806, so that the next epoch can be counted");
+  CHECK(schedule.epoch() == 7);
+  schedule.seek(most - 1);
+  schedule.apply(opt);
+  CHECK(schedule.epoch() == most);
+  CHECK(opt.get("lr") == 0.5);
+  CHECK_THROWS_AS(schedule.apply(opt), std::overflow_error);
+  CHECK_THROWS_WITH(schedule.apply(opt), Catch::Contains("has counted 9223372036854775807 epochs"));
+  CHECK(schedule.epoch() == most);
+  CHECK(opt.get("lr") == 0.5);
+}

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -32,9 +33,14 @@ class Schedule {
   // How many times apply() has run: the number of the last epoch the schedule acted on.
   long epoch() const { return epoch_; }
   // Continues as if apply() had run `epoch` times. The optimizer is not touched: the
-  // hyperparameters the schedule set are the optimizer's state, saved with it.
+  // hyperparameters the schedule set are the optimizer's state, saved with it. The largest
+  // long is refused, as checkpoints refuse it: the next apply() could not count its epoch.
   void seek(long epoch) {
     if (epoch < 0) reject("epoch", double(epoch), ">= 0");
+    if (epoch == most_epochs) {
+      throw std::invalid_argument("multopt: epoch = " + std::to_string(epoch) + " is invalid: it must be at most " +
+                                  std::to_string(most_epochs - 1) + ", so that the next epoch can be counted");
+    }
     epoch_ = epoch;
   }
 
@@ -46,7 +52,11 @@ class Schedule {
   // being this call's number (1 on the first), and stores the copies only when every one
   // changed and validated: on any error the optimizer and the schedule stay as they were.
   template <class Opt, class Change>
-  void advance(Opt& opt, Change&& change) {
+  void advance(const char* kind, Opt& opt, Change&& change) {
+    if (epoch_ == most_epochs) {
+      throw std::overflow_error(std::string("multopt: the ") + kind + " schedule has counted " +
+                                std::to_string(epoch_) + " epochs, the most a long can count");
+    }
     const long epoch = epoch_ + 1;
     const bool every = group_ == all_groups;
     const std::size_t first = every ? 0 : group_;
@@ -81,6 +91,8 @@ class Schedule {
   }
 
  private:
+  static constexpr long most_epochs = std::numeric_limits<long>::max();
+
   std::size_t group_;
   long epoch_ = 0;
 };
@@ -114,7 +126,7 @@ class StepSchedule : public Schedule {
 
   template <class Opt>
   void apply(Opt& opt) {
-    advance(opt, [this](typename Opt::Hyper& hyper, long epoch) {
+    advance(kind, opt, [this](typename Opt::Hyper& hyper, long epoch) {
       if (epoch % params_.step_size != 0) return;
       Opt::Hyper::fields(hyper, [this](std::string_view name, auto& value) {
         if constexpr (std::is_same_v<std::decay_t<decltype(value)>, double>) {
@@ -164,7 +176,7 @@ class ExponentialMixSchedule : public Schedule {
   template <class Opt>
   void apply(Opt& opt) {
     require_g_mix<Opt>(kind);
-    advance(opt, [this](auto& hyper, long epoch) { hyper.set("g_mix", mix_at(epoch)); });
+    advance(kind, opt, [this](auto& hyper, long epoch) { hyper.set("g_mix", mix_at(epoch)); });
   }
 
  private:
@@ -197,10 +209,10 @@ class RandomMixSchedule : public Schedule {
   void apply(Opt& opt) {
     require_g_mix<Opt>(kind);
     const long earlier_draws = epoch() - held_calls(params_.patience);
-    if (earlier_draws < 0) return advance(opt, [](auto&, long) {});
+    if (earlier_draws < 0) return advance(kind, opt, [](auto&, long) {});
     std::mt19937_64 generator = generator_after(earlier_draws);
     const double mix = double(generator() >> 63);
-    advance(opt, [mix](auto& hyper, long) { hyper.set("g_mix", mix); });
+    advance(kind, opt, [mix](auto& hyper, long) { hyper.set("g_mix", mix); });
     generator_ = generator;
     draws_ = earlier_draws + 1;
   }
@@ -243,7 +255,7 @@ class FunctionSchedule : public Schedule {
   void apply(Opt& opt) {
     static_assert(std::is_same_v<typename Opt::Hyper, H>,
                   "this FunctionSchedule was made for another optimizer's hyperparameters");
-    advance(opt, change_);
+    advance(kind, opt, change_);
   }
 
  private:
