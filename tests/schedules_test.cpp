@@ -92,9 +92,16 @@ TEST_CASE("an exponential mix with patience -1 or 0 acts from the first call", "
   CHECK(multopt::ExponentialMixSchedule({0.9}).params().patience == -1);
 }
 
-// The top bits of std::mt19937_64 seeded with 42, which the standard fixes (checked against an
-// independent implementation of MT19937-64).
-const std::vector<double> seed_42_mixes{1, 1, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+// The top bits of the first outputs of SplitMix64 seeded with 42 (computed by an independent
+// implementation, checked against the published outputs below).
+const std::vector<double> seed_42_mixes{1, 0, 0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0};
+
+TEST_CASE("the random mix's generator is SplitMix64", "[schedules]") {
+  // The first outputs for seed 1234567 of the reference implementation (Vigna's splitmix64.c).
+  CHECK(multopt::RandomMixSchedule::splitmix64(1234567, 1) == 6457827717110365317u);
+  CHECK(multopt::RandomMixSchedule::splitmix64(1234567, 2) == 3203168211198807973u);
+  CHECK(multopt::RandomMixSchedule::splitmix64(1234567, 3) == 9817491932198370423u);
+}
 
 TEST_CASE("the random mix schedule draws 0 or 1 past the patience and leaves g_mix before", "[schedules]") {
   auto opt = two_group_hybrid();
@@ -231,4 +238,24 @@ TEST_CASE("seek() refuses the largest long, and a schedule counts up to it and n
   CHECK_THROWS_WITH(schedule.apply(opt), Catch::Contains("has counted 9223372036854775807 epochs"));
   CHECK(schedule.epoch() == most);
   CHECK(opt.get("lr") == 0.5);
+}
+
+TEST_CASE("the random mix draws at once at any epoch, up to the largest", "[schedules]") {
+  constexpr long most = std::numeric_limits<long>::max();
+  // Draws j = most - 1 and most, then most - 3 and most - 2 (patience 2), of seed 7, computed by
+  // an independent implementation of SplitMix64.
+  for (const auto& [patience, expected] : {std::pair{-1L, std::vector<double>{1, 1}}, {2L, {0, 0}}}) {
+    auto opt = two_group_hybrid();
+    multopt::RandomMixSchedule late({patience, 7});
+    late.seek(most - 2);
+    CHECK(trace(opt, late, "g_mix", 2) == expected);
+    CHECK(late.epoch() == most);
+  }
+  // Seeds 42 and 7 from draw 10^12 + 1 on.
+  auto opt = two_group_hybrid();
+  multopt::RandomMixSchedule seed_42({-1, 42}), seed_7({-1, 7});
+  seed_42.seek(1000000000000);
+  seed_7.seek(1000000000000);
+  CHECK(trace(opt, seed_42, "g_mix", 5) == std::vector<double>{0, 1, 1, 1, 1});
+  CHECK(trace(opt, seed_7, "g_mix", 5) == std::vector<double>{0, 0, 0, 1, 1});
 }

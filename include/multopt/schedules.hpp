@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -185,50 +184,47 @@ class ExponentialMixSchedule : public Schedule {
 
 // Past the first `patience` calls, each call sets the hybrid rule's g_mix to 0 or 1 with equal
 // probability (one draw per call, shared by the groups it changes); earlier calls leave it as
-// it is. The draw is the top bit of std::mt19937_64, whose sequence the C++ standard fixes, so
-// a seed gives the same mixes with every compiler and after a checkpoint.
+// it is. The j-th draw is the top bit of the j-th output of SplitMix64 seeded with `seed`, a
+// function of seed and j alone: the same mixes with every compiler, and after seek() to any
+// epoch at once.
 class RandomMixSchedule : public Schedule {
  public:
   static constexpr const char* kind = "random_mix";
 
   struct Params {
     long patience = -1;
-    std::uint64_t seed = std::mt19937_64::default_seed;
+    std::uint64_t seed = 5489;  // std::mt19937_64::default_seed, this schedule's generator once
 
     void validate() const { validate_patience(patience); }
   };
 
   explicit RandomMixSchedule(const Params& params, std::size_t group = all_groups)
-      : Schedule(group), params_(params), generator_(params.seed) {
+      : Schedule(group), params_(params) {
     params_.validate();
   }
   RandomMixSchedule() : RandomMixSchedule(Params{}) {}
   const Params& params() const { return params_; }
+
+  // The j-th output (j = 1, 2, ...) of SplitMix64 (Steele, Lea and Flood, "Fast splittable
+  // pseudorandom number generators", OOPSLA 2014; Java's SplittableRandom) seeded with `seed`.
+  static std::uint64_t splitmix64(std::uint64_t seed, std::uint64_t j) {
+    std::uint64_t z = seed + j * 0x9E3779B97F4A7C15u;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+  }
 
   template <class Opt>
   void apply(Opt& opt) {
     require_g_mix<Opt>(kind);
     const long earlier_draws = epoch() - held_calls(params_.patience);
     if (earlier_draws < 0) return advance(kind, opt, [](auto&, long) {});
-    std::mt19937_64 generator = generator_after(earlier_draws);
-    const double mix = double(generator() >> 63);
+    const double mix = double(splitmix64(params_.seed, std::uint64_t(earlier_draws) + 1) >> 63);
     advance(kind, opt, [mix](auto& hyper, long) { hyper.set("g_mix", mix); });
-    generator_ = generator;
-    draws_ = earlier_draws + 1;
   }
 
  private:
-  // The generator that has made `draws` draws: the kept one unless seek() moved the schedule.
-  std::mt19937_64 generator_after(long draws) const {
-    if (draws == draws_) return generator_;
-    std::mt19937_64 replayed(params_.seed);
-    replayed.discard(static_cast<unsigned long long>(draws));
-    return replayed;
-  }
-
   Params params_;
-  std::mt19937_64 generator_;
-  long draws_ = 0;
 };
 
 // A schedule from the caller's function of the epoch, for the hyperparameters of optimizers
