@@ -177,7 +177,8 @@ TEST_CASE("a failed application leaves every group and the schedule as they were
   opt.add_group(opt.hyper(0));
   opt.set("lr", 0.25, 1);
   multopt::FunctionSchedule<Opt::Hyper> subtract([](Opt::Hyper& hyper, long) { hyper.rule.lr -= 0.5; });
-  CHECK_THROWS_WITH(subtract.apply(opt), Catch::Contains("lr = -0.25 is invalid"));
+  CHECK_THROWS_WITH(subtract.apply(opt), Catch::StartsWith("multopt: the function schedule's change for epoch 1 to "
+                                                            "group 1 is invalid: lr = -0.25 is invalid: it must be"));
   CHECK(opt.get("lr", 0) == 1.0);
   CHECK(opt.get("lr", 1) == 0.25);
   CHECK(subtract.epoch() == 0);
@@ -209,6 +210,10 @@ TEST_CASE("schedule parameters are validated, naming the value", "[schedules]") 
   CHECK_THROWS_WITH(multopt::StepSchedule({1, -0.5}), Contains("gamma_in = -0.5 is invalid"));
   CHECK_THROWS_WITH(multopt::StepSchedule({1, 1, nan}), Contains("gamma_out = nan is invalid"));
   CHECK_THROWS_WITH(multopt::StepSchedule({1, 1, 1, -1}), Contains("gamma = -1 is invalid"));
+  const double inf = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(multopt::StepSchedule({1, inf}), "multopt: gamma_in = inf is invalid: it must be finite and >= 0");
+  CHECK_THROWS_WITH(multopt::StepSchedule({1, 1, inf}), Contains("gamma_out = inf is invalid"));
+  CHECK_THROWS_WITH(multopt::StepSchedule({1, 1, 1, inf}), Contains("gamma = inf is invalid"));
   CHECK_THROWS_WITH(multopt::ExponentialMixSchedule({1.5}), Contains("g0 = 1.5 is invalid"));
   CHECK_THROWS_WITH(multopt::ExponentialMixSchedule({0.5, -2}), Contains("patience = -2 is invalid"));
   CHECK_THROWS_WITH(multopt::RandomMixSchedule({-3}), Contains("patience = -3 is invalid"));
@@ -220,6 +225,29 @@ TEST_CASE("schedule parameters are validated, naming the value", "[schedules]") 
                     Contains("unknown hyperparameter 'momentum'"));
   CHECK_THROWS_AS(multopt::FunctionSchedule<Hyper>(multopt::FunctionSchedule<Hyper>::Change{}),
                   std::invalid_argument);
+}
+
+TEST_CASE("a step schedule whose gamma overflows a learning rate is refused, naming the gamma", "[schedules]") {
+  multopt::SGD<double> opt({10.0});
+  multopt::StepSchedule huge({1, 1, 1, 1e308});
+  CHECK_THROWS_WITH(huge.apply(opt), "multopt: the step schedule's gamma = 1e+308 makes lr = inf at epoch 1 "
+                                     "(from lr = 10): learning rates must stay finite");
+  CHECK(opt.get("lr") == 10.0);
+  CHECK(huge.epoch() == 0);
+  // Where the product stays finite, it is taken.
+  multopt::SGD<double> small({1e-9});
+  huge.apply(small);
+  CHECK(small.get("lr") == 1e-9 * 1e308);
+  CHECK(huge.epoch() == 1);
+
+  auto hybrid = two_group_hybrid();
+  hybrid.set("lr_out", 1e308, 1);
+  multopt::StepSchedule out({2, 1, 10});
+  out.apply(hybrid);
+  CHECK_THROWS_WITH(out.apply(hybrid), "multopt: the step schedule's gamma_out = 10 makes lr_out = inf at epoch 2 "
+                                       "(from lr_out = 1e+308): learning rates must stay finite");
+  CHECK(hybrid.get("lr_out", 0) == 0.5);  // neither group changed
+  CHECK(out.epoch() == 1);
 }
 
 TEST_CASE("seek() refuses the largest long, and a schedule counts up to it and no further", "[schedules]") {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -49,7 +50,8 @@ class Schedule {
 
   // Calls change(hyper, epoch) on a copy of each targeted group's hyperparameters, epoch
   // being this call's number (1 on the first), and stores the copies only when every one
-  // changed and validated: on any error the optimizer and the schedule stay as they were.
+  // changed and validated: on any error the optimizer and the schedule stay as they were. A
+  // value that fails validation is reported as the `kind` schedule's doing.
   template <class Opt, class Change>
   void advance(const char* kind, Opt& opt, Change&& change) {
     if (epoch_ == most_epochs) {
@@ -65,10 +67,30 @@ class Schedule {
     for (std::size_t k = 0; k < count; ++k) {
       changed.push_back(opt.hyper(first + k));  // out_of_range for a group that does not exist
       change(changed.back(), epoch);
-      changed.back().validate();
+      try {
+        changed.back().validate();
+      } catch (const std::invalid_argument& error) {
+        throw std::invalid_argument(std::string("multopt: the ") + kind + " schedule's change for epoch " +
+                                    std::to_string(epoch) + " to group " + std::to_string(first + k) +
+                                    " is invalid: " + without_prefix(error.what()));
+      }
     }
     for (std::size_t k = 0; k < count; ++k) opt.set_hyper(changed[k], first + k);  // valid: cannot throw
     epoch_ = epoch;
+  }
+
+  // An error message of multopt's without its "multopt: ", to be quoted inside another.
+  static std::string without_prefix(const std::string& message) {
+    const std::string prefix = "multopt: ";
+    return message.compare(0, prefix.size(), prefix) == 0 ? message.substr(prefix.size()) : message;
+  }
+
+  // A value as the validation messages show it (validate.hpp): up to 17 significant digits.
+  static std::string shown(double value) {
+    std::ostringstream text;
+    text.precision(17);
+    text << value;
+    return text.str();
   }
 
   // Calls before the first that acts: a negative patience (the reference's default −1) waits for none.
@@ -110,10 +132,9 @@ class StepSchedule : public Schedule {
 
     void validate() const {
       if (step_size < 1) reject("step_size", double(step_size), ">= 1");
-      // Learning rates must stay >= 0.
-      require_non_negative("gamma_in", gamma_in);
-      require_non_negative("gamma_out", gamma_out);
-      require_non_negative("gamma", gamma);
+      // Learning rates must stay finite and >= 0.
+      for (const auto& [name, value] : {std::pair{"gamma_in", gamma_in}, {"gamma_out", gamma_out}, {"gamma", gamma}})
+        if (!(value >= 0.0 && value <= std::numeric_limits<double>::max())) reject(name, value, "finite and >= 0");
     }
   };
 
@@ -127,17 +148,28 @@ class StepSchedule : public Schedule {
   void apply(Opt& opt) {
     advance(kind, opt, [this](typename Opt::Hyper& hyper, long epoch) {
       if (epoch % params_.step_size != 0) return;
-      Opt::Hyper::fields(hyper, [this](std::string_view name, auto& value) {
+      Opt::Hyper::fields(hyper, [&](std::string_view name, auto& value) {
         if constexpr (std::is_same_v<std::decay_t<decltype(value)>, double>) {
-          if (name == "lr_in") value *= params_.gamma_in;
-          if (name == "lr_out") value *= params_.gamma_out;
-          if (name == "lr") value *= params_.gamma;
+          if (name == "lr_in") scale(value, "lr_in", "gamma_in", params_.gamma_in, epoch);
+          if (name == "lr_out") scale(value, "lr_out", "gamma_out", params_.gamma_out, epoch);
+          if (name == "lr") scale(value, "lr", "gamma", params_.gamma, epoch);
         }
       });
     });
   }
 
  private:
+  // rate *= gamma, refused where the product overflows, naming the gamma that made it.
+  static void scale(double& rate, const char* name, const char* gamma_name, double gamma, long epoch) {
+    const double scaled = rate * gamma;
+    if (!(scaled <= std::numeric_limits<double>::max())) {
+      throw std::invalid_argument(std::string("multopt: the step schedule's ") + gamma_name + " = " + shown(gamma) +
+                                  " makes " + name + " = " + shown(scaled) + " at epoch " + std::to_string(epoch) +
+                                  " (from " + name + " = " + shown(rate) + "): learning rates must stay finite");
+    }
+    rate = scaled;
+  }
+
   Params params_;
 };
 
