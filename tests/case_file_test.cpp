@@ -1,8 +1,11 @@
 // The golden case files of tools/case_file.hpp on inputs written here: records that the format
-// allows once, and NaN in a computed trajectory.
+// allows once, NaN in a computed trajectory, and what the case-file fuzzer checks
+// (fuzz/case_file_check.hpp) on its seeds and on inputs it must flag or pass.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -10,6 +13,7 @@
 #include <vector>
 
 #include "case_file.hpp"
+#include "case_file_check.hpp"
 
 namespace {
 
@@ -24,6 +28,11 @@ const std::string header = "name tiny\nbase sgd\nrule additive\nhyper lr 0.1\n";
 // init line (a heap overflow before the fix); the last n 3 would pass the final check.
 const std::string n_again =
     header + "n 3\nsteps 1\ninit 1 2 3\nstep 1\nn 5\ngrad 1 1 1 1 1\nparam 1 1 1 1 1\nn 3\n";
+
+std::string contents(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 }  // namespace
 
@@ -63,4 +72,40 @@ TEST_CASE("max_relative_error is NaN when any computed value is NaN, wherever it
   CHECK(multopt::golden::max_relative_error(off, reference) == Approx(0.1).epsilon(1e-12));
   const std::vector<std::vector<double>> tiny_ref{{0.0}}, tiny{{1e-4}};
   CHECK(multopt::golden::max_relative_error(tiny, tiny_ref) == Approx(0.1).epsilon(1e-12));
+}
+
+TEST_CASE("the case-file fuzzer's check passes its seeds and well-formed cases, and flags none it should not",
+          "[case_file][fuzz]") {
+  for (const char* seed : {"adagrad_hybrid_0", "adam_exponential_0", "rmsprop_multiplicative_0", "sgd_multiplicative_0"}) {
+    const std::string bytes = contents(std::string(MULTOPT_TEST_DATA "/../../fuzz/corpus/case_file/") + seed + ".case");
+    INFO(seed);
+    REQUIRE(bytes.size() > 1000);
+    CHECK(multopt::fuzz::case_file_problem(bytes) == "");
+  }
+  // Refused by read_case (before the fix: accepted with a grad row longer than init, the
+  // check's first finding).
+  CHECK(multopt::fuzz::case_file_problem(n_again) == "");
+  // No name line: written back without one (before the fix: "name" alone, which read_case refuses).
+  CHECK(multopt::fuzz::case_file_problem("base sgd\nrule additive\nn 1\nsteps 1\ninit 1\nstep 1\ngrad 1\nparam 0\n") ==
+        "");
+  // Non-finite values, an empty tensor, a refused setting.
+  CHECK(multopt::fuzz::case_file_problem(header + "n 2\nsteps 1\ninit inf -0\nstep 1\ngrad nan 1\nparam 0 0\n") == "");
+  CHECK(multopt::fuzz::case_file_problem(header + "n 0\nsteps 2\ninit\nstep 1\ngrad\nparam\nstep 2\ngrad\nparam\n") ==
+        "");
+  CHECK(multopt::fuzz::case_file_problem("base sgd\nrule additive\nhyper lr -1\nn 1\nsteps 0\ninit 1\n") == "");
+}
+
+TEST_CASE("write_case writes a case without a name line that reads back", "[case_file]") {
+  const auto c = read("base adam\nrule multiplicative\nn 2\nsteps 1\ninit 1 -2\nstep 1\ngrad 0.5 0.25\nparam 0 0\n");
+  CHECK(c.name.empty());
+  const auto trajectory = multopt::golden::replay<double>(c);
+  std::stringstream written;
+  multopt::golden::write_case(written, c, trajectory);
+  CHECK(written.str().find("name") == std::string::npos);
+  const auto again = multopt::golden::read_case(written);
+  CHECK(again.name.empty());
+  CHECK(again.base == "adam");
+  CHECK(again.init == c.init);
+  CHECK(again.grads == c.grads);
+  CHECK(again.params == trajectory);
 }

@@ -155,7 +155,9 @@ inline void write_case(std::ostream& out, const Case& c, const std::vector<std::
     }
     out << '\n';
   };
-  out << "# multopt golden case v1\nname " << c.name << "\nbase " << c.base << "\nrule " << c.rule << '\n';
+  out << "# multopt golden case v1\n";
+  if (!c.name.empty()) out << "name " << c.name << '\n';  // optional; "name" alone would not read back
+  out << "base " << c.base << "\nrule " << c.rule << '\n';
   for (const auto& [name, value] : c.hyper) out << "hyper " << name << ' ' << value << '\n';
   out << "n " << c.init.size() << "\nsteps " << trajectory.size() << '\n';
   row("init", c.init);
