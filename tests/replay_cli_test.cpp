@@ -409,3 +409,31 @@ TEST_CASE("replay fails a case whose computed trajectory has a NaN where the ref
     CHECK(result.status == 1);
   }
 }
+
+TEST_CASE("multopt_replay --emit writes a version-2 case with its set lines, which replays with max_rel_err=0",
+          "[replay]") {
+  Scratch scratch("emit_v2");
+  const std::string name = "sgd_multiplicative_changes";
+  const Result emitted = replay(scratch, {"--emit", golden("v2/" + name)});
+  REQUIRE(emitted.status == 0);
+  REQUIRE_FALSE(emitted.lines.empty());
+  CHECK(emitted.lines.front() == "# multopt golden case v2");
+  const auto original = split_lines(read_file(golden("v2/" + name)));
+  const auto sets = lines_with_key(emitted.lines, "set"), original_sets = lines_with_key(original, "set");
+  REQUIRE(sets.size() == original_sets.size());
+  REQUIRE_FALSE(sets.empty());
+  for (std::size_t k = 0; k < sets.size(); ++k) {
+    INFO(sets[k] << " for " << original_sets[k]);
+    std::istringstream a(sets[k]), b(original_sets[k]);
+    std::string key_a, name_a, value_a, key_b, name_b, value_b;
+    a >> key_a >> name_a >> value_a;
+    b >> key_b >> name_b >> value_b;
+    CHECK(name_a == name_b);
+    CHECK(std::stod(value_a) == std::stod(value_b));
+  }
+  std::string text;
+  for (const auto& line : emitted.lines) text += line + "\n";
+  const Result again = replay(scratch, {scratch.write(name + ".case", text)});
+  REQUIRE(again.lines.size() == 2);
+  CHECK(again.lines[0] == "PASS " + name + " max_rel_err=0");
+}

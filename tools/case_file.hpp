@@ -1,5 +1,5 @@
-// Golden case files (format: tests/data/FORMAT.md): reading, replaying through
-// multopt::make_optimizer, comparing and writing. Shared by multopt_replay and the tests.
+// Golden case files (format: tests/data/FORMAT.md, versions 1 and 2): reading, replaying
+// through multopt::make_optimizer, comparing and writing. Shared by multopt_replay and the tests.
 #pragma once
 
 #include <algorithm>
@@ -16,12 +16,26 @@
 
 namespace multopt::golden {
 
+// A `set NAME VALUE` line (version 2): NAME takes VALUE before the step it is part of.
+struct Set {
+  std::string name;
+  double value;
+  int line;  // in the file, for errors found when the case is replayed
+};
+
 struct Case {
   std::string name, base, rule;
   Settings hyper;  // in file order
   std::vector<double> init;
   std::vector<std::vector<double>> grads, params;  // one row per step
+  std::vector<std::vector<Set>> sets;              // per step, in file order (version 2); may be empty
 };
+
+// The set lines of step t + 1 (none where the case has no sets).
+inline const std::vector<Set>& sets_before(const Case& c, std::size_t t) {
+  static const std::vector<Set> none;
+  return t < c.sets.size() ? c.sets[t] : none;
+}
 
 namespace detail {
 
@@ -63,6 +77,8 @@ inline Case read_case(std::istream& in) {
   Case c;
   long n = -1, steps = -1;
   int n_line = 0, steps_line = 0;  // where each was given
+  bool in_step = false;            // after a step line, before its grad line
+  std::vector<Set> sets;           // of the step being read
   std::string text;
   for (int line = 1; std::getline(in, text); ++line) {
     if (!text.empty() && text.back() == '\r') text.pop_back();
@@ -92,9 +108,18 @@ inline Case read_case(std::istream& in) {
         detail::fail(line, "steps must be numbered 1, 2, ... in order");
       if (c.grads.size() != c.params.size()) detail::fail(line, "step before the previous step's param line");
       if (long(c.grads.size()) == steps) detail::fail(line, "more steps than 'steps'");
+      in_step = true;
+    } else if (key == "set") {
+      std::string name, value, extra;
+      if (!(words >> name >> value) || (words >> extra)) detail::fail(line, "set takes a name and a value");
+      if (!in_step) detail::fail(line, "set line outside a step: it goes between a step line and its grad line");
+      sets.push_back({name, detail::number(value, line, "set " + name), line});
     } else if (key == "grad") {
       if (c.grads.size() != c.params.size()) detail::fail(line, "two grad lines in one step");
       c.grads.push_back(detail::numbers(words, std::size_t(n), line, key));
+      c.sets.push_back(std::move(sets));
+      sets.clear();
+      in_step = false;
     } else if (key == "param") {
       if (c.grads.size() != c.params.size() + 1) detail::fail(line, "param line without its grad line");
       c.params.push_back(detail::numbers(words, std::size_t(n), line, key));
@@ -113,14 +138,25 @@ inline Case read_case(std::istream& in) {
   return c;
 }
 
-// The trajectory that multopt computes for the case's initial parameters and gradients, in S.
+// The trajectory that multopt computes for the case's initial parameters, gradients and set
+// lines, in S. A set line that the optimizer refuses throws std::runtime_error naming its line.
 template <class S>
 std::vector<std::vector<double>> replay(const Case& c) {
   auto opt = make_optimizer<S>(c.base, c.rule, c.hyper);
   std::vector<S> param(c.init.begin(), c.init.end()), grad(param.size());
   opt->add_params(param.data(), grad.data(), param.size());
   std::vector<std::vector<double>> trajectory;
-  for (const auto& g : c.grads) {
+  for (std::size_t t = 0; t < c.grads.size(); ++t) {
+    for (const Set& set : sets_before(c, t)) {
+      try {
+        // The gradient-norm clip is the optimizer's, every other setting group 0's.
+        if (set.name == "max_grad_norm") opt->set_max_grad_norm(set.value);
+        else opt->set(set.name, set.value);
+      } catch (const std::invalid_argument& e) {
+        detail::fail(set.line, std::string("set ") + set.name + ": " + e.what());
+      }
+    }
+    const auto& g = c.grads[t];
     std::copy(g.begin(), g.end(), grad.begin());
     opt->step();
     trajectory.emplace_back(param.begin(), param.end());
@@ -144,18 +180,25 @@ inline double max_relative_error(const std::vector<std::vector<double>>& compute
   return worst;
 }
 
-// Writes the case with `trajectory` as its param lines, 17 significant digits.
+// Writes the case with `trajectory` as its param lines, 17 significant digits; as version 2
+// where it has set lines or a hyperparameter of version 2.
 inline void write_case(std::ostream& out, const Case& c, const std::vector<std::vector<double>>& trajectory) {
+  char buffer[32];
+  auto number = [&](double v) {
+    std::snprintf(buffer, sizeof buffer, " %.17g", v);
+    return buffer;
+  };
   auto row = [&](const char* key, const std::vector<double>& values) {
     out << key;
-    char buffer[32];
-    for (double v : values) {
-      std::snprintf(buffer, sizeof buffer, " %.17g", v);
-      out << buffer;
-    }
+    for (double v : values) out << number(v);
     out << '\n';
   };
-  out << "# multopt golden case v1\n";
+  const bool has_sets = std::any_of(c.sets.begin(), c.sets.end(), [](const auto& sets) { return !sets.empty(); });
+  const bool has_v2_hyper = std::any_of(c.hyper.begin(), c.hyper.end(), [](const auto& setting) {
+    return setting.first == "lr_factor" || setting.first == "max_grad_norm" || setting.first == "maximize" ||
+           setting.first == "decoupled_weight_decay";
+  });
+  out << "# multopt golden case v" << (has_sets || has_v2_hyper ? 2 : 1) << '\n';
   if (!c.name.empty()) out << "name " << c.name << '\n';  // optional; "name" alone would not read back
   out << "base " << c.base << "\nrule " << c.rule << '\n';
   for (const auto& [name, value] : c.hyper) out << "hyper " << name << ' ' << value << '\n';
@@ -163,6 +206,7 @@ inline void write_case(std::ostream& out, const Case& c, const std::vector<std::
   row("init", c.init);
   for (std::size_t t = 0; t < trajectory.size(); ++t) {
     out << "step " << t + 1 << '\n';
+    for (const Set& set : sets_before(c, t)) out << "set " << set.name << number(set.value) << '\n';
     row("grad", c.grads[t]);
     row("param", trajectory[t]);
   }
