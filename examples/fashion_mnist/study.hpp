@@ -9,7 +9,9 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <mutex>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <ostream>
 #include <string>
@@ -195,7 +196,8 @@ inline void print_sensitivity(std::ostream& out, const std::vector<StudyRun>& ru
         }
         return true;
       });
-      for (const StudyRun* run : at_value) diverged += run->diverged, ++total;
+      for (const StudyRun* run : at_value) diverged += run->diverged;
+      total += int(at_value.size());
       out << ' ' << mean_sd(measure(at_value, final_accuracy), 2) << " |";
     }
     const OptimizerSpec additive{spec.base, "additive"};
