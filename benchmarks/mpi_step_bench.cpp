@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     std::vector<float> params(elements, 0.5f), grads(elements);
     for (float& g : grads) g = uniform(rng);
 
-    multopt::ShardedOptimizer<multopt::MAdam<float>> opt(MPI_COMM_WORLD, {/*lr_in=*/1.0, /*lr_out=*/1e-3});
+    multopt::ShardedOptimizer<multopt::MAdam<float>> opt(MPI_COMM_WORLD, multopt::arg::lr_out = 1e-3);
     multopt::Parallel serial;
     serial.threads = 1;  // one core per rank, as ranks are usually placed
     opt.inner().set_parallel(serial);

@@ -23,7 +23,7 @@ int main() {
 
   // The framework's tensors: weights (non-zero: the multiplicative rule keeps zeros) and grads.
   std::vector<float> w(features, 1.0f), grad(features);
-  multopt::MAdam<float> opt({/*lr_in=*/1.0, /*lr_out=*/0.01});
+  multopt::MAdam<float> opt(multopt::arg::lr_in = 1.0, multopt::arg::lr_out = 0.01);
   opt.add_params(w.data(), grad.data(), w.size());
 
   for (int step = 1; step <= 2000; ++step) {

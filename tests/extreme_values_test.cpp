@@ -9,6 +9,8 @@
 
 #include "test_support.hpp"
 
+namespace arg = multopt::arg;
+
 namespace {
 
 using Every = decltype(std::tuple_cat(std::declval<test::EveryOptimizer<double>>(),
@@ -97,7 +99,7 @@ TEMPLATE_LIST_TEST_CASE("zero learning rates leave every parameter as it was", "
 TEMPLATE_TEST_CASE("a saturated tanh moves a multiplicative weight by exactly s*lr_out*|theta|", "[extreme]", float,
                    double) {
   using S = TestType;
-  multopt::MSGD<S> opt({/*lr_in=*/1e30, /*lr_out=*/0.25});
+  multopt::MSGD<S> opt(arg::lr_in = 1e30, arg::lr_out = 0.25);
   std::vector<S> theta = {S(3), S(-3), S(1e-20), S(-1e30)}, grad = {S(1e-20), S(-1e-20), S(-2), S(5)};
   opt.add_params(theta.data(), grad.data(), theta.size());
   opt.step();
@@ -114,7 +116,7 @@ TEMPLATE_TEST_CASE("the exponential rule at the edges of the range: overflow to 
   using S = TestType;
   using limits = std::numeric_limits<S>;
   // One step with lr_out = 1 and a saturated tanh scales |θ| by 2 (growing) or 1/2 (shrinking).
-  multopt::ESGD<S> opt({/*lr_in=*/1e30, /*lr_out=*/1.0});
+  multopt::ESGD<S> opt(arg::lr_in = 1e30, arg::lr_out = 1.0);
   std::vector<S> theta = {limits::max(), -limits::max(), limits::denorm_min(), -limits::denorm_min(),
                           S(0), S(-0.0)};
   std::vector<S> grad = {S(-1), S(1), S(1), S(-1), S(1), S(-1)};
@@ -131,7 +133,7 @@ TEMPLATE_TEST_CASE("the exponential rule at the edges of the range: overflow to 
   CHECK(std::signbit(theta[5]));
 
   // A rate so large that the factor itself overflows: zeros stay zeros, nothing becomes NaN.
-  multopt::ESGD<S> huge({/*lr_in=*/1.0, /*lr_out=*/1e30});
+  multopt::ESGD<S> huge(arg::lr_in = 1.0, arg::lr_out = 1e30);
   std::vector<S> zeros = {S(0), S(-0.0), S(1)}, push = {S(-1), S(1), S(1)};
   huge.add_params(zeros.data(), push.data(), zeros.size());
   huge.step();

@@ -15,6 +15,8 @@
 #include "reference_model.hpp"
 #include "test_support.hpp"
 
+namespace arg = multopt::arg;
+
 namespace {
 
 namespace bases = multopt::bases;
@@ -181,9 +183,13 @@ TEMPLATE_TEST_CASE("the hybrid rule is the multiplicative rule at g = 1 and the 
     using Hyb = Optimizer<Base, rules::Hybrid, S>;
     const auto base = base_params<Base>();
     const double wd = 0.01, lr_in = 1.5, lr_out = 0.01, lr = 0.02;
-    typename Mult::Hyper hm{{lr_in, lr_out}, base, wd};
-    typename Add::Hyper ha{{lr}, base, wd};
-    typename Hyb::Hyper h1{{lr_in, lr_out, lr, 1.0}, base, wd}, h0{{lr_in, lr_out, lr, 0.0}, base, wd};
+    typename Mult::Hyper hm(arg::lr_in = lr_in, arg::lr_out = lr_out, arg::weight_decay = wd);
+    typename Add::Hyper ha(arg::lr = lr, arg::weight_decay = wd);
+    typename Hyb::Hyper h1(arg::lr_in = lr_in, arg::lr_out = lr_out, arg::lr = lr, arg::g_mix = 1.0,
+                           arg::weight_decay = wd);
+    typename Hyb::Hyper h0 = h1;
+    h0.rule.g_mix = 0.0;
+    hm.base = ha.base = h1.base = h0.base = base;
     for (const std::size_t n : kSizes) {
       INFO(Base::name << " n = " << n);
       std::mt19937 rng(static_cast<unsigned>(n) + 2);
@@ -216,8 +222,10 @@ template <class Base, class Rule, class S, class Expected>
 void check_nonnegative_rule(Expected expected) {
   using Opt = Optimizer<Base, Rule, S>;
   using Add = Optimizer<Base, rules::Additive, S>;
-  const typename Opt::Hyper h{{0.1}, base_params<Base>(), 0.01};
-  const typename Add::Hyper ha{h.rule, h.base, h.weight_decay};
+  typename Opt::Hyper h(arg::lr = 0.1, arg::weight_decay = 0.01);
+  h.base = base_params<Base>();
+  typename Add::Hyper ha(arg::lr = 0.1, arg::weight_decay = 0.01);
+  ha.base = h.base;
   for (const std::size_t n : kSizes) {
     INFO(Base::name << " with the " << Rule::name << " rule, n = " << n);
     std::mt19937 rng(static_cast<unsigned>(n) + 3);
@@ -262,8 +270,8 @@ TEMPLATE_TEST_CASE("tanh momentum with momentum 0 is plain multiplicative SGD, b
   using S = TestType;
   using Tanh = multopt::MSGDTanhMomentum<S>;
   using Mult = multopt::MSGD<S>;
-  const typename Tanh::Hyper ht{{1.5, 0.02}, {}, 0.01};
-  const typename Mult::Hyper hm{ht.rule, ht.base, ht.weight_decay};
+  const typename Tanh::Hyper ht(arg::lr_in = 1.5, arg::lr_out = 0.02, arg::weight_decay = 0.01);
+  const typename Mult::Hyper hm(arg::lr_in = 1.5, arg::lr_out = 0.02, arg::weight_decay = 0.01);
   for (const std::size_t n : kSizes) {
     INFO("n = " << n);
     std::mt19937 rng(static_cast<unsigned>(n) + 4);
@@ -503,9 +511,14 @@ TEMPLATE_TEST_CASE("settings changed between steps take effect at the next step"
   std::mt19937 rng(7);
   const auto init = test::uniform<S>(rng, n, -2.0, 2.0);
   auto next_gradient = [&] { return test::uniform<S>(rng, n, -1.0, 1.0); };
+  const auto sgd_with_momentum = [] {
+    typename multopt::SGD<S>::Hyper hyper(arg::lr = 0.1);
+    hyper.base = base_params<bases::Sgd>();
+    return hyper;
+  };
 
   SECTION("lr = 0 freezes additive SGD with momentum while its buffer runs on; lr > 0 moves it again") {
-    Run<multopt::SGD<S>> run({{0.1}, base_params<bases::Sgd>(), 0.0}, init);
+    Run<multopt::SGD<S>> run(sgd_with_momentum(), init);
     for (int t = 0; t < 3; ++t) run.step(next_gradient());
     run.opt.set("lr", 0.0);
     const auto frozen = run.param;
@@ -518,7 +531,7 @@ TEMPLATE_TEST_CASE("settings changed between steps take effect at the next step"
     CHECK(run.param != frozen);
   }
   SECTION("lr_out = 0 freezes multiplicative Adam") {
-    Run<multopt::MAdam<S>> run({{1.0, 0.01}, {}, 0.0}, init);
+    Run<multopt::MAdam<S>> run(typename multopt::MAdam<S>::Hyper(arg::lr_in = 1.0, arg::lr_out = 0.01), init);
     for (int t = 0; t < 3; ++t) run.step(next_gradient());
     run.opt.set("lr_out", 0.0);
     const auto frozen = run.param;
@@ -526,17 +539,18 @@ TEMPLATE_TEST_CASE("settings changed between steps take effect at the next step"
     CHECK(test::same_bits(run.param, frozen));
   }
   SECTION("g_mix set from 1 to 0 turns hybrid SGD into additive SGD at the next step") {
-    Run<multopt::HSGD<S>> hybrid({{1.0, 0.01, 0.05, 1.0}, {}, 0.0}, init);
+    Run<multopt::HSGD<S>> hybrid(
+        typename multopt::HSGD<S>::Hyper(arg::lr_in = 1.0, arg::lr_out = 0.01, arg::lr = 0.05, arg::g_mix = 1.0), init);
     for (int t = 0; t < 3; ++t) hybrid.step(next_gradient());
     hybrid.opt.set("g_mix", 0.0);
-    Run<multopt::SGD<S>> additive({{0.05}, {}, 0.0}, hybrid.param);
+    Run<multopt::SGD<S>> additive(typename multopt::SGD<S>::Hyper(arg::lr = 0.05), hybrid.param);
     const auto g = next_gradient();
     hybrid.step(g);
     additive.step(g);
     CHECK(hybrid.param == additive.param);
   }
   SECTION("set_hyper on one group changes only that group's tensors") {
-    multopt::MSGD<S> opt({1.0, 0.05});
+    multopt::MSGD<S> opt(arg::lr_in = 1.0, arg::lr_out = 0.05);
     opt.add_group(opt.hyper());
     std::vector<S> first = init, second = init, grad(n);
     opt.add_params(first.data(), grad.data(), n, 0);
@@ -555,13 +569,13 @@ TEMPLATE_TEST_CASE("settings changed between steps take effect at the next step"
     CHECK(test::same_bits(second, second_before));
   }
   SECTION("momentum set to 0 frees the buffer; set back, the buffer restarts as on a first step") {
-    Run<multopt::SGD<S>> run({{0.1}, base_params<bases::Sgd>(), 0.0}, init);
+    Run<multopt::SGD<S>> run(sgd_with_momentum(), init);
     for (int t = 0; t < 3; ++t) run.step(next_gradient());
     run.opt.set("momentum", 0.0);
     run.step(next_gradient());
     CHECK(run.opt.state(0, 0) == nullptr);
     run.opt.set("momentum", 0.9);
-    Run<multopt::SGD<S>> fresh({{0.1}, base_params<bases::Sgd>(), 0.0}, run.param);
+    Run<multopt::SGD<S>> fresh(sgd_with_momentum(), run.param);
     const auto g = next_gradient();
     run.step(g);
     fresh.step(g);

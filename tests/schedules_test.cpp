@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+namespace arg = multopt::arg;
+
 using multopt::all_groups;
 
 namespace {
@@ -31,7 +33,7 @@ std::vector<double> trace(Opt& opt, Schedule& schedule, const std::string& name,
 
 // A hybrid optimizer with lr_in 1, lr_out 0.5, lr 1 and g_mix 0.5 in two groups.
 multopt::HSGD<double> two_group_hybrid() {
-  multopt::HSGD<double> opt({1.0, 0.5, 1.0, 0.5});
+  multopt::HSGD<double> opt(arg::lr_in = 1.0, arg::lr_out = 0.5, arg::lr = 1.0, arg::g_mix = 0.5);
   opt.add_group(opt.hyper(0));
   return opt;
 }
@@ -52,11 +54,11 @@ TEST_CASE("the step schedule multiplies each learning rate every step_size epoch
 
 TEST_CASE("the step schedule changes only the learning rates the group's rule has", "[schedules]") {
   const multopt::StepSchedule::Params every_rate{1, 0.5, 0.5, 0.5};
-  multopt::Adam<float> additive({0.25});
+  multopt::Adam<float> additive(arg::lr = 0.25);
   multopt::StepSchedule on_additive(every_rate);
   CHECK(trace(additive, on_additive, "lr", 3) == std::vector<double>{0.125, 0.0625, 0.03125});
 
-  multopt::MAdam<float> multiplicative({2.0, 0.25});
+  multopt::MAdam<float> multiplicative(arg::lr_in = 2.0, arg::lr_out = 0.25);
   multopt::StepSchedule on_multiplicative(every_rate);
   const auto values = trace(multiplicative, on_multiplicative, {"lr_in", "lr_out", "beta1"}, 2);
   CHECK(values[0] == std::vector<double>{1.0, 0.5});
@@ -151,7 +153,7 @@ TEST_CASE("a schedule changes the group it names, or all of them", "[schedules]"
 
 TEST_CASE("a function of the epoch plugs in as a schedule", "[schedules]") {
   using Opt = multopt::SGD<double>;
-  Opt opt({0.1});
+  Opt opt(arg::lr = 0.1);
   opt.add_group(opt.hyper(0));
 
   multopt::FunctionSchedule<Opt::Hyper> inverse_time(
@@ -173,7 +175,7 @@ TEST_CASE("a function of the epoch plugs in as a schedule", "[schedules]") {
 
 TEST_CASE("a failed application leaves every group and the schedule as they were", "[schedules]") {
   using Opt = multopt::SGD<double>;
-  Opt opt({1.0});
+  Opt opt(arg::lr = 1.0);
   opt.add_group(opt.hyper(0));
   opt.set("lr", 0.25, 1);
   multopt::FunctionSchedule<Opt::Hyper> subtract([](Opt::Hyper& hyper, long) { hyper.rule.lr -= 0.5; });
@@ -228,14 +230,14 @@ TEST_CASE("schedule parameters are validated, naming the value", "[schedules]") 
 }
 
 TEST_CASE("a step schedule whose gamma overflows a learning rate is refused, naming the gamma", "[schedules]") {
-  multopt::SGD<double> opt({10.0});
+  multopt::SGD<double> opt(arg::lr = 10.0);
   multopt::StepSchedule huge({1, 1, 1, 1e308});
   CHECK_THROWS_WITH(huge.apply(opt), "multopt: the step schedule's gamma = 1e+308 makes lr = inf at epoch 1 "
                                      "(from lr = 10): learning rates must stay finite");
   CHECK(opt.get("lr") == 10.0);
   CHECK(huge.epoch() == 0);
   // Where the product stays finite, it is taken.
-  multopt::SGD<double> small({1e-9});
+  multopt::SGD<double> small(arg::lr = 1e-9);
   huge.apply(small);
   CHECK(small.get("lr") == 1e-9 * 1e308);
   CHECK(huge.epoch() == 1);
@@ -252,7 +254,7 @@ TEST_CASE("a step schedule whose gamma overflows a learning rate is refused, nam
 
 TEST_CASE("seek() refuses the largest long, and a schedule counts up to it and no further", "[schedules]") {
   constexpr long most = std::numeric_limits<long>::max();
-  multopt::SGD<double> opt({1.0});
+  multopt::SGD<double> opt(arg::lr = 1.0);
   multopt::StepSchedule schedule({1, 1, 1, 0.5});
   schedule.seek(7);
   CHECK_THROWS_WITH(schedule.seek(most), "multopt: epoch = 9223372036854775807 is invalid: it must be at most "

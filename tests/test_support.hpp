@@ -170,7 +170,7 @@ H stateful_hyper() {
 
 template <class Opt>
 Opt make(const typename Opt::Hyper& h) {
-  return Opt(h.rule, h.base, h.weight_decay);
+  return Opt(h);
 }
 
 }  // namespace test

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "checkpoint/header.hpp"
 #include "optimizer.hpp"
 #include "schedules.hpp"
 
@@ -36,22 +37,22 @@ struct LoadOptions {
 template <class Base, class Rule, class S>
 struct CheckpointAccess<Optimizer<Base, Rule, S>> {
   using Opt = Optimizer<Base, Rule, S>;
-  using StateArray = typename Opt::StateArray;
 
   // What a checkpoint restores of one tensor.
-  struct TensorState {
+  struct SavedTensor {
     long steps = 0;
     unsigned fresh_slots = 0;
-    std::array<StateArray, Base::slot_count> slots{};
+    std::array<StateArray<S>, Base::slot_count> slots{};
   };
 
   static const std::vector<typename Opt::Hyper>& groups(const Opt& opt) { return opt.groups_; }
   static const auto& tensors(const Opt& opt) { return opt.tensors_; }
 
   // Swaps the new state in. It cannot throw, so a load commits all of its state or none.
-  static void restore(Opt& opt, std::vector<typename Opt::Hyper>& groups,
-                      std::vector<TensorState>& tensors) noexcept {
+  static void restore(Opt& opt, std::vector<typename Opt::Hyper>& groups, std::vector<SavedTensor>& tensors,
+                      double max_grad_norm) noexcept {
     opt.groups_.swap(groups);
+    opt.max_grad_norm_ = max_grad_norm;
     for (std::size_t k = 0; k < tensors.size(); ++k) {
       auto& tensor = opt.tensors_[k];
       tensor.steps = tensors[k].steps;
@@ -64,287 +65,21 @@ struct CheckpointAccess<Optimizer<Base, Rule, S>> {
 
 namespace detail {
 
-static_assert(std::numeric_limits<float>::is_iec559 && std::numeric_limits<double>::is_iec559,
-              "checkpoints store IEEE-754 binary32 and binary64 values");
-
-inline constexpr char checkpoint_magic[8] = {'M', 'U', 'L', 'T', 'O', 'P', 'T', '\0'};
-inline constexpr std::uint32_t checkpoint_version = 1;
-inline constexpr std::uint64_t all_groups_on_disk = ~std::uint64_t(0);
-inline constexpr std::size_t io_buffer_bytes = std::size_t(1) << 16;
-
-// CRC-32 as zlib, PNG and Ethernet compute it (reflected polynomial 0xEDB88320), so that
-// any zlib binding can check a checkpoint. It detects every burst of up to 32 flipped bits.
-inline constexpr std::array<std::uint32_t, 256> crc32_table = [] {
-  std::array<std::uint32_t, 256> table{};
-  for (std::uint32_t byte = 0; byte < 256; ++byte) {
-    std::uint32_t crc = byte;
-    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ ((crc & 1u) ? 0xEDB88320u : 0u);
-    table[byte] = crc;
-  }
-  return table;
-}();
-
-class Crc32 {
- public:
-  void update(const unsigned char* bytes, std::size_t count) {
-    for (std::size_t k = 0; k < count; ++k) state_ = crc32_table[(state_ ^ bytes[k]) & 0xFFu] ^ (state_ >> 8);
-  }
-  std::uint32_t value() const { return ~state_; }
-
- private:
-  std::uint32_t state_ = 0xFFFFFFFFu;
-};
-
-using Bytes = std::vector<unsigned char>;
-
-// Fields are little-endian whatever the machine's byte order; reals are their IEEE-754 bits.
-template <class U>
-void put(Bytes& out, U value) {
-  static_assert(std::is_unsigned_v<U>);
-  for (std::size_t k = 0; k < sizeof(U); ++k) out.push_back(static_cast<unsigned char>(value >> (8 * k)));
-}
-
-template <class U>
-U get(const unsigned char* bytes) {
-  U value = 0;
-  for (std::size_t k = 0; k < sizeof(U); ++k) value = U(value | U(bytes[k]) << (8 * k));
-  return value;
-}
-
-template <class F>
-using BitsOf = std::conditional_t<sizeof(F) == 4, std::uint32_t, std::uint64_t>;
-
-template <class F>
-BitsOf<F> bits_of(F value) {
-  BitsOf<F> bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  return bits;
-}
-
-template <class F>
-F from_bits(BitsOf<F> bits) {
-  F value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
-
-inline void put_text(Bytes& out, const std::string& text) {
-  put<std::uint64_t>(out, text.size());
-  out.insert(out.end(), text.begin(), text.end());
-}
-
-template <class S>
-const char* scalar_name() {
-  return std::is_same_v<S, float> ? "float" : "double";
-}
-
-inline std::string group_name(std::uint64_t group) {
-  return group == all_groups_on_disk ? "all groups" : "group " + std::to_string(group);
-}
-
-// Everything in a checkpoint but the state arrays, which follow it in the order it lists them.
-struct CheckpointHeader {
-  struct Tensor {
-    std::uint64_t size, group, steps, slot_mask, fresh_slots;
-  };
-  struct Position {
-    std::string kind;
-    std::uint64_t group, epoch;
-  };
-  std::string scalar, base, rule;
-  std::vector<std::vector<std::pair<std::string, double>>> groups;  // hyperparameters by name
-  std::vector<Tensor> tensors;
-  std::vector<Position> schedules;
-};
-
-inline Bytes encode(const CheckpointHeader& header) {
-  Bytes out;
-  put_text(out, header.scalar);
-  put_text(out, header.base);
-  put_text(out, header.rule);
-  put<std::uint64_t>(out, header.groups.size());
-  for (const auto& group : header.groups) {
-    put<std::uint64_t>(out, group.size());
-    for (const auto& [name, value] : group) {
-      put_text(out, name);
-      put(out, bits_of(value));
-    }
-  }
-  put<std::uint64_t>(out, header.tensors.size());
-  for (const auto& t : header.tensors)
-    for (std::uint64_t field : {t.size, t.group, t.steps, t.slot_mask, t.fresh_slots}) put(out, field);
-  put<std::uint64_t>(out, header.schedules.size());
-  for (const auto& s : header.schedules) {
-    put_text(out, s.kind);
-    put(out, s.group);
-    put(out, s.epoch);
-  }
-  return out;
-}
-
-// For a header that passed its checksum yet breaks the format: its writer is at fault, not
-// damage on the way.
-[[noreturn]] inline void malformed(const std::string& what) {
-  throw std::runtime_error("multopt: the checkpoint's header is malformed: " + what +
-                           " (its checksum is right, so whatever wrote it does not follow the format)");
-}
-
-// Reads a header's fields, which must fill it exactly.
-class HeaderParser {
- public:
-  explicit HeaderParser(const Bytes& bytes) : bytes_(bytes) {}
-
-  std::uint64_t number() { return get<std::uint64_t>(take(8)); }
-  double real() { return from_bits<double>(number()); }
-  std::string text() {
-    const std::uint64_t length = number();
-    const unsigned char* begin = take(length);
-    return std::string(begin, begin + length);
-  }
-  // A count of entries of at least 8 bytes each: bounded by what is left, so a bad count
-  // cannot make a huge allocation.
-  std::size_t count() {
-    const std::uint64_t n = number();
-    if (n > (bytes_.size() - at_) / 8) malformed("a count exceeds what the header can hold");
-    return std::size_t(n);
-  }
-  void finish() const {
-    if (at_ != bytes_.size()) malformed("it is longer than its fields");
-  }
-
- private:
-  const unsigned char* take(std::uint64_t n) {
-    if (n > bytes_.size() - at_) malformed("a field runs past its end");
-    at_ += std::size_t(n);
-    return bytes_.data() + at_ - n;
-  }
-  const Bytes& bytes_;
-  std::size_t at_ = 0;
-};
-
-inline CheckpointHeader decode(const Bytes& bytes) {
-  HeaderParser in(bytes);
-  CheckpointHeader header;
-  header.scalar = in.text();
-  header.base = in.text();
-  header.rule = in.text();
-  header.groups.resize(in.count());
-  for (auto& group : header.groups) {
-    group.resize(in.count());
-    for (auto& [name, value] : group) {
-      name = in.text();
-      value = in.real();
-    }
-  }
-  header.tensors.resize(in.count());
-  for (auto& t : header.tensors)
-    for (std::uint64_t* field : {&t.size, &t.group, &t.steps, &t.slot_mask, &t.fresh_slots})
-      *field = in.number();
-  header.schedules.resize(in.count());
-  for (auto& s : header.schedules) {
-    s.kind = in.text();
-    s.group = in.number();
-    s.epoch = in.number();
-  }
-  in.finish();
-  return header;
-}
-
-// Writes to the stream, keeping the CRC-32 of everything written so far.
-class ChecksummedWriter {
- public:
-  explicit ChecksummedWriter(std::ostream& out) : out_(out) {}
-  void write(const Bytes& bytes) {
-    crc_.update(bytes.data(), bytes.size());
-    out_.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-  }
-  void write_checksum() {
-    Bytes bytes;
-    put(bytes, crc_.value());
-    write(bytes);
-  }
-
- private:
-  std::ostream& out_;
-  Crc32 crc_;
-};
-
-// Reads from the stream, keeping the CRC-32 of everything read so far and where it is.
-class ChecksummedReader {
- public:
-  explicit ChecksummedReader(std::istream& in) : in_(in) {}
-
-  // Reads exactly `count` bytes, or reports that the stream ended inside `what`.
-  void read(unsigned char* out, std::size_t count, const std::string& what) {
-    in_.read(reinterpret_cast<char*>(out), std::streamsize(count));
-    const auto got = std::size_t(in_.gcount());
-    offset_ += got;
-    if (got != count) {
-      throw std::runtime_error("multopt: the checkpoint is truncated: the stream ends after " +
-                               std::to_string(offset_) + " bytes, inside " + what);
-    }
-    crc_.update(out, count);
-  }
-  template <class U>
-  U read(const std::string& what) {
-    unsigned char bytes[sizeof(U)];
-    read(bytes, sizeof bytes, what);
-    return get<U>(bytes);
-  }
-  // Reads a CRC-32 and compares it with that of every byte before it.
-  void verify_checksum(const std::string& what) {
-    const std::uint32_t expected = crc_.value();
-    if (read<std::uint32_t>("the checksum of " + what) != expected) {
-      throw std::runtime_error("multopt: the checkpoint is corrupted: the checksum of " + what +
-                               " does not match its bytes");
-    }
-  }
-
- private:
-  std::istream& in_;
-  Crc32 crc_;
-  std::uint64_t offset_ = 0;
-};
-
-template <class S>
-void write_values(ChecksummedWriter& out, const S* values, std::size_t count) {
-  const std::size_t per_buffer = io_buffer_bytes / sizeof(S);
-  Bytes buffer;
-  buffer.reserve(std::min(count, per_buffer) * sizeof(S));
-  for (std::size_t begin = 0; begin < count; begin += per_buffer) {
-    buffer.clear();
-    for (std::size_t k = begin; k < std::min(count, begin + per_buffer); ++k) put(buffer, bits_of(values[k]));
-    out.write(buffer);
-  }
-}
-
-// Reads values stored as Stored into S: exact, but for double to float, which rounds to
-// nearest and refuses a finite value beyond float's range (converting it is undefined).
-template <class Stored, class S>
-void read_values(ChecksummedReader& in, S* values, std::size_t count, const std::string& what) {
-  const std::size_t per_buffer = io_buffer_bytes / sizeof(Stored);
-  Bytes buffer(std::min(count, per_buffer) * sizeof(Stored));
-  for (std::size_t begin = 0; begin < count; begin += per_buffer) {
-    const std::size_t n = std::min(count - begin, per_buffer);
-    in.read(buffer.data(), n * sizeof(Stored), what);
-    for (std::size_t k = 0; k < n; ++k) {
-      const Stored value = from_bits<Stored>(get<BitsOf<Stored>>(buffer.data() + k * sizeof(Stored)));
-      if constexpr (sizeof(Stored) > sizeof(S)) {
-        if (std::isfinite(value) && std::abs(value) > Stored(std::numeric_limits<S>::max()))
-          throw std::invalid_argument("multopt: " + what + " holds a value beyond the range of float");
-      }
-      values[begin + k] = S(value);
-    }
-  }
-}
-
-// The header of a checkpoint of this optimizer and these schedules.
-template <class Base, class Rule, class S, class... Schedules>
-CheckpointHeader describe(const Optimizer<Base, Rule, S>& opt, const Schedules&... schedules) {
+// Where schedules stand, as a checkpoint records them.
+template <class... Schedules>
+std::vector<SchedulePosition> positions_of(const Schedules&... schedules) {
   static_assert((std::is_base_of_v<Schedule, Schedules> && ...),
                 "checkpoints take schedules (classes derived from multopt::Schedule) after the optimizer");
+  return {SchedulePosition{Schedules::kind, schedules.group() == all_groups ? all_groups_on_disk : schedules.group(),
+                           std::uint64_t(schedules.epoch())}...};
+}
+
+// The header of a checkpoint of this optimizer and schedules at these positions.
+template <class Base, class Rule, class S>
+CheckpointHeader describe(const Optimizer<Base, Rule, S>& opt, const std::vector<SchedulePosition>& schedules) {
   using Access = CheckpointAccess<Optimizer<Base, Rule, S>>;
-  CheckpointHeader header{scalar_name<S>(), Base::name, Rule::name, {}, {}, {}};
+  CheckpointHeader header{scalar_name<S>(), Base::name, Rule::name, {}, {{"max_grad_norm", opt.max_grad_norm()}},
+                          {}, schedules};
   for (const auto& hyper : Access::groups(opt)) {
     auto& fields = header.groups.emplace_back();
     Optimizer<Base, Rule, S>::Hyper::fields(
@@ -356,10 +91,6 @@ CheckpointHeader describe(const Optimizer<Base, Rule, S>& opt, const Schedules&.
       if (!t.slots[k].empty()) slot_mask |= std::uint64_t(1) << k;
     header.tensors.push_back({t.size, t.group, std::uint64_t(t.steps), slot_mask, t.fresh_slots});
   }
-  (header.schedules.push_back({Schedules::kind,
-                               schedules.group() == all_groups ? all_groups_on_disk : schedules.group(),
-                               std::uint64_t(schedules.epoch())}),
-   ...);
   return header;
 }
 
@@ -433,18 +164,27 @@ void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, cons
   }
 }
 
+// The hyperparameters that version 2 added: a version 1 file has none and means their defaults.
+inline bool new_in_version_2(const std::string& name) {
+  return name == "lr_factor" || name == "maximize" || name == "decoupled_weight_decay";
+}
+
+// How often `name` occurs among named values.
+inline long occurrences(const std::vector<std::pair<std::string, double>>& values, const std::string& name) {
+  return long(std::count_if(values.begin(), values.end(), [&](const auto& v) { return v.first == name; }));
+}
+
 // Every group's hyperparameters, validated; each must be saved once by name.
 template <class Hyper>
-std::vector<Hyper> restored_groups(const CheckpointHeader& saved) {
+std::vector<Hyper> restored_groups(const CheckpointHeader& saved, std::uint32_t version) {
   const auto names = Hyper::names();
   std::vector<Hyper> groups(saved.groups.size());
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const auto& fields = saved.groups[g];
     groups[g].set_all(fields);  // refuses unknown names and invalid values
     for (const auto& name : names) {
-      const auto count =
-          std::count_if(fields.begin(), fields.end(), [&](const auto& f) { return f.first == name; });
-      if (count != 1) {
+      const auto count = occurrences(fields, name);
+      if (count != 1 && !(count == 0 && version == 1 && new_in_version_2(name))) {
         malformed("group " + std::to_string(g) + " has hyperparameter '" + name + "' " + std::to_string(count) +
                   " times instead of once");
       }
@@ -453,10 +193,21 @@ std::vector<Hyper> restored_groups(const CheckpointHeader& saved) {
   return groups;
 }
 
+// The clipping setting: saved once (version 2), or off (version 1, which had none).
+inline double restored_max_grad_norm(const CheckpointHeader& saved, std::uint32_t version) {
+  if (version == 1) return std::numeric_limits<double>::infinity();
+  for (const auto& [name, value] : saved.settings)
+    if (name != "max_grad_norm") malformed("unknown optimizer setting '" + name + "'");
+  if (occurrences(saved.settings, "max_grad_norm") != 1) malformed("max_grad_norm is not saved once");
+  const double max_norm = saved.settings.front().second;
+  if (!(max_norm > 0.0)) malformed("max_grad_norm = " + std::to_string(max_norm) + " is not > 0");
+  return max_norm;
+}
+
 template <class Stored, class Opt>
-std::vector<typename CheckpointAccess<Opt>::TensorState> read_state(ChecksummedReader& in,
+std::vector<typename CheckpointAccess<Opt>::SavedTensor> read_state(ChecksummedReader& in,
                                                                     const CheckpointHeader& saved) {
-  std::vector<typename CheckpointAccess<Opt>::TensorState> tensors(saved.tensors.size());
+  std::vector<typename CheckpointAccess<Opt>::SavedTensor> tensors(saved.tensors.size());
   for (std::size_t k = 0; k < tensors.size(); ++k) {
     const auto& entry = saved.tensors[k];
     tensors[k].steps = long(entry.steps);
@@ -472,15 +223,11 @@ std::vector<typename CheckpointAccess<Opt>::TensorState> read_state(ChecksummedR
   return tensors;
 }
 
-}  // namespace detail
-
-// Writes the optimizer's state and the schedules' positions. Throws std::runtime_error if the
-// stream fails; open files in binary mode.
-template <class Base, class Rule, class S, class... Schedules>
-void save_checkpoint(std::ostream& out, const Optimizer<Base, Rule, S>& opt, const Schedules&... schedules) {
-  using namespace detail;
+// save_checkpoint and load_checkpoint below, for typed and type-erased optimizers alike.
+template <class Base, class Rule, class S>
+void save(std::ostream& out, const Optimizer<Base, Rule, S>& opt, const std::vector<SchedulePosition>& schedules) {
   using Access = CheckpointAccess<Optimizer<Base, Rule, S>>;
-  const Bytes header = encode(describe(opt, schedules...));
+  const Bytes header = encode(describe(opt, schedules));
   Bytes preamble(std::begin(checkpoint_magic), std::end(checkpoint_magic));
   put(preamble, checkpoint_version);
   put<std::uint64_t>(preamble, header.size());
@@ -494,15 +241,10 @@ void save_checkpoint(std::ostream& out, const Optimizer<Base, Rule, S>& opt, con
   if (!out) throw std::runtime_error("multopt: writing the checkpoint failed");
 }
 
-// Restores the state and schedule positions that save_checkpoint wrote for an optimizer of
-// the same base, rule and tensors, given the same kinds of schedules on the same groups.
-// Throws std::runtime_error for a stream that is not an intact checkpoint of this format
-// version, std::invalid_argument for one that does not fit; either way the optimizer and the
-// schedules are left exactly as they were.
-template <class Base, class Rule, class S, class... Schedules>
-void load_checkpoint(std::istream& in, Optimizer<Base, Rule, S>& opt, const LoadOptions& options,
-                     Schedules&... schedules) {
-  using namespace detail;
+// Returns the epochs to seek the schedules to.
+template <class Base, class Rule, class S>
+std::vector<long> load(std::istream& in, Optimizer<Base, Rule, S>& opt, const LoadOptions& options,
+                       const std::vector<SchedulePosition>& schedules) {
   using Opt = Optimizer<Base, Rule, S>;
   ChecksummedReader reader(in);
   char magic[sizeof checkpoint_magic];
@@ -511,9 +253,9 @@ void load_checkpoint(std::istream& in, Optimizer<Base, Rule, S>& opt, const Load
     throw std::runtime_error(
         "multopt: this is not a multopt checkpoint: it does not begin with \"MULTOPT\\0\"");
   const auto version = reader.read<std::uint32_t>("the format version");
-  if (version != checkpoint_version) {
+  if (version < 1 || version > checkpoint_version) {
     throw std::runtime_error("multopt: the checkpoint has format version " + std::to_string(version) +
-                             "; this multopt reads version " + std::to_string(checkpoint_version));
+                             "; this multopt reads versions 1 to " + std::to_string(checkpoint_version));
   }
   // Read piecewise rather than sized up front, so that a damaged length fails as truncation.
   Bytes header_bytes;
@@ -524,16 +266,45 @@ void load_checkpoint(std::istream& in, Optimizer<Base, Rule, S>& opt, const Load
     left -= piece;
   }
   reader.verify_checksum("the header");
-  const CheckpointHeader saved = decode(header_bytes);
-  check_fit<Base>(saved, describe(opt, schedules...), options);
-  auto groups = restored_groups<typename Opt::Hyper>(saved);
+  const CheckpointHeader saved = decode(header_bytes, version);
+  for (const auto& position : saved.schedules) {
+    if (version == 1 && position.kind == "random_mix")
+      mismatch("it is of format version 1, whose random_mix schedule drew from std::mt19937_64; its draws now "
+               "come from SplitMix64 (docs/schedules.md), so it cannot continue that sequence");
+  }
+  check_fit<Base>(saved, describe(opt, schedules), options);
+  auto groups = restored_groups<typename Opt::Hyper>(saved, version);
+  const double max_grad_norm = restored_max_grad_norm(saved, version);
   auto tensors =
       saved.scalar == "float" ? read_state<float, Opt>(reader, saved) : read_state<double, Opt>(reader, saved);
   reader.verify_checksum("the whole checkpoint");
+  std::vector<long> epochs;
+  for (const auto& position : saved.schedules) epochs.push_back(long(position.epoch));  // checked: below the largest long
 
-  CheckpointAccess<Opt>::restore(opt, groups, tensors);
+  CheckpointAccess<Opt>::restore(opt, groups, tensors, max_grad_norm);
+  return epochs;
+}
+
+}  // namespace detail
+
+// Writes the optimizer's state and the schedules' positions. Throws std::runtime_error if the
+// stream fails; open files in binary mode.
+template <class Base, class Rule, class S, class... Schedules>
+void save_checkpoint(std::ostream& out, const Optimizer<Base, Rule, S>& opt, const Schedules&... schedules) {
+  detail::save(out, opt, detail::positions_of(schedules...));
+}
+
+// Restores the state and schedule positions that save_checkpoint wrote for an optimizer of
+// the same base, rule and tensors, given the same kinds of schedules on the same groups.
+// Throws std::runtime_error for a stream that is not an intact checkpoint of a format version
+// this library reads, std::invalid_argument for one that does not fit; either way the optimizer
+// and the schedules are left exactly as they were.
+template <class Base, class Rule, class S, class... Schedules>
+void load_checkpoint(std::istream& in, Optimizer<Base, Rule, S>& opt, const LoadOptions& options,
+                     Schedules&... schedules) {
+  const auto epochs = detail::load(in, opt, options, detail::positions_of(schedules...));
   [[maybe_unused]] std::size_t k = 0;
-  (schedules.seek(long(saved.schedules[k++].epoch)), ...);  // checked: cannot throw
+  (schedules.seek(epochs[k++]), ...);  // checked by the load: cannot throw
 }
 
 // (Enabled for schedules only, so that a LoadOptions lvalue picks the overload above.)

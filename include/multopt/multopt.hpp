@@ -2,11 +2,14 @@
 // Adding a base or a rule is one header plus one line in each list below.
 #pragma once
 
+#include "any_optimizer.hpp"
 #include "bases/adagrad.hpp"
 #include "bases/adam.hpp"
 #include "bases/rmsprop.hpp"
 #include "bases/sgd.hpp"
 #include "checkpoint.hpp"
+#include "keywords.hpp"
+#include "lr_schedules.hpp"
 #include "optimizer.hpp"
 #include "rules/additive.hpp"
 #include "rules/exponential.hpp"

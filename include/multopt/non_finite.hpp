@@ -1,4 +1,4 @@
-// What a step does with a gradient that holds a NaN or an infinity, and the fast test for one.
+// What a step does with a gradient that holds a NaN or an infinity (gradient_scan.hpp finds them).
 #pragma once
 
 #include <cstddef>
@@ -42,27 +42,6 @@ class NonFiniteGradient : public std::invalid_argument {
 };
 
 namespace detail {
-
-// Whether x[begin, end) holds a NaN or an infinity: an element whose exponent bits are all
-// set. Per packet one and, one compare and one or, with no chain of dependent arithmetic
-// through the loop, so that on data in cache it runs at load speed.
-template <class S>
-bool has_non_finite(const S* x, std::size_t begin, std::size_t end) {
-  namespace ei = Eigen::internal;
-  using Packet = typename simd::Vec<S>::Packet;
-  constexpr std::size_t width = simd::Vec<S>::size;
-  const Packet exponent = ei::pset1<Packet>(std::numeric_limits<S>::infinity());  // its bits: the exponent's
-  Packet found = ei::pset1<Packet>(S(0));
-  std::size_t i = begin;
-  for (; i + width <= end; i += width)
-    found = ei::por(found, ei::pcmp_eq(ei::pand(ei::ploadu<Packet>(x + i), exponent), exponent));
-  S lanes[width];
-  ei::pstoreu(lanes, found);  // a lane that found one is all ones: a NaN
-  bool any = false;
-  for (S lane : lanes) any = any || lane != lane;
-  for (; i < end; ++i) any = any || x[i] - x[i] != S(0);
-  return any;
-}
 
 // The index of the first NaN or infinity in x[0, size), or size if there is none.
 template <class S>

@@ -4,16 +4,22 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
+#include <limits>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "gradient_scan.hpp"
 #include "hyper.hpp"
 #include "non_finite.hpp"
+#include "state_array.hpp"
 #include "step.hpp"
+#include "tensor_state.hpp"
 
 namespace multopt {
 
@@ -31,12 +37,16 @@ class Optimizer {
   using BaseType = Base;
   using RuleType = Rule;
   using Hyper = multopt::Hyper<Base, Rule>;
+  static const char* base_name() { return Base::name; }
+  static const char* rule_name() { return Rule::name; }
 
-  explicit Optimizer(const typename Rule::Params& rule = {}, const typename Base::Params& base = {},
-                     double weight_decay = 0.0)
-  {
-    add_group(Hyper{rule, base, weight_decay});
-  }
+  // Group 0's hyperparameters by keyword, the others at their defaults:
+  // MAdam<float> opt(arg::lr_in = 1.0, arg::lr_out = 1e-3, arg::beta2 = 0.99).
+  template <class... Names>
+  explicit Optimizer(Setting<Names>... settings) : Optimizer(Hyper::of(settings...)) {}
+  explicit Optimizer(const Hyper& hyper) { add_group(hyper); }
+  explicit Optimizer(const typename Rule::Params& rule, const typename Base::Params& base = {})
+      : Optimizer(Hyper(rule, base)) {}
 
   // Move-only: a copy would step the same caller buffers as the original, each with its own
   // state, a silent double update.
@@ -52,6 +62,13 @@ class Optimizer {
     groups_.push_back(hyper);
     return groups_.size() - 1;
   }
+  // A group with group 0's hyperparameters but for these: add_group(arg::lr = 0.1).
+  template <class Name, class... Names>
+  std::size_t add_group(Setting<Name> first, Setting<Names>... more) {
+    Hyper hyper = groups_.front();
+    hyper.set(first, more...);
+    return add_group(hyper);
+  }
   std::size_t group_count() const { return groups_.size(); }
   const Hyper& hyper(std::size_t group = 0) const { return groups_.at(checked_group(group)); }
   void set_hyper(const Hyper& hyper, std::size_t group = 0) {
@@ -59,12 +76,24 @@ class Optimizer {
     hyper.validate();
     groups_[group] = hyper;
   }
-  void set(const std::string& name, double value, std::size_t group = 0) {
+  void check_hyper(const Hyper& hyper) const { hyper.validate(); }
+  void set(std::string_view name, double value, std::size_t group = 0) {
     groups_[checked_group(group)].set(name, value);
   }
-  double get(const std::string& name, std::size_t group = 0) const {
+  double get(std::string_view name, std::size_t group = 0) const {
     return groups_[checked_group(group)].get(name);
   }
+  static std::vector<std::string> hyperparameter_names() { return Hyper::names(); }
+
+  // Clipping by the norm of all the optimizer's gradients together, as
+  // torch.nn.utils.clip_grad_norm_, without writing the gradient buffers; +inf (the default)
+  // turns it off. grad_norm() is the norm the last step clipped by (0 before any).
+  double max_grad_norm() const { return max_grad_norm_; }
+  void set_max_grad_norm(double max_norm) {
+    if (!(max_norm > 0.0)) reject("max_grad_norm", max_norm, "> 0 (+inf turns clipping off)");
+    max_grad_norm_ = max_norm;
+  }
+  double grad_norm() const { return grad_norm_; }
 
   // Registers size parameters at `param` whose gradients the caller writes at `grad` before
   // each step(). Both buffers stay the caller's and must outlive the optimizer's use of them.
@@ -72,8 +101,12 @@ class Optimizer {
     checked_group(group);
     if (size > 0 && param == nullptr) throw std::invalid_argument("multopt: param is a null pointer");
     if (size > 0 && grad == nullptr) throw std::invalid_argument("multopt: grad is a null pointer");
-    tensors_.push_back(Tensor{param, grad, size, group});
-    chunks_stale_ = true;
+    if (size > StateArray<S>().max_size() / Base::slot_count) {
+      throw std::length_error("multopt: a tensor of " + std::to_string(size) +
+                              " elements is too large for its state to be addressed");
+    }
+    tensors_.push_back(TensorState<S, Base::slot_count>{param, grad, size, group});
+    plan_stale_ = true;
     return tensors_.size() - 1;
   }
 
@@ -100,28 +133,24 @@ class Optimizer {
     return add_params(std::forward<P>(param), static_cast<const Eigen::DenseBase<G>&>(grad), group);
   }
 
-  // Steps every tensor once. Whatever it allocates (state on a tensor's first step, the
-  // work list after tensors were added) it allocates before it touches any parameter, so a
-  // failed allocation leaves parameters and step counts unchanged.
+  // Steps every tensor once. Everything that can fail (the non-finite check under
+  // throw_error, every allocation) happens before the first change, so a step that throws
+  // leaves parameters, state and step counts as they were.
   void step() {
-    if (chunks_stale_) plan_chunks();
+    if (plan_stale_) plan();
     const bool checking = non_finite_ != NonFinitePolicy::propagate;
-    if (checking) find_non_finite();  // throws, under throw_error, before any change
-    for (std::size_t k : skipped_) skip_[k] = 0;
-    skipped_.clear();
-    if (checking) list_skipped();
-    for (std::size_t k = 0; k < tensors_.size(); ++k)
-      if (!skip_[k]) prepare_state(tensors_[k]);
-    for (std::size_t k = 0; k < tensors_.size(); ++k) {
-      const bool same_coeffs = k > 0 && shares_coeffs(tensors_[k], tensors_[k - 1]);
-      jobs_[k] = make_job(tensors_[k], same_coeffs ? &jobs_[k - 1] : nullptr);
+    const bool clipping = max_grad_norm_ < std::numeric_limits<double>::infinity();
+    if (checking || clipping) {
+      scan_.run([this](std::size_t k) { return tensors_[k].grad; }, clipping, checking, total_size_, parallel_);
     }
-    step_chunks(jobs_, skipped_.empty() ? chunks_ : chunks_to_step(), total_size_, parallel_);
-    for (std::size_t k = 0; k < tensors_.size(); ++k) {
-      if (skip_[k]) continue;
-      ++tensors_[k].steps;
-      tensors_[k].fresh_slots = 0;
+    work_.begin_step(checking ? &scan_ : nullptr, tensors_, non_finite_);
+    work_.allocate_state(tensors_, groups_);
+    double clip = 1.0;
+    if (clipping) {
+      grad_norm_ = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !work_.skipped(k); }));
+      clip = clip_factor(max_grad_norm_, grad_norm_);
     }
+    work_.run(tensors_, groups_, clip, total_size_, parallel_);
   }
 
   // What step() does with a gradient that holds a NaN or an infinity. Checking costs one more
@@ -135,21 +164,46 @@ class Optimizer {
     non_finite_ = policy;
   }
   // The tensors that the last step() left alone because of a non-finite gradient (policy skip).
-  const std::vector<std::size_t>& skipped_tensors() const { return skipped_; }
+  const std::vector<std::size_t>& skipped_tensors() const { return work_.skipped_tensors(); }
 
   // Threads, and the size below which a step stays serial (OpenMP builds only).
   const Parallel& parallel() const { return parallel_; }
   void set_parallel(const Parallel& parallel) {
-    if (parallel.threads < 0) reject("threads", parallel.threads, ">= 0");
+    if (parallel.threads < 0 || parallel.threads > Parallel::max_threads)
+      reject("threads", parallel.threads, "in [0, 1024]");
     if (parallel.chunk == 0) reject("chunk", 0.0, "> 0");
     parallel_ = parallel;
-    chunks_stale_ = true;
+    plan_stale_ = true;
   }
 
   std::size_t tensor_count() const { return tensors_.size(); }
   std::size_t size(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].size; }
+  std::size_t group_of(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].group; }
   long step_count(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].steps; }
-  // The tensor's state array `slot` (see the base's header), or null while it has none.
+  // Sets the steps the tensor has taken (Adam's bias correction counts them), as when a run
+  // moves in from another framework.
+  void set_step_count(std::size_t tensor, long steps) {
+    checked_tensor(tensor);
+    if (steps < 0 || steps == std::numeric_limits<long>::max())
+      reject("step count", double(steps), ">= 0 and below the largest long");
+    tensors_[tensor].steps = steps;
+  }
+
+  // Named state, as torch.optim names it (the base's slot_names): exp_avg, momentum_buffer, ...
+  static std::vector<std::string> state_names() {
+    return std::vector<std::string>(std::begin(Base::slot_names), std::end(Base::slot_names));
+  }
+  // The arrays the tensor holds now, a subset of state_names().
+  std::vector<std::string> state_names(std::size_t tensor) const {
+    std::vector<std::string> held;
+    const auto& t = tensors_[checked_tensor(tensor)];
+    for (int k = 0; k < Base::slot_count; ++k)
+      if (!t.slots[std::size_t(k)].empty()) held.emplace_back(Base::slot_names[k]);
+    return held;
+  }
+  // The tensor's state array of that name, or null while it has none.
+  const S* state(std::size_t tensor, std::string_view name) const { return state(tensor, slot_of(name)); }
+  // The same by slot number (see the base's header).
   const S* state(std::size_t tensor, int slot) const {
     if (slot < 0 || slot >= Base::slot_count) {
       throw std::out_of_range("multopt: state slot " + std::to_string(slot) + " does not exist (" +
@@ -158,22 +212,37 @@ class Optimizer {
     const auto& array = tensors_[checked_tensor(tensor)].slots[std::size_t(slot)];
     return array.empty() ? nullptr : array.data();
   }
+  // Copies `size` values into the tensor's state array `name`, which its group's
+  // hyperparameters must use; the next step continues from them. On any error nothing changes.
+  void set_state(std::size_t tensor, std::string_view name, const S* values, std::size_t size) {
+    auto& t = tensors_[checked_tensor(tensor)];
+    const int slot = slot_of(name);
+    if (!Base::uses_slot(groups_[t.group].base, slot)) {
+      throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
+                                  "' is not used with the hyperparameters of group " + std::to_string(t.group));
+    }
+    if (size != t.size) {
+      throw std::invalid_argument("multopt: state '" + std::string(name) + "' of tensor " + std::to_string(tensor) +
+                                  " needs " + std::to_string(t.size) + " values, not " + std::to_string(size));
+    }
+    if (size > 0 && values == nullptr) throw std::invalid_argument("multopt: values is a null pointer");
+    StateArray<S> copy(values, values + size);
+    t.slots[std::size_t(slot)].swap(copy);
+    t.fresh_slots &= ~(1u << slot);
+  }
 
  private:
   template <class Opt>
   friend struct CheckpointAccess;
 
-  using StateArray = std::vector<S, Eigen::aligned_allocator<S>>;
-
-  struct Tensor {
-    S* param;
-    const S* grad;
-    std::size_t size;
-    std::size_t group;
-    long steps = 0;
-    std::array<StateArray, Base::slot_count> slots{};
-    unsigned fresh_slots = 0;  // bit k: slot k was created since the last step
-  };
+  static int slot_of(std::string_view name) {
+    for (int k = 0; k < Base::slot_count; ++k)
+      if (name == Base::slot_names[k]) return k;
+    std::string known;
+    for (const char* n : Base::slot_names) known += std::string(known.empty() ? "" : ", ") + n;
+    throw std::invalid_argument("multopt: " + std::string(Base::name) + " has no state '" + std::string(name) +
+                                "'; it has: " + known);
+  }
 
   std::size_t checked_group(std::size_t group) const {
     if (group >= groups_.size()) {
@@ -199,104 +268,27 @@ class Optimizer {
     if (!contiguous) throw std::invalid_argument(std::string("multopt: ") + what + " is not contiguous in memory");
   }
 
-  void prepare_state(Tensor& t) {
-    const auto& base = groups_[t.group].base;
-    for (int k = 0; k < Base::slot_count; ++k) {
-      StateArray& slot = t.slots[std::size_t(k)];
-      if (!Base::uses_slot(base, k)) {
-        StateArray().swap(slot);
-      } else if (slot.empty() && t.size > 0) {
-        slot.assign(t.size, S(Base::initial_value(base, k)));
-        t.fresh_slots |= 1u << k;
-      }
-    }
-  }
-
-  // Tensors of one group at the same step count step with the same coefficients.
-  static bool shares_coeffs(const Tensor& a, const Tensor& b) {
-    return a.group == b.group && a.steps == b.steps && a.fresh_slots == b.fresh_slots;
-  }
-
-  // The coefficients are copied from `same` where given: computing them (Adam: two pow) costs
-  // about as much as stepping a tensor of a hundred elements.
-  TensorStep<Base, Rule, S> make_job(Tensor& t, const TensorStep<Base, Rule, S>* same) {
-    const Hyper& h = groups_[t.group];
-    TensorStep<Base, Rule, S> job{t.param, t.grad, t.size, {}, {}, {}, S(h.weight_decay)};
-    if (same) {
-      job.base = same->base;
-      job.rule = same->rule;
-    } else {
-      job.base = Base::template coeffs<S>(h.base, t.steps + 1, t.fresh_slots);
-      job.rule = Rule::template coeffs<S>(h.rule, job.base.scale);
-    }
-    for (std::size_t k = 0; k < t.slots.size(); ++k)
-      job.slots[k] = t.slots[k].empty() ? nullptr : t.slots[k].data();
-    return job;
-  }
-
-  // Finds the chunks whose gradient holds a NaN or an infinity; under throw_error, throws for
-  // the first one.
-  void find_non_finite() {
-    const auto check = [this](std::size_t c) {
-      const Chunk& chunk = chunks_[c];
-      chunk_non_finite_[c] = detail::has_non_finite(tensors_[chunk.tensor].grad, chunk.begin, chunk.end);
-    };
-    for_each_chunk(chunks_.size(), total_size_, parallel_, check);
-    if (non_finite_ != NonFinitePolicy::throw_error) return;
-    const auto bad = std::find(chunk_non_finite_.begin(), chunk_non_finite_.end(), char(1));
-    if (bad == chunk_non_finite_.end()) return;
-    const std::size_t tensor = chunks_[std::size_t(bad - chunk_non_finite_.begin())].tensor;
-    const Tensor& t = tensors_[tensor];
-    const std::size_t index = detail::first_non_finite(t.grad, t.size);
-    throw NonFiniteGradient(tensor, index, double(t.grad[index]));
-  }
-
-  // Marks in skip_, and lists in skipped_, the tensors of the chunks find_non_finite found.
-  void list_skipped() {
-    for (std::size_t c = 0; c < chunks_.size(); ++c) {
-      const std::size_t tensor = chunks_[c].tensor;
-      if (chunk_non_finite_[c] && !skip_[tensor]) {
-        skip_[tensor] = 1;
-        skipped_.push_back(tensor);
-      }
-    }
-  }
-
-  // The chunks of the tensors this step does not skip.
-  const std::vector<Chunk>& chunks_to_step() {
-    chunks_kept_.clear();
-    for (const Chunk& chunk : chunks_)
-      if (!skip_[chunk.tensor]) chunks_kept_.push_back(chunk);
-    return chunks_kept_;
-  }
-
-  void plan_chunks() {
+  void plan() {
     std::vector<std::size_t> sizes;
-    for (const Tensor& t : tensors_) sizes.push_back(t.size);
-    make_chunks<S>(sizes, parallel_.chunk, chunks_);
-    chunk_non_finite_.assign(chunks_.size(), 0);
-    chunks_kept_.reserve(chunks_.size());
-    skip_.assign(tensors_.size(), 0);
-    skipped_.reserve(tensors_.size());
-    jobs_.resize(tensors_.size());
+    for (const auto& t : tensors_) sizes.push_back(t.size);
+    work_.plan(sizes, parallel_.chunk);
+    scan_.plan(sizes);
     total_size_ = 0;
     for (std::size_t size : sizes) total_size_ += size;
-    chunks_stale_ = false;
+    plan_stale_ = false;
   }
 
   std::vector<Hyper> groups_;
-  std::vector<Tensor> tensors_;
+  std::vector<TensorState<S, Base::slot_count>> tensors_;
   Parallel parallel_;
-  // The work list of a step, kept between steps so that a step allocates nothing.
-  std::vector<TensorStep<Base, Rule, S>> jobs_;
-  std::vector<Chunk> chunks_;
-  std::size_t total_size_ = 0;
-  bool chunks_stale_ = true;
   NonFinitePolicy non_finite_ = NonFinitePolicy::propagate;
-  std::vector<char> chunk_non_finite_;  // per chunk: its gradient holds a NaN or an infinity
-  std::vector<char> skip_;              // per tensor: left alone by this step
-  std::vector<std::size_t> skipped_;    // the tensors the last step left alone
-  std::vector<Chunk> chunks_kept_;      // the chunks of the others
+  double max_grad_norm_ = std::numeric_limits<double>::infinity();
+  double grad_norm_ = 0.0;
+  // What a step works from, kept between steps so that a step allocates nothing.
+  StepWork<Base, Rule, S> work_;
+  GradientScan scan_;
+  std::size_t total_size_ = 0;
+  bool plan_stale_ = true;
 };
 
 }  // namespace multopt

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -68,7 +69,7 @@ class Schedule {
       changed.push_back(opt.hyper(first + k));  // out_of_range for a group that does not exist
       change(changed.back(), epoch);
       try {
-        changed.back().validate();
+        opt.check_hyper(changed.back());
       } catch (const std::invalid_argument& error) {
         throw std::invalid_argument(std::string("multopt: the ") + kind + " schedule's change for epoch " +
                                     std::to_string(epoch) + " to group " + std::to_string(first + k) +
@@ -102,12 +103,12 @@ class Schedule {
 
   // The mix schedules set the hybrid rule's g_mix; any other rule is a configuration error.
   template <class Opt>
-  static void require_g_mix(const char* kind) {
-    const auto names = Opt::Hyper::names();
+  static void require_g_mix(const char* kind, const Opt& opt) {
+    const auto names = opt.hyperparameter_names();
     if (std::find(names.begin(), names.end(), "g_mix") == names.end()) {
       throw std::invalid_argument(std::string("multopt: the ") + kind +
                                   " schedule sets g_mix, the hybrid rule's mix weight, which the " +
-                                  Opt::RuleType::name + " rule does not have");
+                                  opt.rule_name() + " rule does not have");
     }
   }
 
@@ -148,13 +149,15 @@ class StepSchedule : public Schedule {
   void apply(Opt& opt) {
     advance(kind, opt, [this](typename Opt::Hyper& hyper, long epoch) {
       if (epoch % params_.step_size != 0) return;
-      Opt::Hyper::fields(hyper, [&](std::string_view name, auto& value) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(value)>, double>) {
-          if (name == "lr_in") scale(value, "lr_in", "gamma_in", params_.gamma_in, epoch);
-          if (name == "lr_out") scale(value, "lr_out", "gamma_out", params_.gamma_out, epoch);
-          if (name == "lr") scale(value, "lr", "gamma", params_.gamma, epoch);
-        }
-      });
+      const std::tuple<const char*, const char*, double> rates[] = {
+          {"lr_in", "gamma_in", params_.gamma_in}, {"lr_out", "gamma_out", params_.gamma_out},
+          {"lr", "gamma", params_.gamma}};
+      for (const auto& [name, gamma_name, gamma] : rates) {
+        if (!hyper.has(name)) continue;
+        double value = hyper.get(name);
+        scale(value, name, gamma_name, gamma, epoch);
+        hyper.set(name, value);
+      }
     });
   }
 
@@ -206,7 +209,7 @@ class ExponentialMixSchedule : public Schedule {
 
   template <class Opt>
   void apply(Opt& opt) {
-    require_g_mix<Opt>(kind);
+    require_g_mix(kind, opt);
     advance(kind, opt, [this](auto& hyper, long epoch) { hyper.set("g_mix", mix_at(epoch)); });
   }
 
@@ -248,7 +251,7 @@ class RandomMixSchedule : public Schedule {
 
   template <class Opt>
   void apply(Opt& opt) {
-    require_g_mix<Opt>(kind);
+    require_g_mix(kind, opt);
     const long earlier_draws = epoch() - held_calls(params_.patience);
     if (earlier_draws < 0) return advance(kind, opt, [](auto&, long) {});
     const double mix = double(splitmix64(params_.seed, std::uint64_t(earlier_draws) + 1) >> 63);

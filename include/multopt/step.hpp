@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "prestep.hpp"
 #include "simd.hpp"
 
 #ifdef _OPENMP
@@ -34,7 +35,7 @@ struct TensorStep {
   std::array<S*, Base::slot_count> slots;  // null where the base does not use the slot
   typename Base::template Coeffs<S> base;
   typename Rule::template Coeffs<S> rule;
-  S weight_decay;
+  Prestep<S> prestep;
 };
 
 // A piece of work for one thread: elements [begin, end) of one tensor.
@@ -44,6 +45,7 @@ struct Chunk {
 
 // How a step is spread over threads (used only when compiled with OpenMP).
 struct Parallel {
+  static constexpr int max_threads = 1024;  // more is refused; a step never asks OpenMP for more than its limit
   int threads = 0;                      // 0: OpenMP's default (OMP_NUM_THREADS)
   std::size_t serial_below = 1u << 16;  // steps of fewer elements in all stay on one thread
   std::size_t chunk = 1u << 14;         // elements per chunk: small enough to balance threads
@@ -80,13 +82,11 @@ MULTOPT_NOINLINE void step_packets(const TensorStep<Base, Rule, S>& t, S* param,
   for (std::size_t first = begin; first < end; first += block) {
     const std::size_t last = std::min(end, first + block);
     for (std::size_t i = first; i < last; i += width) {
-      V g = V::load(grad + i);
-      if (t.weight_decay != S(0)) g = g + t.weight_decay * V::load(param + i);  // coupled L2, as torch.optim
-      g = Rule::transform_gradient(g, t.rule);
+      const V g = Rule::transform_gradient(t.prestep.gradient(grad + i, param + i), t.rule);
       Base::direction(g, SlotCursor<S, Base::slot_count>{slots, i}, t.base).store(direction + (i - first));
     }
     for (std::size_t i = first; i < last; i += width)
-      Rule::apply(V::load(param + i), V::load(direction + (i - first)), t.rule).store(param + i);
+      Rule::apply(t.prestep.theta(param + i), V::load(direction + (i - first)), t.rule).store(param + i);
   }
 }
 
@@ -159,7 +159,7 @@ void for_each_chunk(std::size_t count, std::size_t total_size, const Parallel& p
   const long last = long(count);
 #ifdef _OPENMP
   const bool threaded = total_size >= parallel.serial_below && last > 1 && parallel.threads != 1;
-  const int threads = parallel.threads > 0 ? parallel.threads : omp_get_max_threads();
+  const int threads = std::min(parallel.threads > 0 ? parallel.threads : omp_get_max_threads(), omp_get_thread_limit());
 #pragma omp parallel for schedule(static) num_threads(threads) if (threaded)
 #else
   (void)total_size;

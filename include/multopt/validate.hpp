@@ -2,6 +2,7 @@
 // Comparisons are written so that NaN fails them too.
 #pragma once
 
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -19,8 +20,9 @@ inline void require_number(const char* name, double value) {
   if (value != value) reject(name, value, "a number");
 }
 
+// Finite too: no hyperparameter of the library has a use for +inf, which turns into NaN (1/(1 + 0·inf)).
 inline void require_non_negative(const char* name, double value) {
-  if (!(value >= 0.0)) reject(name, value, ">= 0");
+  if (!(value >= 0.0 && value <= std::numeric_limits<double>::max())) reject(name, value, "finite and >= 0");
 }
 
 inline void require_in_unit_interval(const char* name, double value) {

@@ -1,7 +1,11 @@
 // Adagrad with learning-rate decay and an initial accumulator, as torch.optim.Adagrad.
 #pragma once
 
+#include "../keywords.hpp"
 #include "../validate.hpp"
+
+MULTOPT_KEYWORD(lr_decay)
+MULTOPT_KEYWORD(initial_accumulator_value)
 
 namespace multopt::bases {
 
@@ -13,8 +17,10 @@ struct Adagrad {
     double initial_accumulator_value = 0.0;
     double eps = 1e-10;
 
+    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
+
     template <class Self, class Visit>
-    static void fields(Self& p, Visit&& visit) {
+    static constexpr void fields(Self& p, Visit&& visit) {
       visit("lr_decay", p.lr_decay);
       visit("initial_accumulator_value", p.initial_accumulator_value);
       visit("eps", p.eps);
@@ -28,6 +34,7 @@ struct Adagrad {
 
   // Slot 0: the sum of squared gradients S.
   static constexpr int slot_count = 1;
+  static constexpr const char* slot_names[slot_count] = {"sum"};
   static bool uses_slot(const Params&, int /*slot*/) { return true; }
   static double initial_value(const Params& p, int /*slot*/) { return p.initial_accumulator_value; }
 

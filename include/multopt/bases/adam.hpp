@@ -3,7 +3,10 @@
 
 #include <cmath>
 
+#include "../keywords.hpp"
 #include "../validate.hpp"
+
+MULTOPT_KEYWORD(amsgrad)
 
 namespace multopt::bases {
 
@@ -16,8 +19,10 @@ struct Adam {
     double eps = 1e-8;
     bool amsgrad = false;
 
+    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
+
     template <class Self, class Visit>
-    static void fields(Self& p, Visit&& visit) {
+    static constexpr void fields(Self& p, Visit&& visit) {
       visit("beta1", p.beta1);
       visit("beta2", p.beta2);
       visit("eps", p.eps);
@@ -32,6 +37,7 @@ struct Adam {
 
   // Slots: 0 the first moment m, 1 the second moment v, 2 the running max of v (AMSGrad).
   static constexpr int slot_count = 3;
+  static constexpr const char* slot_names[slot_count] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
   static bool uses_slot(const Params& p, int slot) { return slot < 2 || p.amsgrad; }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
 

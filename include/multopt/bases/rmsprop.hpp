@@ -1,7 +1,11 @@
 // RMSprop, optionally centered and with momentum, as torch.optim.RMSprop.
 #pragma once
 
+#include "../keywords.hpp"
 #include "../validate.hpp"
+
+MULTOPT_KEYWORD(alpha)
+MULTOPT_KEYWORD(centered)
 
 namespace multopt::bases {
 
@@ -14,8 +18,10 @@ struct Rmsprop {
     double momentum = 0.0;
     bool centered = false;
 
+    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
+
     template <class Self, class Visit>
-    static void fields(Self& p, Visit&& visit) {
+    static constexpr void fields(Self& p, Visit&& visit) {
       visit("alpha", p.alpha);
       visit("eps", p.eps);
       visit("momentum", p.momentum);
@@ -30,6 +36,7 @@ struct Rmsprop {
 
   // Slots: 0 the mean square q, 1 the momentum buffer b, 2 the mean gradient a (centered).
   static constexpr int slot_count = 3;
+  static constexpr const char* slot_names[slot_count] = {"square_avg", "momentum_buffer", "grad_avg"};
   static bool uses_slot(const Params& p, int slot) {
     return slot == 0 || (slot == 1 && p.momentum > 0.0) || (slot == 2 && p.centered);
   }

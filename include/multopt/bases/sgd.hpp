@@ -1,7 +1,11 @@
 // SGD with momentum, dampening and Nesterov look-ahead, as torch.optim.SGD.
 #pragma once
 
+#include "../keywords.hpp"
 #include "../validate.hpp"
+
+MULTOPT_KEYWORD(dampening)
+MULTOPT_KEYWORD(nesterov)
 
 namespace multopt::bases {
 
@@ -13,8 +17,10 @@ struct Sgd {
     double dampening = 0.0;
     bool nesterov = false;
 
+    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
+
     template <class Self, class Visit>
-    static void fields(Self& p, Visit&& visit) {
+    static constexpr void fields(Self& p, Visit&& visit) {
       visit("momentum", p.momentum);
       visit("dampening", p.dampening);
       visit("nesterov", p.nesterov);
@@ -27,8 +33,9 @@ struct Sgd {
     }
   };
 
-  // Slot 0: the momentum buffer b.
+  // Slot 0: the momentum buffer b. Names as torch.optim's state.
   static constexpr int slot_count = 1;
+  static constexpr const char* slot_names[slot_count] = {"momentum_buffer"};
   static bool uses_slot(const Params& p, int /*slot*/) { return p.momentum > 0.0; }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
 

@@ -140,9 +140,11 @@ class ShardedOptimizer {
   using Scalar = typename Opt::Scalar;
   using Hyper = typename Opt::Hyper;
 
-  explicit ShardedOptimizer(MPI_Comm comm, const typename Opt::RuleType::Params& rule = {},
-                            const typename Opt::BaseType::Params& base = {}, double weight_decay = 0.0)
-      : comm_(comm), inner_(rule, base, weight_decay) {
+  // ShardedOptimizer<MAdam<float>> opt(MPI_COMM_WORLD, arg::lr_out = 1e-2), or with a Hyper.
+  template <class... Names>
+  explicit ShardedOptimizer(MPI_Comm comm, Setting<Names>... settings)
+      : ShardedOptimizer(comm, Hyper::of(settings...)) {}
+  ShardedOptimizer(MPI_Comm comm, const Hyper& hyper) : comm_(comm), inner_(hyper) {
     layout_.ranks = comm_.size();
     layout_.rank = comm_.rank();
     layout_.bounds.assign(std::size_t(layout_.ranks) + 1, 0);

@@ -12,10 +12,15 @@ struct Additive : Rule {
   struct Params {
     double lr = 1e-3;
 
+    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
+
     template <class Self, class Visit>
-    static void fields(Self& p, Visit&& visit) { visit("lr", p.lr); }
+    static constexpr void fields(Self& p, Visit&& visit) { visit("lr", p.lr); }
     void validate() const { require_non_negative("lr", lr); }
   };
+
+  // The step size that the decoupled weight decay scales by.
+  static double rate(const Params& p) { return p.lr; }
 
   template <class S>
   struct Coeffs { S step; };

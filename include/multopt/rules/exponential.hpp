@@ -16,8 +16,10 @@ struct Exponential : Rule {
     double lr_in = 1.0;
     double lr_out = 1e-3;
 
+    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
+
     template <class Self, class Visit>
-    static void fields(Self& p, Visit&& visit) {
+    static constexpr void fields(Self& p, Visit&& visit) {
       visit("lr_in", p.lr_in);
       visit("lr_out", p.lr_out);
     }
@@ -26,6 +28,9 @@ struct Exponential : Rule {
       require_non_negative("lr_out", lr_out);
     }
   };
+
+  // The step size that the decoupled weight decay scales by.
+  static double rate(const Params& p) { return p.lr_out; }
 
   // 2^x is computed as e^(x·ln 2), so the step carries the factor ln 2.
   template <class S>

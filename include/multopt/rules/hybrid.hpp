@@ -17,8 +17,10 @@ struct Hybrid : Rule {
     double lr = 1e-3;
     double g_mix = 1.0;
 
+    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
+
     template <class Self, class Visit>
-    static void fields(Self& p, Visit&& visit) {
+    static constexpr void fields(Self& p, Visit&& visit) {
       visit("lr_in", p.lr_in);
       visit("lr_out", p.lr_out);
       visit("lr", p.lr);
@@ -31,6 +33,9 @@ struct Hybrid : Rule {
       require_in_unit_interval("g_mix", g_mix);
     }
   };
+
+  // The step size that the decoupled weight decay scales by: the mix of the two.
+  static double rate(const Params& p) { return p.g_mix * p.lr_out + (1.0 - p.g_mix) * p.lr; }
 
   template <class S>
   struct Coeffs { S lr_in, multiplicative_step, additive_step; };

@@ -1,0 +1,148 @@
+// The header of a checkpoint: everything but its state arrays (the optimizer's kind, every
+// group's hyperparameters and the optimizer's settings by name, each tensor's size, group, step
+// count and state slots, the schedules' positions), and its encoding in the versions this
+// library reads (docs/checkpoint-format.md).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "encoding.hpp"
+
+namespace multopt::detail {
+
+inline constexpr char checkpoint_magic[8] = {'M', 'U', 'L', 'T', 'O', 'P', 'T', '\0'};
+// Version 2 added the optimizer's settings (max_grad_norm) and the hyperparameters of the
+// stages before the base (lr_factor, maximize, decoupled_weight_decay); version 1 files load.
+inline constexpr std::uint32_t checkpoint_version = 2;
+inline constexpr std::uint64_t all_groups_on_disk = ~std::uint64_t(0);
+
+template <class S>
+const char* scalar_name() {
+  return std::is_same_v<S, float> ? "float" : "double";
+}
+
+inline std::string group_name(std::uint64_t group) {
+  return group == all_groups_on_disk ? "all groups" : "group " + std::to_string(group);
+}
+
+// Everything in a checkpoint but the state arrays, which follow it in the order it lists them.
+struct CheckpointHeader {
+  struct Tensor {
+    std::uint64_t size, group, steps, slot_mask, fresh_slots;
+  };
+  struct Position {
+    std::string kind;
+    std::uint64_t group, epoch;
+  };
+  std::string scalar, base, rule;
+  std::vector<std::vector<std::pair<std::string, double>>> groups;  // hyperparameters by name
+  std::vector<std::pair<std::string, double>> settings;              // the optimizer's, by name (v2)
+  std::vector<Tensor> tensors;
+  std::vector<Position> schedules;
+};
+
+using SchedulePosition = CheckpointHeader::Position;
+
+inline Bytes encode(const CheckpointHeader& header) {
+  Bytes out;
+  put_text(out, header.scalar);
+  put_text(out, header.base);
+  put_text(out, header.rule);
+  put<std::uint64_t>(out, header.groups.size());
+  const auto put_named = [&out](const std::vector<std::pair<std::string, double>>& values) {
+    put<std::uint64_t>(out, values.size());
+    for (const auto& [name, value] : values) {
+      put_text(out, name);
+      put(out, bits_of(value));
+    }
+  };
+  for (const auto& group : header.groups) put_named(group);
+  put_named(header.settings);
+  put<std::uint64_t>(out, header.tensors.size());
+  for (const auto& t : header.tensors)
+    for (std::uint64_t field : {t.size, t.group, t.steps, t.slot_mask, t.fresh_slots}) put(out, field);
+  put<std::uint64_t>(out, header.schedules.size());
+  for (const auto& s : header.schedules) {
+    put_text(out, s.kind);
+    put(out, s.group);
+    put(out, s.epoch);
+  }
+  return out;
+}
+
+// For a header that passed its checksum yet breaks the format: its writer is at fault, not
+// damage on the way.
+[[noreturn]] inline void malformed(const std::string& what) {
+  throw std::runtime_error("multopt: the checkpoint's header is malformed: " + what +
+                           " (its checksum is right, so whatever wrote it does not follow the format)");
+}
+
+// Reads a header's fields, which must fill it exactly.
+class HeaderParser {
+ public:
+  explicit HeaderParser(const Bytes& bytes) : bytes_(bytes) {}
+
+  std::uint64_t number() { return get<std::uint64_t>(take(8)); }
+  double real() { return from_bits<double>(number()); }
+  std::string text() {
+    const std::uint64_t length = number();
+    const unsigned char* begin = take(length);
+    return std::string(begin, begin + length);
+  }
+  // A count of entries of at least 8 bytes each: bounded by what is left, so a bad count
+  // cannot make a huge allocation.
+  std::size_t count() {
+    const std::uint64_t n = number();
+    if (n > (bytes_.size() - at_) / 8) malformed("a count exceeds what the header can hold");
+    return std::size_t(n);
+  }
+  void finish() const {
+    if (at_ != bytes_.size()) malformed("it is longer than its fields");
+  }
+
+ private:
+  const unsigned char* take(std::uint64_t n) {
+    if (n > bytes_.size() - at_) malformed("a field runs past its end");
+    at_ += std::size_t(n);
+    return bytes_.data() + at_ - n;
+  }
+  const Bytes& bytes_;
+  std::size_t at_ = 0;
+};
+
+inline CheckpointHeader decode(const Bytes& bytes, std::uint32_t version) {
+  HeaderParser in(bytes);
+  CheckpointHeader header;
+  header.scalar = in.text();
+  header.base = in.text();
+  header.rule = in.text();
+  const auto read_named = [&in](std::vector<std::pair<std::string, double>>& values) {
+    values.resize(in.count());
+    for (auto& [name, value] : values) {
+      name = in.text();
+      value = in.real();
+    }
+  };
+  header.groups.resize(in.count());
+  for (auto& group : header.groups) read_named(group);
+  if (version >= 2) read_named(header.settings);
+  header.tensors.resize(in.count());
+  for (auto& t : header.tensors)
+    for (std::uint64_t* field : {&t.size, &t.group, &t.steps, &t.slot_mask, &t.fresh_slots})
+      *field = in.number();
+  header.schedules.resize(in.count());
+  for (auto& s : header.schedules) {
+    s.kind = in.text();
+    s.group = in.number();
+    s.epoch = in.number();
+  }
+  in.finish();
+  return header;
+}
+
+}  // namespace multopt::detail

@@ -1,0 +1,102 @@
+// The one read of every gradient before a step, for what must be known of all of them first:
+// the sum of squares behind clipping by the global norm, and whether any element is a NaN or an
+// infinity (the non-finite policy). The gradients are read in blocks of a fixed length, however
+// the step is split over threads, and the blocks' sums are added in order, so the norm (and so
+// every parameter) is the same at any thread count and chunk length.
+#pragma once
+
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "simd.hpp"
+#include "step.hpp"
+
+namespace multopt {
+namespace detail {
+
+struct ScanResult {
+  double sum_of_squares = 0.0;
+  bool non_finite = false;
+};
+
+// Reads x[begin, end). A NaN or infinity is an element whose exponent bits are all set: per
+// packet one and, one compare and one or, with no chain of dependent arithmetic through the loop.
+template <class S>
+ScanResult scan(const S* x, std::size_t begin, std::size_t end, bool sum_squares, bool check) {
+  namespace ei = Eigen::internal;
+  using Packet = typename simd::Vec<S>::Packet;
+  constexpr std::size_t width = simd::Vec<S>::size;
+  const Packet exponent = ei::pset1<Packet>(std::numeric_limits<S>::infinity());  // its bits: the exponent's
+  Packet found = ei::pset1<Packet>(S(0)), sum = found;
+  std::size_t i = begin;
+  for (; i + width <= end; i += width) {
+    const Packet v = ei::ploadu<Packet>(x + i);
+    if (check) found = ei::por(found, ei::pcmp_eq(ei::pand(v, exponent), exponent));
+    if (sum_squares) sum = ei::pmadd(v, v, sum);
+  }
+  S lanes[width];
+  ei::pstoreu(lanes, found);  // a lane that found one is all ones: a NaN
+  ScanResult result;
+  for (S lane : lanes) result.non_finite = result.non_finite || lane != lane;
+  result.sum_of_squares = double(simd::sum(simd::Vec<S>::from_packet(sum)));
+  for (; i < end; ++i) {
+    result.non_finite = result.non_finite || (check && x[i] - x[i] != S(0));
+    if (sum_squares) result.sum_of_squares += double(x[i]) * double(x[i]);
+  }
+  return result;
+}
+
+}  // namespace detail
+
+// The blocks of a set of tensors and what the last scan found in each.
+class GradientScan {
+ public:
+  static constexpr std::size_t block_length = std::size_t(1) << 14;
+
+  void plan(const std::vector<std::size_t>& sizes) {
+    blocks_.clear();
+    for (std::size_t k = 0; k < sizes.size(); ++k)
+      for (std::size_t begin = 0; begin < sizes[k]; begin += block_length)
+        blocks_.push_back({k, begin, std::min(sizes[k], begin + block_length)});
+    results_.assign(blocks_.size(), {});
+  }
+
+  // Scans every block; grad(k) is tensor k's gradient.
+  template <class GradOf>
+  void run(const GradOf& grad, bool sum_squares, bool check, std::size_t total_size, const Parallel& parallel) {
+    for_each_chunk(blocks_.size(), total_size, parallel, [&](std::size_t b) {
+      const Chunk& block = blocks_[b];
+      results_[b] = detail::scan(grad(block.tensor), block.begin, block.end, sum_squares, check);
+    });
+  }
+
+  // Calls found(tensor) for each block holding a NaN or infinity, in order.
+  template <class Found>
+  void for_each_non_finite(const Found& found) const {
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      if (results_[b].non_finite) found(blocks_[b].tensor);
+  }
+
+  // The sum of squares of the tensors for which keep(tensor) holds, block by block in order.
+  template <class Keep>
+  double sum_of_squares(const Keep& keep) const {
+    double total = 0.0;
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      if (keep(blocks_[b].tensor)) total += results_[b].sum_of_squares;
+    return total;
+  }
+
+ private:
+  std::vector<Chunk> blocks_;
+  std::vector<detail::ScanResult> results_;
+};
+
+// clip_grad_norm_'s factor for gradients of this norm: min(1, max_norm / (norm + 1e-6)); NaN
+// for a NaN norm, which then reaches every parameter, as in torch.
+inline double clip_factor(double max_norm, double norm) {
+  const double factor = max_norm / (norm + 1e-6);
+  return factor >= 1.0 ? 1.0 : factor;
+}
+
+}  // namespace multopt
