@@ -1,0 +1,270 @@
+// The cases of multopt_bench: what one benchmark iteration runs (a real optimizer's step, the
+// bandwidth yardstick, the naive Eigen port) over the arrays it owns, and how they are filled.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+#include <multopt/multopt.hpp>
+
+#ifdef _OPENMP
+#include <omp.h>
+#define MULTOPT_BENCH_PRAGMA(x) _Pragma(#x)
+#else
+#define MULTOPT_BENCH_PRAGMA(x)
+#endif
+
+namespace multopt_bench {
+
+namespace bases = multopt::bases;
+namespace rules = multopt::rules;
+
+// Learning rates small enough that parameters stay finite and far from zero over the
+// millions of steps of a full run, with gradients that never change.
+constexpr double kLr = 1e-7;
+constexpr double kLrOut = 1e-6;
+
+inline int g_threads = 1;  // of the step, the traffic loop and the fills (--threads)
+
+// ---------------------------------------------------------------------------------------------
+// Buffers: 64-byte aligned, first touched by the threads that step them (static schedule).
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+template <class S>
+using Buffer = std::unique_ptr<S[], FreeDeleter>;
+
+template <class S>
+Buffer<S> allocate(std::size_t n) {
+  const std::size_t bytes = std::max<std::size_t>(64, (n * sizeof(S) + 63) / 64 * 64);
+  void* p = std::aligned_alloc(64, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return Buffer<S>(static_cast<S*>(p));
+}
+
+inline std::uint64_t mix(std::uint64_t x) {  // splitmix64's finalizer
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Fixed random values of random sign and magnitude in [low, low + span).
+template <class S>
+void fill_random(S* x, std::size_t n, std::uint64_t seed, double low, double span) {
+  const long count = long(n);
+  MULTOPT_BENCH_PRAGMA(omp parallel for schedule(static) num_threads(g_threads))
+  for (long i = 0; i < count; ++i) {
+    const std::uint64_t r = mix((seed << 40) ^ std::uint64_t(i));
+    const double magnitude = low + span * double(r >> 11) * 0x1p-53;
+    x[i] = S((r & 1u) ? -magnitude : magnitude);
+  }
+}
+template <class S>
+void fill_zero(S* x, std::size_t n) {
+  const long count = long(n);
+  MULTOPT_BENCH_PRAGMA(omp parallel for schedule(static) num_threads(g_threads))
+  for (long i = 0; i < count; ++i) x[i] = S(0);
+}
+template <class S>
+void fill_params(S* x, std::size_t n, std::uint64_t seed) { fill_random(x, n, seed, 0.5, 1.0); }
+constexpr double kLeastGradient = 0.1;  // every gradient's magnitude is in [0.1, 1)
+template <class S>
+void fill_grads(S* x, std::size_t n, std::uint64_t seed) { fill_random(x, n, seed, kLeastGradient, 0.9); }
+
+// ---------------------------------------------------------------------------------------------
+// Cases. A case is made once per run of a benchmark and stepped once untimed (the optimizer
+// allocates its state on its first step); check() then says what is wrong with it, if anything.
+
+struct Case {
+  virtual ~Case() = default;
+  virtual void run() = 0;
+  virtual std::string check() const { return {}; }
+};
+
+template <class Rule>
+typename Rule::Params rule_params() { return {}; }
+template <>
+inline rules::Additive::Params rule_params<rules::Additive>() {
+  rules::Additive::Params p;
+  p.lr = kLr;
+  return p;
+}
+template <>
+inline rules::Multiplicative::Params rule_params<rules::Multiplicative>() {
+  rules::Multiplicative::Params p;
+  p.lr_out = kLrOut;
+  return p;
+}
+template <>
+inline rules::Hybrid::Params rule_params<rules::Hybrid>() {
+  rules::Hybrid::Params p;
+  p.lr_out = kLrOut;
+  p.lr = kLr;
+  p.g_mix = 0.5;
+  return p;
+}
+
+// Each base at its defaults but SGD, which gets momentum 0.9 (a base added to
+// multopt::AllBases is benchmarked at its defaults until it gets a line here).
+template <class Base>
+typename Base::Params base_params() { return {}; }
+template <>
+inline bases::Sgd::Params base_params<bases::Sgd>() {
+  bases::Sgd::Params p;
+  p.momentum = 0.9;
+  return p;
+}
+
+// Bytes a step moves: parameter, gradient and each state array read; parameter and state written.
+template <class Base, class S>
+double step_bytes(std::size_t n) {
+  int slots = 0;
+  for (int k = 0; k < Base::slot_count; ++k) slots += Base::uses_slot(base_params<Base>(), k) ? 1 : 0;
+  return double(n) * double(sizeof(S)) * double(3 + 2 * slots);
+}
+
+// What a step does besides the base and the rule. Both decays stay at 0.
+struct StepOptions {
+  multopt::NonFinitePolicy policy = multopt::NonFinitePolicy::propagate;
+  // Clipping by the global norm at half the least norm the gradients can have (each is at least
+  // kLeastGradient in magnitude), so that every step scales them (by about 0.08).
+  bool clipped = false;
+};
+
+// A real multopt optimizer over caller buffers: one tensor per entry of sizes.
+template <class Base, class Rule, class S>
+class StepCase final : public Case {
+ public:
+  explicit StepCase(const std::vector<std::size_t>& sizes, const StepOptions& options = {})
+      : opt_(rule_params<Rule>(), base_params<Base>()) {
+    opt_.set_non_finite_policy(options.policy);
+    std::uint64_t seed = 1;
+    std::size_t total = 0;
+    for (std::size_t size : sizes) {
+      params_.push_back(allocate<S>(size));
+      grads_.push_back(allocate<S>(size));
+      fill_params(params_.back().get(), size, seed++);
+      fill_grads(grads_.back().get(), size, seed++);
+      opt_.add_params(params_.back().get(), grads_.back().get(), size);
+      total += size;
+    }
+    if (options.clipped) opt_.set_max_grad_norm(0.5 * kLeastGradient * std::sqrt(double(total)));
+    multopt::Parallel parallel;  // the library's defaults, but for the thread count
+    parallel.threads = g_threads;
+    opt_.set_parallel(parallel);
+  }
+  void run() override { opt_.step(); }
+  std::string check() const override {
+    const bool clipping = opt_.max_grad_norm() < std::numeric_limits<double>::infinity();
+    if (clipping && !(opt_.grad_norm() > opt_.max_grad_norm()))
+      return "clipping is not active: gradient norm " + std::to_string(opt_.grad_norm()) +
+             " <= max_grad_norm " + std::to_string(opt_.max_grad_norm());
+    if (!opt_.skipped_tensors().empty()) return "a tensor was skipped: all gradients should be finite";
+    return {};
+  }
+  const S* param(std::size_t tensor) const { return params_[tensor].get(); }
+
+ private:
+  multopt::Optimizer<Base, Rule, S> opt_;
+  std::vector<Buffer<S>> params_, grads_;
+};
+
+// The bandwidth yardstick of an Adam step: a plain loop that reads 4 arrays and writes 3, with
+// next to no arithmetic, vectorized by the compiler and split like the library's step (static
+// schedule, serial below the library's default serial_below).
+template <class S>
+void traffic(S* __restrict p, const S* __restrict g, S* __restrict m, S* __restrict v, std::size_t n) {
+  const S b1 = S(0.9), c1 = S(0.1), b2 = S(0.999), c2 = S(0.001), lr = S(kLr);
+  const long count = long(n);
+#ifdef _OPENMP
+  const bool threaded = n >= multopt::Parallel{}.serial_below && g_threads != 1;
+#endif
+  MULTOPT_BENCH_PRAGMA(omp parallel for simd schedule(static) num_threads(g_threads) if (parallel : threaded))
+  for (long i = 0; i < count; ++i) {
+    const S gi = g[i];
+    const S mi = b1 * m[i] + c1 * gi;
+    const S vi = b2 * v[i] + c2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] - lr * (mi + vi);
+  }
+}
+
+template <class S>
+class TrafficCase final : public Case {
+ public:
+  explicit TrafficCase(std::size_t n)
+      : n_(n), p_(allocate<S>(n)), g_(allocate<S>(n)), m_(allocate<S>(n)), v_(allocate<S>(n)) {
+    fill_params(p_.get(), n, 1);
+    fill_grads(g_.get(), n, 2);
+    fill_random(m_.get(), n, 3, 0.0, 0.1);
+    fill_random(v_.get(), n, 4, 0.0, 0.1);
+  }
+  void run() override { traffic(p_.get(), g_.get(), m_.get(), v_.get(), n_); }
+
+ private:
+  std::size_t n_;
+  Buffer<S> p_, g_, m_, v_;
+};
+
+// What a straightforward port of the PyTorch reference writes for Adam + multiplicative: one
+// whole-array Eigen expression per formula line of the reference (REFERENCE.md), a temporary array for d.
+template <class S>
+class NaiveCase final : public Case {
+  using Array = Eigen::Array<S, Eigen::Dynamic, 1>;
+
+ public:
+  explicit NaiveCase(std::size_t n) : theta_(n), g_(n), m_(n), v_(n), d_(n) {
+    fill_params(theta_.data(), n, 1);
+    fill_grads(g_.data(), n, 2);
+    fill_zero(m_.data(), n);
+    fill_zero(v_.data(), n);
+    fill_zero(d_.data(), n);
+  }
+  void run() override {
+    const S beta1 = S(0.9), beta2 = S(0.999), eps = S(1e-8), lr_in = S(1.0);
+    const double t = double(++steps_);
+    const S sqrt_bias2 = S(std::sqrt(1.0 - std::pow(0.999, t)));
+    const S step = S(kLrOut / (1.0 - std::pow(0.9, t)));
+    m_ = beta1 * m_ + (1 - beta1) * g_;
+    v_ = beta2 * v_ + (1 - beta2) * g_.square();
+    d_ = m_ / (v_.sqrt() / sqrt_bias2 + eps);
+    theta_ -= step * theta_.abs() * (lr_in * d_).tanh();
+  }
+  const S* param() const { return theta_.data(); }
+
+ private:
+  Array theta_, g_, m_, v_, d_;
+  long steps_ = 0;
+};
+
+// The naive port must compute what the library computes: largest relative difference of the
+// parameters after a few steps of both (a few ulp expected).
+template <class S>
+double naive_difference() {
+  constexpr std::size_t n = 4099;  // a partial packet at the end, too
+  StepCase<bases::Adam, rules::Multiplicative, S> lib({n});
+  NaiveCase<S> naive(n);
+  for (int k = 0; k < 5; ++k) {
+    lib.run();
+    naive.run();
+  }
+  double worst = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double a = double(lib.param(0)[i]), b = double(naive.param()[i]);
+    worst = std::max(worst, std::abs(a - b) / std::abs(b));
+  }
+  return worst;
+}
+
+}  // namespace multopt_bench

@@ -1,0 +1,26 @@
+// The benchmarks' sizes and names, shared by their registration (multopt_bench.cpp) and the
+// ratio summary (ratio_summary.cpp), so that the pairs the summary compares are the ones run.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace multopt_bench {
+
+constexpr std::size_t kInCache = std::size_t(1) << 14;  // 7 float arrays: 448 KiB
+constexpr std::size_t kLarge = std::size_t(1) << 24;    // 7 float arrays: 448 MiB
+constexpr std::size_t kSingle = 1000000;                // BM_ManyTensors' single-tensor twin
+constexpr std::size_t kManyCount = 1000, kManySize = 1000;
+
+// "BM_Step/adam/multiplicative/float/16384" and the like: family/base/rule/scalar/n.
+inline std::string step_name(const std::string& family, const std::string& base, const std::string& rule,
+                             const std::string& scalar, std::size_t n) {
+  return family + "/" + base + "/" + rule + "/" + scalar + "/" + std::to_string(n);
+}
+
+inline std::string many_tensors_name() {
+  return "BM_ManyTensors/adam/multiplicative/float/" + std::to_string(kManyCount) + "x" +
+         std::to_string(kManySize);
+}
+
+}  // namespace multopt_bench

@@ -1,0 +1,162 @@
+// The ratio summary of multopt_bench: which pairs of benchmarks it compares, against which
+// targets, from the medians a SummaryReporter kept during the run.
+#include "ratio_summary.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "names.hpp"
+
+namespace multopt_bench {
+
+SummaryReporter::SummaryReporter(std::unique_ptr<benchmark::BenchmarkReporter> display)
+    : display_(std::move(display)) {}
+
+bool SummaryReporter::ReportContext(const Context& context) { return display_->ReportContext(context); }
+
+void SummaryReporter::ReportRuns(const std::vector<Run>& runs) {
+  for (const Run& run : runs) {
+    if (run.error_occurred) continue;
+    const auto counter = run.counters.find("ns_per_elem");
+    if (counter == run.counters.end()) continue;
+    const std::string& name = run.run_name.function_name;
+    if (run.run_type == Run::RT_Aggregate) {
+      if (run.aggregate_name == "median") medians_[name] = counter->second.value;
+    } else {
+      samples_[name].push_back(counter->second.value);
+    }
+  }
+  display_->ReportRuns(runs);
+}
+
+void SummaryReporter::Finalize() { display_->Finalize(); }
+
+Results SummaryReporter::results() const {
+  Results out = medians_;
+  for (auto [name, values] : samples_) {
+    if (out.count(name) || values.empty()) continue;
+    std::sort(values.begin(), values.end());
+    const std::size_t k = values.size();
+    out[name] = k % 2 ? values[k / 2] : 0.5 * (values[k / 2 - 1] + values[k / 2]);
+  }
+  return out;
+}
+
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts(1);
+  for (char c : s) {
+    if (c == sep) parts.emplace_back();
+    else parts.back() += c;
+  }
+  return parts;
+}
+
+class Summary {
+ public:
+  Summary(const Results& results, std::ostream& out) : results_(results), out_(out) {}
+
+  // A section's title and column header are printed with its first line, if any.
+  void section(const std::string& title) {
+    char header[256];
+    std::snprintf(header, sizeof header, "  %-56s %-56s %8s  %-8s  %s\n", "benchmark", "compared with",
+                  "ratio", "target", "status");
+    pending_ = "\n" + title + "\n" + header;
+  }
+
+  // ratio = numerator / denominator of time per element, or its inverse when speedup;
+  // limit 0: shown for information only.
+  void line(const std::string& num, const std::string& den, bool speedup, double limit) {
+    const auto a = results_.find(num), b = results_.find(den);
+    if (a == results_.end() || b == results_.end() || !(a->second > 0) || !(b->second > 0)) return;
+    const double ratio = speedup ? b->second / a->second : a->second / b->second;
+    char text[320];
+    if (limit > 0) {
+      const bool pass = speedup ? ratio >= limit : ratio <= limit;
+      (pass ? passed_ : missed_) += 1;
+      std::snprintf(text, sizeof text, "  %-56s %-56s %8.3f  %s %5.2f  %s\n", num.c_str(), den.c_str(),
+                    ratio, speedup ? ">=" : "<=", limit, pass ? "PASS" : "MISS");
+    } else {
+      std::snprintf(text, sizeof text, "  %-56s %-56s %8.3f  %-8s  info\n", num.c_str(), den.c_str(), ratio, "");
+    }
+    out_ << pending_ << text;
+    pending_.clear();
+  }
+
+  void print(int threads) {
+    const std::string large = std::to_string(kLarge), in_cache = std::to_string(kInCache);
+    out_ << "\n=== Ratio summary: medians of ns_per_elem from this run, threads = " << threads << " ===\n";
+
+    section("Step / traffic yardstick (same scalar and n; targets: adam, adagrad, rmsprop at 2^24 float)");
+    for_each_step([&](const std::vector<std::string>& p, const std::string& name) {
+      const bool target_base = p[1] == "adam" || p[1] == "adagrad" || p[1] == "rmsprop";
+      const bool target = target_base && p[3] == "float" && p[4] == large;
+      line(name, "BM_Traffic/" + p[3] + "/" + p[4], false, target ? 1.15 : 0);
+    });
+
+    section("Rule / additive rule of the same base (targets: 2^24 float 1.10, 2^24 double 1.20, 2^14 float 2.0)");
+    for_each_step([&](const std::vector<std::string>& p, const std::string& name) {
+      if (p[2] == "additive") return;
+      double limit = 0;
+      if (p[4] == large) limit = p[3] == "float" ? 1.10 : 1.20;
+      if (p[4] == in_cache && p[3] == "float") limit = 2.0;
+      line(name, step_name("BM_Step", p[1], "additive", p[3], std::stoul(p[4])), false, limit);
+    });
+
+    section("Speedup of the step over the naive Eigen port (naive time / step time; target: 2^24 float >= 10)");
+    for (const char* scalar : {"float", "double"})
+      for (std::size_t n : {kInCache, kLarge}) {
+        line(step_name("BM_Step", "adam", "multiplicative", scalar, n),
+             step_name("BM_Naive", "adam", "multiplicative", scalar, n), true,
+             std::string(scalar) == "float" && n == kLarge ? 10.0 : 0);
+      }
+
+    section("Many tensors / one tensor of the same total size (target 1.3)");
+    line(many_tensors_name(), step_name("BM_Step", "adam", "multiplicative", "float", kSingle), false, 1.3);
+
+    section("Non-finite gradient check / unchecked step (NonFinitePolicy::skip; target: 2^24 float 1.05)");
+    for (std::size_t n : {kInCache, kLarge}) {
+      line(adam_mult("BM_StepChecked", n), adam_mult("BM_Step", n), false, n == kLarge ? 1.05 : 0);
+    }
+
+    section("Clipping by the global norm / unclipped step (max_grad_norm active; with and without the "
+            "non-finite check, which shares its pass; target: 2^24 float 1.20)");
+    for (std::size_t n : {kInCache, kLarge}) {
+      const double limit = n == kLarge ? 1.20 : 0;
+      line(adam_mult("BM_StepClipped", n), adam_mult("BM_Step", n), false, limit);
+      line(adam_mult("BM_StepClippedChecked", n), adam_mult("BM_Step", n), false, limit);
+      line(adam_mult("BM_StepClippedChecked", n), adam_mult("BM_StepClipped", n), false, 0);
+    }
+
+    out_ << "\nTargets: " << passed_ << " PASS, " << missed_ << " MISS (of those measured in this run)\n";
+  }
+
+ private:
+  static std::string adam_mult(const std::string& family, std::size_t n) {
+    return step_name(family, "adam", "multiplicative", "float", n);
+  }
+
+  template <class F>
+  void for_each_step(F&& f) {
+    for (const auto& [name, value] : results_) {
+      const std::vector<std::string> p = split(name, '/');
+      if (p.size() == 5 && p[0] == "BM_Step") f(p, name);
+    }
+  }
+
+  const Results& results_;
+  std::ostream& out_;
+  std::string pending_;
+  int passed_ = 0, missed_ = 0;
+};
+
+}  // namespace
+
+void print_summary(const Results& results, int threads, std::ostream& out) {
+  Summary summary(results, out);
+  summary.print(threads);
+}
+
+}  // namespace multopt_bench
