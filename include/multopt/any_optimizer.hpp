@@ -78,6 +78,8 @@ class AnyOptimizer {
   virtual std::vector<std::string> state_names(std::size_t tensor) const = 0;
   virtual const S* state(std::size_t tensor, std::string_view name) const = 0;
   virtual void set_state(std::size_t tensor, std::string_view name, const S* values, std::size_t size) = 0;
+  virtual double scalar_state(std::size_t tensor, std::string_view name) const = 0;
+  virtual void set_scalar_state(std::size_t tensor, std::string_view name, double value) = 0;
 
   // The step and what shapes it.
   virtual void step() = 0;
@@ -124,7 +126,7 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
     return NamedHyper(std::move(values));
   }
   void set_hyper(const NamedHyper& hyper, std::size_t group) override { opt_.set_hyper(typed(hyper), group); }
-  void check_hyper(const NamedHyper& hyper) const override { typed(hyper); }
+  void check_hyper(const NamedHyper& hyper) const override { Opt::check_hyper(typed(hyper)); }
 
   std::size_t add_params(S* param, const S* grad, std::size_t size, std::size_t group) override {
     return opt_.add_params(param, grad, size, group);
@@ -139,6 +141,12 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   const S* state(std::size_t tensor, std::string_view name) const override { return opt_.state(tensor, name); }
   void set_state(std::size_t tensor, std::string_view name, const S* values, std::size_t size) override {
     opt_.set_state(tensor, name, values, size);
+  }
+  double scalar_state(std::size_t tensor, std::string_view name) const override {
+    return opt_.scalar_state(tensor, name);
+  }
+  void set_scalar_state(std::size_t tensor, std::string_view name, double value) override {
+    opt_.set_scalar_state(tensor, name, value);
   }
 
   void step() override { opt_.step(); }

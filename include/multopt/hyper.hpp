@@ -16,6 +16,12 @@
 
 namespace multopt {
 
+// Whether a base declares `static constexpr double default_lr`.
+template <class Base, class = void>
+struct has_default_lr : std::false_type {};
+template <class Base>
+struct has_default_lr<Base, std::void_t<decltype(double(Base::default_lr))>> : std::true_type {};
+
 // Names are those of docs/api.md; `g`, the name of the reference package and the golden case
 // files, is accepted everywhere for the hybrid rule's g_mix.
 constexpr std::string_view canonical_name(std::string_view name) { return name == "g" ? "g_mix" : name; }
@@ -29,8 +35,16 @@ struct Hyper {
   double lr_factor = 1.0;               // multiplies lr and lr_out (and so the decoupled decay)
   bool maximize = false;                // g ← −g
 
-  // Constructors rather than an aggregate, so that no field can be set by its position.
-  constexpr Hyper() noexcept {}
+  // Constructors rather than an aggregate, so that no field can be set by its position. A base
+  // may give the rule's additive `lr` a default of its own (Adadelta's default_lr = 1.0).
+  constexpr Hyper() noexcept {
+    if constexpr (has_default_lr<Base>::value) {
+      Rule::Params::fields(rule, [](std::string_view field, auto& v) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, double>)
+          if (field == "lr") v = Base::default_lr;
+      });
+    }
+  }
   constexpr Hyper(const typename Rule::Params& rule_params, const typename Base::Params& base_params) noexcept
       : rule(rule_params), base(base_params) {}
   // By keyword, the others at their defaults: Hyper(arg::lr = 0.1, arg::momentum = 0.9).

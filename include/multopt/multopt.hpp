@@ -3,8 +3,13 @@
 #pragma once
 
 #include "any_optimizer.hpp"
+#include "bases/adadelta.hpp"
 #include "bases/adagrad.hpp"
 #include "bases/adam.hpp"
+#include "bases/adamax.hpp"
+#include "bases/lion.hpp"
+#include "bases/nadam.hpp"
+#include "bases/radam.hpp"
 #include "bases/rmsprop.hpp"
 #include "bases/sgd.hpp"
 #include "checkpoint.hpp"
@@ -23,7 +28,8 @@
 
 namespace multopt {
 
-using AllBases = TypeList<bases::Sgd, bases::Adam, bases::Adagrad, bases::Rmsprop>;
+using AllBases = TypeList<bases::Sgd, bases::Adam, bases::Adagrad, bases::Rmsprop, bases::Adamax, bases::Nadam,
+                          bases::Radam, bases::Adadelta, bases::Lion>;
 using AllRules = TypeList<rules::Additive, rules::Multiplicative, rules::Hybrid, rules::Exponential,
                           rules::TanhMomentum, rules::NonNegativeClip, rules::NonNegativeReflect>;
 
@@ -52,5 +58,25 @@ template <class S> using RMSprop = Optimizer<bases::Rmsprop, rules::Additive, S>
 template <class S> using MRMSprop = Optimizer<bases::Rmsprop, rules::Multiplicative, S>;
 template <class S> using HRMSprop = Optimizer<bases::Rmsprop, rules::Hybrid, S>;
 template <class S> using ERMSprop = Optimizer<bases::Rmsprop, rules::Exponential, S>;
+template <class S> using Adamax = Optimizer<bases::Adamax, rules::Additive, S>;
+template <class S> using MAdamax = Optimizer<bases::Adamax, rules::Multiplicative, S>;
+template <class S> using HAdamax = Optimizer<bases::Adamax, rules::Hybrid, S>;
+template <class S> using EAdamax = Optimizer<bases::Adamax, rules::Exponential, S>;
+template <class S> using NAdam = Optimizer<bases::Nadam, rules::Additive, S>;
+template <class S> using MNAdam = Optimizer<bases::Nadam, rules::Multiplicative, S>;
+template <class S> using HNAdam = Optimizer<bases::Nadam, rules::Hybrid, S>;
+template <class S> using ENAdam = Optimizer<bases::Nadam, rules::Exponential, S>;
+template <class S> using RAdam = Optimizer<bases::Radam, rules::Additive, S>;
+template <class S> using MRAdam = Optimizer<bases::Radam, rules::Multiplicative, S>;
+template <class S> using HRAdam = Optimizer<bases::Radam, rules::Hybrid, S>;
+template <class S> using ERAdam = Optimizer<bases::Radam, rules::Exponential, S>;
+template <class S> using Adadelta = Optimizer<bases::Adadelta, rules::Additive, S>;
+template <class S> using MAdadelta = Optimizer<bases::Adadelta, rules::Multiplicative, S>;
+template <class S> using HAdadelta = Optimizer<bases::Adadelta, rules::Hybrid, S>;
+template <class S> using EAdadelta = Optimizer<bases::Adadelta, rules::Exponential, S>;
+template <class S> using Lion = Optimizer<bases::Lion, rules::Additive, S>;
+template <class S> using MLion = Optimizer<bases::Lion, rules::Multiplicative, S>;
+template <class S> using HLion = Optimizer<bases::Lion, rules::Hybrid, S>;
+template <class S> using ELion = Optimizer<bases::Lion, rules::Exponential, S>;
 
 }  // namespace multopt

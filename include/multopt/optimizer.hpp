@@ -14,8 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include "contract.hpp"
 #include "gradient_scan.hpp"
 #include "hyper.hpp"
+#include "named_state.hpp"
 #include "non_finite.hpp"
 #include "state_array.hpp"
 #include "step.hpp"
@@ -30,6 +32,7 @@ template <class Base, class Rule, class S>
 class Optimizer {
   static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>,
                 "multopt optimizers step float or double parameters");
+  static_assert(contract::check_base<Base, S>() && contract::check_rule<Rule, S>());
   static_assert(Rule::template supports<Base>, "this update rule is not defined on this base");
 
  public:
@@ -58,7 +61,7 @@ class Optimizer {
 
   // Parameter groups: each has its own hyperparameters. Group 0 is made by the constructor.
   std::size_t add_group(const Hyper& hyper) {
-    hyper.validate();
+    check_hyper(hyper);
     groups_.push_back(hyper);
     return groups_.size() - 1;
   }
@@ -73,12 +76,21 @@ class Optimizer {
   const Hyper& hyper(std::size_t group = 0) const { return groups_.at(checked_group(group)); }
   void set_hyper(const Hyper& hyper, std::size_t group = 0) {
     checked_group(group);
-    hyper.validate();
+    check_hyper(hyper);
     groups_[group] = hyper;
   }
-  void check_hyper(const Hyper& hyper) const { hyper.validate(); }
+  // Hyper::validate(), and every value within the range of S, which the step computes in.
+  static void check_hyper(const Hyper& hyper) {
+    hyper.validate();
+    Hyper::fields(hyper, [](const char* name, const auto& value) {
+      if (!(std::abs(double(value)) <= double(std::numeric_limits<S>::max())))
+        reject(name, double(value), std::is_same_v<S, float> ? "within the range of float" : "finite");
+    });
+  }
   void set(std::string_view name, double value, std::size_t group = 0) {
-    groups_[checked_group(group)].set(name, value);
+    Hyper changed = groups_[checked_group(group)];
+    changed.set(name, value);
+    set_hyper(changed, group);
   }
   double get(std::string_view name, std::size_t group = 0) const {
     return groups_[checked_group(group)].get(name);
@@ -105,7 +117,7 @@ class Optimizer {
       throw std::length_error("multopt: a tensor of " + std::to_string(size) +
                               " elements is too large for its state to be addressed");
     }
-    tensors_.push_back(TensorState<S, Base::slot_count>{param, grad, size, group});
+    tensors_.push_back(TensorState<S, Base>{param, grad, size, group});
     plan_stale_ = true;
     return tensors_.size() - 1;
   }
@@ -189,26 +201,29 @@ class Optimizer {
     tensors_[tensor].steps = steps;
   }
 
-  // Named state, as torch.optim names it (the base's slot_names): exp_avg, momentum_buffer, ...
-  static std::vector<std::string> state_names() {
-    return std::vector<std::string>(std::begin(Base::slot_names), std::end(Base::slot_names));
-  }
-  // The arrays the tensor holds now, a subset of state_names().
+  // Named state, as torch.optim names it: the base's arrays (slot_names: exp_avg,
+  // momentum_buffer, ...), then its per-tensor scalars (scalar_names: NAdam's mu_product).
+  static std::vector<std::string> state_names() { return detail::state_names_of<Base>(); }
+  // The arrays the tensor holds now, then every scalar (always held): a subset of state_names().
   std::vector<std::string> state_names(std::size_t tensor) const {
-    std::vector<std::string> held;
-    const auto& t = tensors_[checked_tensor(tensor)];
-    for (int k = 0; k < Base::slot_count; ++k)
-      if (!t.slots[std::size_t(k)].empty()) held.emplace_back(Base::slot_names[k]);
-    return held;
+    return detail::held_state_names<Base>(tensors_[checked_tensor(tensor)].slots);
+  }
+  // The tensor's scalar state of that name (mu_product), kept in double whatever S.
+  double scalar_state(std::size_t tensor, std::string_view name) const {
+    return tensors_[checked_tensor(tensor)].scalars[std::size_t(detail::scalar_of<Base>(name))];
+  }
+  // Sets it; the next step continues from it. On any error nothing changes.
+  void set_scalar_state(std::size_t tensor, std::string_view name, double value) {
+    auto& scalar = tensors_[checked_tensor(tensor)].scalars[std::size_t(detail::scalar_of<Base>(name))];
+    scalar = detail::finite_state(name, value);
   }
   // The tensor's state array of that name, or null while it has none.
-  const S* state(std::size_t tensor, std::string_view name) const { return state(tensor, slot_of(name)); }
+  const S* state(std::size_t tensor, std::string_view name) const { return state(tensor, detail::slot_of<Base>(name)); }
   // The same by slot number (see the base's header).
   const S* state(std::size_t tensor, int slot) const {
-    if (slot < 0 || slot >= Base::slot_count) {
+    if (slot < 0 || slot >= Base::slot_count)
       throw std::out_of_range("multopt: state slot " + std::to_string(slot) + " does not exist (" +
                               std::string(Base::name) + " has " + std::to_string(Base::slot_count) + ")");
-    }
     const auto& array = tensors_[checked_tensor(tensor)].slots[std::size_t(slot)];
     return array.empty() ? nullptr : array.data();
   }
@@ -216,15 +231,13 @@ class Optimizer {
   // hyperparameters must use; the next step continues from them. On any error nothing changes.
   void set_state(std::size_t tensor, std::string_view name, const S* values, std::size_t size) {
     auto& t = tensors_[checked_tensor(tensor)];
-    const int slot = slot_of(name);
-    if (!Base::uses_slot(groups_[t.group].base, slot)) {
+    const int slot = detail::slot_of<Base>(name);
+    if (!Base::uses_slot(groups_[t.group].base, slot))
       throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
                                   "' is not used with the hyperparameters of group " + std::to_string(t.group));
-    }
-    if (size != t.size) {
+    if (size != t.size)
       throw std::invalid_argument("multopt: state '" + std::string(name) + "' of tensor " + std::to_string(tensor) +
                                   " needs " + std::to_string(t.size) + " values, not " + std::to_string(size));
-    }
     if (size > 0 && values == nullptr) throw std::invalid_argument("multopt: values is a null pointer");
     StateArray<S> copy(values, values + size);
     t.slots[std::size_t(slot)].swap(copy);
@@ -235,14 +248,6 @@ class Optimizer {
   template <class Opt>
   friend struct CheckpointAccess;
 
-  static int slot_of(std::string_view name) {
-    for (int k = 0; k < Base::slot_count; ++k)
-      if (name == Base::slot_names[k]) return k;
-    std::string known;
-    for (const char* n : Base::slot_names) known += std::string(known.empty() ? "" : ", ") + n;
-    throw std::invalid_argument("multopt: " + std::string(Base::name) + " has no state '" + std::string(name) +
-                                "'; it has: " + known);
-  }
 
   std::size_t checked_group(std::size_t group) const {
     if (group >= groups_.size()) {
@@ -279,7 +284,7 @@ class Optimizer {
   }
 
   std::vector<Hyper> groups_;
-  std::vector<TensorState<S, Base::slot_count>> tensors_;
+  std::vector<TensorState<S, Base>> tensors_;
   Parallel parallel_;
   NonFinitePolicy non_finite_ = NonFinitePolicy::propagate;
   double max_grad_norm_ = std::numeric_limits<double>::infinity();

@@ -57,6 +57,15 @@ Vec<S> flip_sign_by(const Vec<S>& x, const Vec<S>& y) {
   return Vec<S>::from_packet(ei::pxor(x.packet(), ei::pand(y.packet(), sign_bit)));
 }
 
+// −1, +1 by the sign of x; x itself where it is ±0 or NaN (as torch.sign).
+template <class S>
+Vec<S> sign(const Vec<S>& x) {
+  const auto& p = x.packet();
+  const auto zero = ei::pset1<typename Vec<S>::Packet>(S(0));
+  const auto unit = flip_sign_by(Vec<S>(S(1)), x).packet();
+  return Vec<S>::from_packet(ei::pselect(ei::pcmp_eq(p, p), ei::pselect(ei::pcmp_eq(p, zero), p, unit), p));
+}
+
 // `updated` where `theta` is not zero, and `theta` (±0) where it is.
 template <class S>
 Vec<S> keep_zeros(const Vec<S>& theta, const Vec<S>& updated) {

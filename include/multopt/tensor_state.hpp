@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "contract.hpp"
 #include "gradient_scan.hpp"
 #include "non_finite.hpp"
 #include "state_array.hpp"
@@ -15,21 +16,23 @@
 
 namespace multopt {
 
-template <class S, int SlotCount>
+template <class S, class Base>
 struct TensorState {
   S* param;
   const S* grad;
   std::size_t size;
   std::size_t group;
   long steps = 0;
-  std::array<StateArray<S>, SlotCount> slots{};
+  std::array<StateArray<S>, Base::slot_count> slots{};
   unsigned fresh_slots = 0;  // bit k: slot k was created since the last step
+  contract::Scalars<Base> scalars = contract::initial_scalars<Base>();  // per-tensor scalar state, if any
 };
 
 template <class Base, class Rule, class S>
 class StepWork {
  public:
-  using Tensor = TensorState<S, Base::slot_count>;
+  using Tensor = TensorState<S, Base>;
+  static constexpr bool has_scalars = contract::scalar_count<Base> > 0;
 
   void plan(const std::vector<std::size_t>& sizes, std::size_t chunk_length) {
     make_chunks<S>(sizes, chunk_length, chunks_);
@@ -37,6 +40,7 @@ class StepWork {
     skip_.assign(sizes.size(), 0);
     skipped_.reserve(sizes.size());
     jobs_.resize(sizes.size());
+    if constexpr (has_scalars) next_scalars_.resize(sizes.size());
     new_state_.reserve(sizes.size() * std::size_t(Base::slot_count));
   }
 
@@ -86,19 +90,23 @@ class StepWork {
     }
   }
 
-  // Steps every tensor not skipped, with the clipping factor `clip`, and counts its step.
+  // Steps every tensor not skipped, with the clipping factor `clip`, and counts its step; the
+  // scalar state that coeffs() advanced is committed with it, after the loop.
   template <class Hyper>
   void run(std::vector<Tensor>& tensors, const std::vector<Hyper>& groups, double clip, std::size_t total_size,
            const Parallel& parallel) {
     for (std::size_t k = 0; k < tensors.size(); ++k) {
       const bool same_coeffs = k > 0 && shares_coeffs(tensors[k], tensors[k - 1]);
-      jobs_[k] = make_job(tensors[k], groups[tensors[k].group], clip, same_coeffs ? &jobs_[k - 1] : nullptr);
+      contract::Scalars<Base>& scalars = next_scalars(k);
+      if constexpr (has_scalars) scalars = same_coeffs ? next_scalars_[k - 1] : tensors[k].scalars;
+      jobs_[k] = make_job(tensors[k], groups[tensors[k].group], clip, same_coeffs ? &jobs_[k - 1] : nullptr, scalars);
     }
     step_chunks(jobs_, skipped_.empty() ? chunks_ : chunks_to_step(), total_size, parallel);
     for (std::size_t k = 0; k < tensors.size(); ++k) {
       if (skip_[k]) continue;
       ++tensors[k].steps;
       tensors[k].fresh_slots = 0;
+      if constexpr (has_scalars) tensors[k].scalars = next_scalars_[k];
     }
   }
 
@@ -109,23 +117,23 @@ class StepWork {
     StateArray<S> values;
   };
 
-  // Tensors of one group at the same step count step with the same coefficients.
+  // Tensors of one group at the same step count (and scalar state) step with the same coefficients.
   static bool shares_coeffs(const Tensor& a, const Tensor& b) {
-    return a.group == b.group && a.steps == b.steps && a.fresh_slots == b.fresh_slots;
+    return a.group == b.group && a.steps == b.steps && a.fresh_slots == b.fresh_slots && a.scalars == b.scalars;
   }
 
   // The coefficients are copied from `same` where given: computing them (Adam: two pow) costs
   // about as much as stepping a tensor of a hundred elements.
   template <class Hyper>
   static TensorStep<Base, Rule, S> make_job(Tensor& t, const Hyper& h, double clip,
-                                            const TensorStep<Base, Rule, S>* same) {
+                                            const TensorStep<Base, Rule, S>* same, contract::Scalars<Base>& scalars) {
     TensorStep<Base, Rule, S> job{t.param, t.grad, t.size, {}, {}, {}, {}};
     if (same) {
       job.base = same->base;
       job.rule = same->rule;
       job.prestep = same->prestep;
     } else {
-      job.base = Base::template coeffs<S>(h.base, t.steps + 1, t.fresh_slots);
+      job.base = detail::base_coeffs<Base, S>(h.base, t.steps + 1, t.fresh_slots, scalars);
       job.rule = Rule::template coeffs<S>(h.rule, job.base.scale * h.lr_factor);
       job.prestep = {S(h.maximize ? -clip : clip), S(1.0 - h.decoupled_decay_step()), S(h.weight_decay)};
     }
@@ -142,7 +150,15 @@ class StepWork {
     return chunks_kept_;
   }
 
+  // Tensor k's scalar state after this step, until the step commits (a shared dummy without).
+  contract::Scalars<Base>& next_scalars(std::size_t k) {
+    if constexpr (has_scalars) return next_scalars_[k];
+    else return (void)k, no_scalars_;
+  }
+
   std::vector<TensorStep<Base, Rule, S>> jobs_;
+  std::vector<contract::Scalars<Base>> next_scalars_;  // empty for a base without scalar state
+  contract::Scalars<Base> no_scalars_{};
   std::vector<Chunk> chunks_;
   std::vector<Chunk> chunks_kept_;      // the chunks of the tensors not skipped
   std::vector<char> skip_;              // per tensor: left alone by this step

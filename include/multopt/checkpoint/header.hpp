@@ -16,8 +16,9 @@
 namespace multopt::detail {
 
 inline constexpr char checkpoint_magic[8] = {'M', 'U', 'L', 'T', 'O', 'P', 'T', '\0'};
-// Version 2 added the optimizer's settings (max_grad_norm) and the hyperparameters of the
-// stages before the base (lr_factor, maximize, decoupled_weight_decay); version 1 files load.
+// Version 2 added the optimizer's settings (max_grad_norm), the hyperparameters of the stages
+// before the base (lr_factor, maximize, decoupled_weight_decay) and, in each tensor's record,
+// the count and values of the base's scalar state; version 1 files load.
 inline constexpr std::uint32_t checkpoint_version = 2;
 inline constexpr std::uint64_t all_groups_on_disk = ~std::uint64_t(0);
 
@@ -34,6 +35,7 @@ inline std::string group_name(std::uint64_t group) {
 struct CheckpointHeader {
   struct Tensor {
     std::uint64_t size, group, steps, slot_mask, fresh_slots;
+    std::vector<double> scalars;  // the base's per-tensor scalar state (NAdam's mu_product); v2
   };
   struct Position {
     std::string kind;
@@ -64,8 +66,11 @@ inline Bytes encode(const CheckpointHeader& header) {
   for (const auto& group : header.groups) put_named(group);
   put_named(header.settings);
   put<std::uint64_t>(out, header.tensors.size());
-  for (const auto& t : header.tensors)
+  for (const auto& t : header.tensors) {
     for (std::uint64_t field : {t.size, t.group, t.steps, t.slot_mask, t.fresh_slots}) put(out, field);
+    put<std::uint64_t>(out, t.scalars.size());
+    for (double value : t.scalars) put(out, bits_of(value));
+  }
   put<std::uint64_t>(out, header.schedules.size());
   for (const auto& s : header.schedules) {
     put_text(out, s.kind);
@@ -132,9 +137,14 @@ inline CheckpointHeader decode(const Bytes& bytes, std::uint32_t version) {
   for (auto& group : header.groups) read_named(group);
   if (version >= 2) read_named(header.settings);
   header.tensors.resize(in.count());
-  for (auto& t : header.tensors)
+  for (auto& t : header.tensors) {
     for (std::uint64_t* field : {&t.size, &t.group, &t.steps, &t.slot_mask, &t.fresh_slots})
       *field = in.number();
+    if (version >= 2) {
+      t.scalars.resize(in.count());
+      for (double& value : t.scalars) value = in.real();
+    }
+  }
   header.schedules.resize(in.count());
   for (auto& s : header.schedules) {
     s.kind = in.text();

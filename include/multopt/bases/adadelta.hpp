@@ -1,0 +1,59 @@
+// Adadelta, as torch.optim.Adadelta: the step is scaled by the running size of past steps,
+// so that its additive lr defaults to 1.0.
+#pragma once
+
+#include "../keywords.hpp"
+#include "../validate.hpp"
+
+MULTOPT_KEYWORD(rho)
+
+namespace multopt::bases {
+
+struct Adadelta {
+  static constexpr const char* name = "adadelta";
+  static constexpr double default_lr = 1.0;  // the rules' additive lr, as torch's
+
+  struct Params {
+    double rho = 0.9;
+    double eps = 1e-6;
+
+    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
+
+    template <class Self, class Visit>
+    static constexpr void fields(Self& p, Visit&& visit) {
+      visit("rho", p.rho);
+      visit("eps", p.eps);
+    }
+    void validate() const {
+      require_in_unit_interval("rho", rho);
+      require_non_negative("eps", eps);
+    }
+  };
+
+  // Slots: 0 the mean square gradient a, 1 the mean square step b.
+  static constexpr int slot_count = 2;
+  static constexpr const char* slot_names[slot_count] = {"square_avg", "acc_delta"};
+  static bool uses_slot(const Params&, int /*slot*/) { return true; }
+  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+
+  template <class S>
+  struct Coeffs {
+    double scale;
+    S rho, one_minus_rho, eps;
+  };
+  template <class S>
+  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*fresh_slots*/) {
+    return {1.0, S(p.rho), S(1.0 - p.rho), S(p.eps)};
+  }
+
+  template <class V, class Slots, class S>
+  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
+    const V a = c.rho * slot.load(0) + c.one_minus_rho * g * g, b = slot.load(1);
+    const V d = sqrt(b + c.eps) / sqrt(a + c.eps) * g;
+    slot.store(0, a);
+    slot.store(1, c.rho * b + c.one_minus_rho * d * d);
+    return d;
+  }
+};
+
+}  // namespace multopt::bases

@@ -1,0 +1,54 @@
+// Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", 2023): the sign of an
+// interpolation of momentum and gradient. Its weight decay is decoupled_weight_decay.
+#pragma once
+
+#include "../keywords.hpp"
+#include "../validate.hpp"
+
+namespace multopt::bases {
+
+struct Lion {
+  static constexpr const char* name = "lion";
+
+  struct Params {
+    double beta1 = 0.9;
+    double beta2 = 0.99;
+
+    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
+
+    template <class Self, class Visit>
+    static constexpr void fields(Self& p, Visit&& visit) {
+      visit("beta1", p.beta1);
+      visit("beta2", p.beta2);
+    }
+    void validate() const {
+      require_in_unit_interval("beta1", beta1);
+      require_in_unit_interval("beta2", beta2);
+    }
+  };
+
+  // Slot 0: the momentum m.
+  static constexpr int slot_count = 1;
+  static constexpr const char* slot_names[slot_count] = {"exp_avg"};
+  static bool uses_slot(const Params&, int /*slot*/) { return true; }
+  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+
+  template <class S>
+  struct Coeffs {
+    double scale;
+    S beta1, one_minus_beta1, beta2, one_minus_beta2;
+  };
+  template <class S>
+  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*fresh_slots*/) {
+    return {1.0, S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(1.0 - p.beta2)};
+  }
+
+  template <class V, class Slots, class S>
+  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
+    const V m = slot.load(0);
+    slot.store(0, c.beta2 * m + c.one_minus_beta2 * g);
+    return sign(c.beta1 * m + c.one_minus_beta1 * g);
+  }
+};
+
+}  // namespace multopt::bases

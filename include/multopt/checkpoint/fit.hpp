@@ -1,0 +1,146 @@
+// Whether a checkpoint fits the optimizer it would load into, and what it restores of the
+// settings by name: the checks of load_checkpoint before any state is read.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../contract.hpp"
+#include "header.hpp"
+
+namespace multopt {
+
+// What load_checkpoint may do beyond restoring the saved state exactly.
+struct LoadOptions {
+  // Loads a double checkpoint into a float optimizer, rounding each state value to the
+  // nearest float. Off by default, because the rounded state no longer continues the saved
+  // trajectory. (A float checkpoint always loads into a double optimizer: widening is exact.)
+  bool allow_narrowing = false;
+};
+
+namespace detail {
+
+[[noreturn]] inline void mismatch(const std::string& what) {
+  throw std::invalid_argument("multopt: the checkpoint does not fit: " + what);
+}
+
+template <class T>
+std::string counted(T count, const char* noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
+// Refuses a checkpoint whose structure differs from `here`, that of the optimizer and
+// schedules it would load into, and one with values no writer of this format produces.
+template <class Base>
+void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, const LoadOptions& options) {
+  if (saved.base != here.base || saved.rule != here.rule) {
+    mismatch("it is of " + saved.base + " with the " + saved.rule + " rule, the optimizer is " + here.base +
+             " with the " + here.rule + " rule");
+  }
+  if (saved.scalar != "float" && saved.scalar != "double")
+    malformed("unknown scalar type '" + saved.scalar + "'");
+  if (saved.scalar == "double" && here.scalar == "float" && !options.allow_narrowing) {
+    mismatch(
+        "it holds double state and the optimizer steps float; rounding the state changes the "
+        "trajectory, so it needs LoadOptions::allow_narrowing");
+  }
+  if (saved.groups.size() != here.groups.size()) {
+    mismatch("it has " + counted(saved.groups.size(), "parameter group") + ", the optimizer " +
+             std::to_string(here.groups.size()));
+  }
+  if (saved.tensors.size() != here.tensors.size()) {
+    mismatch("it has " + counted(saved.tensors.size(), "tensor") + ", the optimizer " +
+             std::to_string(here.tensors.size()));
+  }
+  constexpr std::uint64_t slot_masks = (std::uint64_t(1) << Base::slot_count) - 1;
+  // Step counts and epochs are longs, and the next step or epoch adds one: the largest long
+  // would overflow there.
+  constexpr auto most = std::uint64_t(std::numeric_limits<long>::max()) - 1;
+  const auto beyond = [&](std::uint64_t value) {
+    return " " + std::to_string(value) + " (at most " + std::to_string(most) +
+           ", so that the next can be counted)";
+  };
+  for (std::size_t k = 0; k < saved.tensors.size(); ++k) {
+    const auto& s = saved.tensors[k];
+    const auto& h = here.tensors[k];
+    const std::string tensor = "tensor " + std::to_string(k);
+    if (s.size != h.size)
+      mismatch("its " + tensor + " has " + counted(s.size, "element") + ", the optimizer's " +
+               std::to_string(h.size));
+    if (s.group != h.group)
+      mismatch("its " + tensor + " is in group " + std::to_string(s.group) + ", the optimizer's in group " +
+               std::to_string(h.group));
+    if (((s.slot_mask | s.fresh_slots) & ~slot_masks) != 0)
+      malformed(tensor + " has state slots the " + saved.base + " base does not have");
+    if (s.steps > most) malformed(tensor + " has an impossible step count" + beyond(s.steps));
+    if (s.scalars.size() != std::size_t(contract::scalar_count<Base>))
+      malformed(tensor + " has " + counted(s.scalars.size(), "scalar state") + ", the " + saved.base + " base " +
+                std::to_string(contract::scalar_count<Base>));
+    for (double value : s.scalars)
+      if (!std::isfinite(value)) malformed(tensor + " has a scalar state that is not finite");
+  }
+  if (saved.schedules.size() != here.schedules.size()) {
+    mismatch("it has " + counted(saved.schedules.size(), "schedule position") + ", " +
+             std::to_string(here.schedules.size()) + " schedules were passed");
+  }
+  for (std::size_t k = 0; k < saved.schedules.size(); ++k) {
+    const auto& s = saved.schedules[k];
+    const auto& h = here.schedules[k];
+    if (s.kind != h.kind || s.group != h.group) {
+      mismatch("its schedule " + std::to_string(k) + " is " + s.kind + " on " + group_name(s.group) +
+               ", the one passed " + h.kind + " on " + group_name(h.group));
+    }
+    if (s.epoch > most)
+      malformed("schedule " + std::to_string(k) + " is at an impossible epoch" + beyond(s.epoch));
+  }
+}
+
+// The hyperparameters that version 2 added: a version 1 file has none and means their defaults.
+inline bool new_in_version_2(const std::string& name) {
+  return name == "lr_factor" || name == "maximize" || name == "decoupled_weight_decay";
+}
+
+// How often `name` occurs among named values.
+inline long occurrences(const std::vector<std::pair<std::string, double>>& values, const std::string& name) {
+  return long(std::count_if(values.begin(), values.end(), [&](const auto& v) { return v.first == name; }));
+}
+
+// Every group's hyperparameters, validated; each must be saved once by name.
+template <class Hyper>
+std::vector<Hyper> restored_groups(const CheckpointHeader& saved, std::uint32_t version) {
+  const auto names = Hyper::names();
+  std::vector<Hyper> groups(saved.groups.size());
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const auto& fields = saved.groups[g];
+    groups[g].set_all(fields);  // refuses unknown names and invalid values
+    for (const auto& name : names) {
+      const auto count = occurrences(fields, name);
+      if (count != 1 && !(count == 0 && version == 1 && new_in_version_2(name))) {
+        malformed("group " + std::to_string(g) + " has hyperparameter '" + name + "' " + std::to_string(count) +
+                  " times instead of once");
+      }
+    }
+  }
+  return groups;
+}
+
+// The clipping setting: saved once (version 2), or off (version 1, which had none).
+inline double restored_max_grad_norm(const CheckpointHeader& saved, std::uint32_t version) {
+  if (version == 1) return std::numeric_limits<double>::infinity();
+  for (const auto& [name, value] : saved.settings)
+    if (name != "max_grad_norm") malformed("unknown optimizer setting '" + name + "'");
+  if (occurrences(saved.settings, "max_grad_norm") != 1) malformed("max_grad_norm is not saved once");
+  const double max_norm = saved.settings.front().second;
+  if (!(max_norm > 0.0)) malformed("max_grad_norm = " + std::to_string(max_norm) + " is not > 0");
+  return max_norm;
+}
+
+}  // namespace detail
+
+}  // namespace multopt
