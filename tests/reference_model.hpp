@@ -29,6 +29,12 @@ class Model {
 
   void step(const std::vector<double>& grad) {
     ++t_;
+    if (base_ == "nadam") {  // μ_t, μ_{t+1} and Π ← Π·μ_t, once per step of the tensor
+      const Real beta1 = value("beta1", 0.9L), psi = value("momentum_decay", 4e-3L);
+      mu_ = beta1 * (1 - std::pow(0.96L, Real(t_) * psi) / 2);
+      mu_next_ = beta1 * (1 - std::pow(0.96L, Real(t_ + 1) * psi) / 2);
+      mu_product_ *= mu_;
+    }
     for (std::size_t i = 0; i < theta_.size(); ++i) step_element(i, grad.at(i));
   }
 
@@ -92,6 +98,41 @@ class Model {
       } else {
         d = g / avg;
       }
+    } else if (base_ == "adamax") {
+      const Real beta1 = value("beta1", 0.9L), beta2 = value("beta2", 0.999L), eps = value("eps", 1e-8L);
+      m_[i] = beta1 * m_[i] + (1 - beta1) * g;
+      v_[i] = std::max(beta2 * v_[i], std::fabs(g) + eps);  // v_: the infinity norm u
+      d = m_[i] / v_[i];
+      s = 1 / (1 - std::pow(beta1, Real(t_)));
+    } else if (base_ == "nadam") {
+      const Real beta1 = value("beta1", 0.9L), beta2 = value("beta2", 0.999L), eps = value("eps", 1e-8L);
+      m_[i] = beta1 * m_[i] + (1 - beta1) * g;
+      v_[i] = beta2 * v_[i] + (1 - beta2) * g * g;
+      const Real denom = std::sqrt(v_[i] / (1 - std::pow(beta2, Real(t_)))) + eps;
+      d = ((1 - mu_) / (1 - mu_product_) * g + mu_next_ / (1 - mu_product_ * mu_next_) * m_[i]) / denom;
+    } else if (base_ == "radam") {
+      const Real beta1 = value("beta1", 0.9L), beta2 = value("beta2", 0.999L), eps = value("eps", 1e-8L);
+      m_[i] = beta1 * m_[i] + (1 - beta1) * g;
+      v_[i] = beta2 * v_[i] + (1 - beta2) * g * g;
+      const Real t = Real(t_), rho_inf = 2 / (1 - beta2) - 1;
+      const Real rho_t = rho_inf - 2 * t * std::pow(beta2, t) / (1 - std::pow(beta2, t));
+      if (rho_t > 5) {
+        const Real r = std::sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t));
+        d = m_[i] * r * std::sqrt(1 - std::pow(beta2, t)) / (std::sqrt(v_[i]) + eps);
+      } else {
+        d = m_[i];
+      }
+      s = 1 / (1 - std::pow(beta1, t));
+    } else if (base_ == "adadelta") {
+      const Real rho = value("rho", 0.9L), eps = value("eps", 1e-6L);
+      q_[i] = rho * q_[i] + (1 - rho) * g * g;                 // q_: square_avg
+      d = std::sqrt(a_[i] + eps) / std::sqrt(q_[i] + eps) * g;  // a_: acc_delta
+      a_[i] = rho * a_[i] + (1 - rho) * d * d;
+    } else if (base_ == "lion") {
+      const Real beta1 = value("beta1", 0.9L), beta2 = value("beta2", 0.99L);
+      const Real c = beta1 * m_[i] + (1 - beta1) * g;
+      d = c > 0 ? 1 : c < 0 ? -1 : 0;
+      m_[i] = beta2 * m_[i] + (1 - beta2) * g;
     } else {
       throw std::invalid_argument("reference model: unknown base " + base_);
     }
@@ -122,6 +163,7 @@ class Model {
   std::map<std::string, std::string> settings_;
   std::vector<Real> theta_, m_, v_, vmax_, sum_, q_, a_, b_;
   long t_ = 0;
+  Real mu_ = 0, mu_next_ = 0, mu_product_ = 1;  // NAdam's, per tensor
 };
 
 }  // namespace reference

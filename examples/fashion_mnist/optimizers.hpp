@@ -6,32 +6,47 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace demo {
 
 struct OptimizerSpec {
-  std::string base;  // sgd, adam, adagrad or rmsprop
+  std::string base;  // sgd, adam, adagrad, rmsprop, adamax, nadam, radam, adadelta or lion
   std::string rule;  // additive, multiplicative or hybrid
 };
 
 // The paper's names: the base's name, prefixed M for multiplicative and H for hybrid.
 inline std::string display_name(const OptimizerSpec& spec) {
-  const std::string base = spec.base == "sgd" ? "SGD" : spec.base == "adam" ? "Adam"
-                         : spec.base == "adagrad" ? "Adagrad" : "RMSprop";
+  static const std::vector<std::pair<std::string, std::string>> names{
+      {"sgd", "SGD"},     {"adam", "Adam"},   {"adagrad", "Adagrad"},   {"rmsprop", "RMSprop"}, {"adamax", "Adamax"},
+      {"nadam", "NAdam"}, {"radam", "RAdam"}, {"adadelta", "Adadelta"}, {"lion", "Lion"}};
+  std::string base = spec.base;
+  for (const auto& [key, name] : names)
+    if (key == spec.base) base = name;
   const std::string prefix = spec.rule == "multiplicative" ? "M" : spec.rule == "hybrid" ? "H" : "";
   return prefix + base;
 }
 
-// SGD and Adam with every rule, or every base with every rule.
-inline std::vector<OptimizerSpec> optimizer_set(bool all_bases) {
-  std::vector<std::string> bases{"sgd", "adam"};
-  if (all_bases) bases.insert(bases.end(), {"adagrad", "rmsprop"});
+// Each of these bases with the additive, multiplicative and hybrid rules.
+inline std::vector<OptimizerSpec> with_every_rule(const std::vector<std::string>& bases) {
   std::vector<OptimizerSpec> set;
   for (const std::string& base : bases) {
     for (const char* rule : {"additive", "multiplicative", "hybrid"}) set.push_back({base, rule});
   }
   return set;
+}
+
+// The paper's four bases with every rule: the study's set (docs/study.md).
+inline std::vector<OptimizerSpec> paper_optimizer_set() {
+  return with_every_rule({"sgd", "adam", "adagrad", "rmsprop"});
+}
+
+// SGD and Adam with every rule, or every base (the paper's four and the five of version 2)
+// with every rule.
+inline std::vector<OptimizerSpec> optimizer_set(bool all_bases) {
+  if (!all_bases) return with_every_rule({"sgd", "adam"});
+  return with_every_rule({"sgd", "adam", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta", "lion"});
 }
 
 // Settings that every rule of a base shares, outside the sweep: SGD with the usual momentum
@@ -56,7 +71,14 @@ struct SweepPoint {
 inline std::vector<SweepPoint> sweep_grid(const std::string& base) {
   if (base == "sgd" || base == "adagrad")
     return {{"0.003", "0.03"}, {"0.01", "0.1"}, {"0.03", "0.3"}, {"0.1", "1"}, {"0.3", "3"}};
-  // Adam and RMSprop: directions normalized to about ±1, hence smaller rates.
+  // Adadelta scales its own steps (torch's lr is 1); lr_out stays <= 1 so that a weight cannot
+  // cross zero.
+  if (base == "adadelta")
+    return {{"0.1", "0.03"}, {"0.3", "0.1"}, {"1", "0.3"}, {"3", "0.6"}, {"10", "1"}};
+  // Lion's direction is a sign, ±1 per weight: rates a few times below Adam's (Chen et al.).
+  if (base == "lion")
+    return {{"0.00003", "0.0003"}, {"0.0001", "0.001"}, {"0.0003", "0.003"}, {"0.001", "0.01"}, {"0.003", "0.03"}};
+  // Adam, RMSprop, Adamax, NAdam and RAdam: directions normalized to about ±1, hence smaller rates.
   return {{"0.0001", "0.001"}, {"0.0003", "0.003"}, {"0.001", "0.01"}, {"0.003", "0.03"}, {"0.01", "0.1"}};
 }
 
@@ -78,6 +100,7 @@ inline std::vector<multopt::Settings> sweep_candidates(const OptimizerSpec& spec
 }
 
 // The learning rates the sweep chose (docs/demo.md): fashion_mnist --sweep --optimizers all.
+// The bases of version 2 have not been swept: they take the centre of their grid.
 inline multopt::Settings chosen_rates(const OptimizerSpec& spec) {
   struct Choice {
     const char* base;
@@ -100,6 +123,13 @@ inline multopt::Settings chosen_rates(const OptimizerSpec& spec) {
   };
   for (const Choice& choice : choices) {
     if (spec.base == choice.base && spec.rule == choice.rule) return choice.rates;
+  }
+  for (const char* base : {"adamax", "nadam", "radam", "adadelta", "lion"}) {
+    if (spec.base != base) continue;
+    const SweepPoint centre = sweep_grid(spec.base)[2];
+    if (spec.rule == "additive") return {{"lr", centre.lr}};
+    if (spec.rule == "multiplicative") return {{"lr_out", centre.lr_out}};
+    if (spec.rule == "hybrid") return {{"lr_out", centre.lr_out}, {"lr", centre.lr}};
   }
   throw std::logic_error("no learning rates chosen for " + spec.base + " " + spec.rule);
 }

@@ -63,7 +63,7 @@ inline StudyGrid study_grid(const Options& options) {
     grid.lr_multipliers = {reference_multiplier, 3.0};
     grid.init_scales = {reference_scale, 2.0};
   } else {
-    grid.optimizers = optimizer_set(true);
+    grid.optimizers = paper_optimizer_set();
     grid.lr_multipliers = {0.1, 1.0 / 3.0, reference_multiplier, 3.0, 10.0};
     grid.init_scales = {0.5, reference_scale, 2.0};
   }
