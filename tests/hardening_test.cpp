@@ -11,43 +11,6 @@
 
 using test::names;
 
-namespace {
-
-using Every = decltype(std::tuple_cat(std::declval<test::EveryOptimizer<double>>(),
-                                      std::declval<test::EveryOptimizer<float>>()));
-
-}  // namespace
-
-// Every hyperparameter, given ±inf, NaN, the largest double and the largest value of the
-// optimizer's scalar, is refused naming it, or one step on finite data gives finite parameters.
-TEMPLATE_LIST_TEST_CASE("extreme hyperparameters are refused by name or give finite parameters", "[hardening]",
-                        Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
-  const double values[] = {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
-                           std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::max(),
-                           double(std::numeric_limits<S>::max())};
-  for (const auto& name : Opt::hyperparameter_names()) {
-    for (const double value : values) {
-      INFO(Opt::BaseType::name << " with the " << Opt::RuleType::name << " rule in " << sizeof(S) * 8
-                               << " bits: " << name << " = " << value);
-      Opt opt = test::make<Opt>(test::stateful_hyper<typename Opt::Hyper>());
-      try {
-        opt.set(name, value);
-      } catch (const std::invalid_argument& refused) {
-        CHECK_THAT(refused.what(), Catch::Contains(name));
-        continue;
-      }
-      std::mt19937 rng(3);
-      auto param = test::uniform<S>(rng, 21, -1.0, 1.0);
-      const auto grad = test::uniform<S>(rng, 21, -1.0, 1.0);
-      opt.add_params(param.data(), grad.data(), param.size());
-      opt.step();
-      for (const S p : param) REQUIRE(std::isfinite(p));
-    }
-  }
-}
-
 TEST_CASE("a tensor too large for its state to be addressed is refused at add_params", "[hardening]") {
   multopt::Adam<float> opt;
   float p = 0.0f, g = 0.0f;
