@@ -97,7 +97,7 @@ std::vector<BadCall<Opt>> bad_calls() {
   std::vector<BadCall<Opt>> calls;
   for (const auto& name : H::names()) {
     const bool boolean = test::is_boolean<H>(name);
-    for (const double bad : test::invalid_values(name, boolean)) {
+    for (const double bad : test::invalid_values(name, boolean, Opt::BaseType::name)) {
       const std::string what = name + " = " + test::text_of(bad);
       calls.push_back({"set " + what, [=](Rig<Opt>& r) { r.opt.set(name, bad, 1); }});
       if (boolean) continue;

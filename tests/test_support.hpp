@@ -34,12 +34,27 @@ using RulesOn = std::tuple<multopt::Optimizer<Base, multopt::rules::Additive, S>
                            multopt::Optimizer<Base, multopt::rules::NonNegativeClip, S>,
                            multopt::Optimizer<Base, multopt::rules::NonNegativeReflect, S>>;
 
-// Every base × rule combination the library defines, in S.
+// The paper's four rules on Base (the bases of version 2 are tested with these).
+template <class Base, class S>
+using MainRulesOn = std::tuple<multopt::Optimizer<Base, multopt::rules::Additive, S>,
+                               multopt::Optimizer<Base, multopt::rules::Multiplicative, S>,
+                               multopt::Optimizer<Base, multopt::rules::Hybrid, S>,
+                               multopt::Optimizer<Base, multopt::rules::Exponential, S>>;
+
+// The bases of REFERENCE.md's "Version 2: more bases" with the four rules, in S.
+template <class S>
+using NewBaseOptimizers = decltype(std::tuple_cat(
+    std::declval<MainRulesOn<multopt::bases::Adamax, S>>(), std::declval<MainRulesOn<multopt::bases::Nadam, S>>(),
+    std::declval<MainRulesOn<multopt::bases::Radam, S>>(), std::declval<MainRulesOn<multopt::bases::Adadelta, S>>(),
+    std::declval<MainRulesOn<multopt::bases::Lion, S>>()));
+
+// Every base × rule combination the library defines, in S (the version-2 bases with the four
+// main rules; the non-negative rules on them are the same code as on the first four).
 template <class S>
 using EveryOptimizer = decltype(std::tuple_cat(
     std::declval<RulesOn<multopt::bases::Sgd, S>>(), std::declval<RulesOn<multopt::bases::Adam, S>>(),
     std::declval<RulesOn<multopt::bases::Adagrad, S>>(), std::declval<RulesOn<multopt::bases::Rmsprop, S>>(),
-    std::declval<std::tuple<multopt::MSGDTanhMomentum<S>>>()));
+    std::declval<std::tuple<multopt::MSGDTanhMomentum<S>>>(), std::declval<NewBaseOptimizers<S>>()));
 
 inline bool is_word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.'; }
 
@@ -83,11 +98,13 @@ inline std::string text_of(double value) {
   return out.str();
 }
 
-// Values REFERENCE.md's validation rules reject for the setting `name`.
-inline std::vector<double> invalid_values(const std::string& name, bool boolean) {
+// Values REFERENCE.md's validation rules reject for the setting `name` (of the base `base`:
+// Lion's betas and Adadelta's rho are in [0, 1], other betas in [0, 1)).
+inline std::vector<double> invalid_values(const std::string& name, bool boolean, const std::string& base = "") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   if (boolean) return {2, 0.5, -1, nan};
+  if (name == "rho" || (base == "lion" && (name == "beta1" || name == "beta2"))) return {-0.5, 1.5, inf, nan};
   if (name == "beta1" || name == "beta2") return {-0.5, 1, 1.5, inf, nan};
   if (name == "g_mix") return {-0.5, 1.5, inf, nan};
   if (name == "dampening") return {};  // REFERENCE.md bounds it nowhere; NaN: its own test
@@ -158,7 +175,7 @@ H stateful_hyper() {
       {"momentum", 0.5},  {"nesterov", 1},    {"beta1", 0.8},   {"amsgrad", 1},
       {"lr_decay", 0.05}, {"initial_accumulator_value", 0.1}, {"centered", 1},
       {"lr", 0.01},       {"lr_in", 1.5},     {"lr_out", 0.01}, {"g_mix", 0.5},
-      {"weight_decay", 0.01}};
+      {"weight_decay", 0.01}, {"momentum_decay", 0.01}, {"rho", 0.95}};
   const auto known = H::names();
   std::vector<std::pair<std::string, double>> settings;
   for (const auto& setting : candidates)

@@ -48,7 +48,12 @@ TEST_CASE("each combination's settings are exactly those REFERENCE.md gives its 
       {"sgd", {"momentum", "dampening", "nesterov"}},
       {"adam", {"beta1", "beta2", "eps", "amsgrad"}},
       {"adagrad", {"lr_decay", "initial_accumulator_value", "eps"}},
-      {"rmsprop", {"alpha", "eps", "momentum", "centered"}}};
+      {"rmsprop", {"alpha", "eps", "momentum", "centered"}},
+      {"adamax", {"beta1", "beta2", "eps"}},
+      {"nadam", {"beta1", "beta2", "eps", "momentum_decay"}},
+      {"radam", {"beta1", "beta2", "eps"}},
+      {"adadelta", {"rho", "eps"}},
+      {"lion", {"beta1", "beta2"}}};
   const std::map<std::string, std::vector<std::string>> rule_settings = {
       {"additive", {"lr"}},
       {"multiplicative", {"lr_in", "lr_out"}},
@@ -84,7 +89,7 @@ TEMPLATE_LIST_TEST_CASE("every out-of-range or NaN setting is rejected by every 
   const auto erased = make_erased<Opt>();
   for (const auto& name : H::names()) {
     const bool boolean = test::is_boolean<H>(name);
-    for (const double bad : test::invalid_values(name, boolean)) {
+    for (const double bad : test::invalid_values(name, boolean, Opt::BaseType::name)) {
       const std::string text = test::text_of(bad);
       INFO(Opt::BaseType::name << " with the " << Opt::RuleType::name << " rule: " << name << " = " << text);
       const auto named = names({name, text});
@@ -111,7 +116,8 @@ TEMPLATE_LIST_TEST_CASE("the ends of every valid range are accepted", "[validati
     if (test::is_boolean<H>(name)) valid = {0.0, 1.0};
     if (name == "nesterov") valid = {0.0};  // 1 needs momentum; see the nesterov test
     if (name == "beta1" || name == "beta2") valid = {0.0, std::nextafter(1.0, 0.0)};
-    if (name == "g_mix") valid = {0.0, 1.0};
+    if (name == "g_mix" || name == "rho") valid = {0.0, 1.0};
+    if ((name == "beta1" || name == "beta2") && std::string(Opt::BaseType::name) == "lion") valid = {0.0, 1.0};
     for (const double value : valid) {
       INFO(Opt::BaseType::name << " with the " << Opt::RuleType::name << " rule: " << name << " = " << value);
       Opt opt;
