@@ -82,7 +82,9 @@ TEST_CASE("a stream that fails while a checkpoint is read is reported as failed,
   multopt::save_checkpoint(out, opt);
   FailingBuffer buffer(out.str(), 56);
   std::istream in(&buffer);
+  // The header is read in one piece, whose partial count the stream does not report after an
+  // error: the offset named is that of the last whole field read.
   REQUIRE_THROWS_MATCHES(multopt::load_checkpoint(in, opt), std::runtime_error,
-                         names({"failed", "56"}));
+                         names({"failed", "20", "header"}));
   CHECK(opt.step_count(0) == 1);
 }
