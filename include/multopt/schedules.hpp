@@ -1,7 +1,5 @@
-// Schedules: the hyperparameter changes of REFERENCE.md's "Schedules", applied by the caller
-// once per epoch with apply(optimizer). Each is a small value object that changes one
-// parameter group or all of them and counts the epochs it has seen; seek() moves it to any
-// epoch, which is how checkpoint.hpp restores it. docs/schedules.md shows them at work.
+// Epoch schedules (docs/schedules.md): value objects that change one group's hyperparameters or
+// all groups' at each apply(optimizer), counting epochs; seek() is how checkpoints restore them.
 #pragma once
 
 #include <algorithm>
