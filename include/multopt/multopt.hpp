@@ -40,6 +40,20 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer(const std::string& base, const s
   return make_optimizer_from<S>(AllBases{}, AllRules{}, base, rule, settings);
 }
 
+// make_optimizer<S> compiles every base × rule combination: a minute or more per scalar type.
+// A program that calls it from several files can compile it once (docs/integration.md,
+// "Compile time"): define MULTOPT_EXTERN_MAKE_OPTIMIZER for every file, and in one file per
+// scalar type write MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(float) at namespace scope.
+#define MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(S)                                          \
+  template std::unique_ptr<::multopt::AnyOptimizer<S>> multopt::make_optimizer<S>(   \
+      const std::string&, const std::string&, const ::multopt::Settings&);
+#ifdef MULTOPT_EXTERN_MAKE_OPTIMIZER
+extern template std::unique_ptr<AnyOptimizer<float>> make_optimizer<float>(const std::string&, const std::string&,
+                                                                           const Settings&);
+extern template std::unique_ptr<AnyOptimizer<double>> make_optimizer<double>(const std::string&, const std::string&,
+                                                                             const Settings&);
+#endif
+
 // The paper's names: no prefix additive, M multiplicative, H hybrid, E exponential.
 template <class S> using SGD = Optimizer<bases::Sgd, rules::Additive, S>;
 template <class S> using MSGD = Optimizer<bases::Sgd, rules::Multiplicative, S>;

@@ -3,7 +3,8 @@
 #
 #   cmake -DDOC=<file.md> -DWORK=<dir> -DCXX=<compiler> -DCONTEXT=<fragment_context.hpp>
 #         [-DFLAGS=a|b] [-DINCLUDES=a|b] [-DSYSTEM_INCLUDES=a|b] [-DMPI_INCLUDES=a|b]
-#         [-DMPI_DEFINITIONS=a|b] [-DJOBS=n] (compiles at once; default: the logical cores)
+#         [-DMPI_DEFINITIONS=a|b] [-DLIBRARIES=a|b] (linked into each program)
+#         [-DJOBS=n] (compiles at once; default: the logical cores)
 #         -P compile_blocks.cmake
 #
 # A block's info string says what it is (docs/api.md, "How the examples are checked"):
@@ -26,7 +27,7 @@ foreach(required DOC WORK CXX CONTEXT)
     message(FATAL_ERROR "compile_blocks.cmake needs -D${required}=...")
   endif()
 endforeach()
-foreach(list_var FLAGS INCLUDES SYSTEM_INCLUDES MPI_INCLUDES MPI_DEFINITIONS)
+foreach(list_var FLAGS INCLUDES SYSTEM_INCLUDES MPI_INCLUDES MPI_DEFINITIONS LIBRARIES)
   if(DEFINED ${list_var})
     string(REPLACE "|" ";" ${list_var} "${${list_var}}")
   else()
@@ -103,7 +104,7 @@ function(prepare_block line kind mpi body)
   elseif(kind STREQUAL "include")
     set(command ${CXX} ${FLAGS} ${include_flags} -fsyntax-only "${source}")
   else()
-    set(command ${CXX} ${FLAGS} ${extra_flags} ${include_flags} "${source}" -o "${work}/${name}")
+    set(command ${CXX} ${FLAGS} ${extra_flags} ${include_flags} "${source}" ${LIBRARIES} -o "${work}/${name}")
     if(NOT kind STREQUAL "declarations")
       set(run ON)
     endif()
