@@ -116,7 +116,14 @@ bool load_into_trained(const std::string& bytes, const LoadOptions& options) {
   } catch (const std::invalid_argument&) {
     return refused();
   }
-  training.train(1);
+  const std::string loaded = training.snapshot();
+  try {
+    training.train(1);
+  } catch (const std::invalid_argument&) {
+    // The loaded settings overflow a step (lr = 1e308 under Adam's bias correction): refused
+    // before anything changed.
+    if (training.snapshot() != loaded) throw std::logic_error("a refused step changed the optimizer");
+  }
   return true;
 }
 

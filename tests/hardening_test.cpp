@@ -1,5 +1,6 @@
-// Inputs an adversarial caller tries (issue 12 of the project): extreme hyperparameters, huge
-// tensors, thread counts and settings text. Each is refused with a message naming it, or works.
+// Inputs an adversarial caller tries (issue 12 of the project): huge tensors, thread counts,
+// settings text and failing streams (extreme hyperparameters: extreme_values_test.cpp). Each is
+// refused with a message naming it, or works.
 #include <clocale>
 #include <cmath>
 #include <limits>

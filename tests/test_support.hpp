@@ -98,13 +98,15 @@ inline std::string text_of(double value) {
   return out.str();
 }
 
-// Values REFERENCE.md's validation rules reject for the setting `name` (of the base `base`:
-// Lion's betas and Adadelta's rho are in [0, 1], other betas in [0, 1)).
+// Values the validation rejects for the setting `name` (of the base `base`: momentum, RMSprop's
+// alpha, Lion's betas and Adadelta's rho are in [0, 1], other betas in [0, 1)).
 inline std::vector<double> invalid_values(const std::string& name, bool boolean, const std::string& base = "") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   if (boolean) return {2, 0.5, -1, nan};
-  if (name == "rho" || (base == "lion" && (name == "beta1" || name == "beta2"))) return {-0.5, 1.5, inf, nan};
+  if (name == "rho" || name == "alpha" || name == "momentum" ||
+      (base == "lion" && (name == "beta1" || name == "beta2")))
+    return {-0.5, 1.5, inf, nan};
   if (name == "beta1" || name == "beta2") return {-0.5, 1, 1.5, inf, nan};
   if (name == "g_mix") return {-0.5, 1.5, inf, nan};
   if (name == "dampening") return {};  // REFERENCE.md bounds it nowhere; NaN: its own test
@@ -161,6 +163,15 @@ std::vector<typename Opt::Scalar> state_copy(const Opt& opt, std::size_t tensor,
   const auto* data = opt.state(tensor, slot);
   return data ? std::vector<typename Opt::Scalar>(data, data + opt.size(tensor))
               : std::vector<typename Opt::Scalar>();
+}
+
+// Every state array of every tensor, in the order tensor, slot (empty where none is held).
+template <class Opt>
+std::vector<std::vector<typename Opt::Scalar>> all_state(const Opt& opt) {
+  std::vector<std::vector<typename Opt::Scalar>> arrays;
+  for (std::size_t t = 0; t < opt.tensor_count(); ++t)
+    for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot) arrays.push_back(state_copy(opt, t, slot));
+  return arrays;
 }
 
 }  // namespace test

@@ -116,7 +116,7 @@ TEMPLATE_LIST_TEST_CASE("the ends of every valid range are accepted", "[validati
     if (test::is_boolean<H>(name)) valid = {0.0, 1.0};
     if (name == "nesterov") valid = {0.0};  // 1 needs momentum; see the nesterov test
     if (name == "beta1" || name == "beta2") valid = {0.0, std::nextafter(1.0, 0.0)};
-    if (name == "g_mix" || name == "rho") valid = {0.0, 1.0};
+    if (name == "g_mix" || name == "rho" || name == "alpha" || name == "momentum") valid = {0.0, 1.0};
     if ((name == "beta1" || name == "beta2") && std::string(Opt::BaseType::name) == "lion") valid = {0.0, 1.0};
     for (const double value : valid) {
       INFO(Opt::BaseType::name << " with the " << Opt::RuleType::name << " rule: " << name << " = " << value);

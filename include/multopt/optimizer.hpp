@@ -146,8 +146,8 @@ class Optimizer {
   }
 
   // Steps every tensor once. Everything that can fail (the non-finite check under
-  // throw_error, every allocation) happens before the first change, so a step that throws
-  // leaves parameters, state and step counts as they were.
+  // throw_error, the check of the step's coefficients, every allocation) happens before the
+  // first change, so a step that throws leaves parameters, state and step counts as they were.
   void step() {
     if (plan_stale_) plan();
     const bool checking = non_finite_ != NonFinitePolicy::propagate;
@@ -156,13 +156,15 @@ class Optimizer {
       scan_.run([this](std::size_t k) { return tensors_[k].grad; }, clipping, checking, total_size_, parallel_);
     }
     work_.begin_step(checking ? &scan_ : nullptr, tensors_, non_finite_);
-    work_.allocate_state(tensors_, groups_);
-    double clip = 1.0;
+    double clip = 1.0, norm = grad_norm_;
     if (clipping) {
-      grad_norm_ = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !work_.skipped(k); }));
-      clip = clip_factor(max_grad_norm_, grad_norm_);
+      norm = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !work_.skipped(k); }));
+      clip = clip_factor(max_grad_norm_, norm);
     }
-    work_.run(tensors_, groups_, clip, total_size_, parallel_);
+    work_.make_jobs(tensors_, groups_, clip);
+    work_.allocate_state(tensors_, groups_);
+    grad_norm_ = norm;
+    work_.run(tensors_, total_size_, parallel_);
   }
 
   // What step() does with a gradient that holds a NaN or an infinity. Checking costs one more
