@@ -1,5 +1,5 @@
 // ShardedOptimizer under mpirun (tests/mpi/CMakeLists.txt runs it on 2 and 3 ranks). For every
-// base × rule, in float and double:
+// base, and every rule on some base (Representatives below), in float and double:
 //   - 20 steps with different gradients on every rank leave every rank's parameters, and this
 //     rank's state, bit-identical to one plain optimizer stepped over the whole tensors with
 //     the averaged gradients, which are gathered from the reduction itself (MPI chooses its own
@@ -358,19 +358,30 @@ void check_non_finite_agreement(int ranks) {
   if (tensors.values != before.values) fail(what + ": throw_error changed parameters");
 }
 
-// Calls check(tag) for every base × rule in S, where decltype(tag)::type is the optimizer.
+// Every base once, with the rules in turn so that each appears: the sharded optimizer handles a
+// base by its state (slots and per-tensor scalars), a rule not at all, and each combination's
+// arithmetic is the single-process tests' concern. (All 63 combinations cost this file minutes
+// of compiling.)
+template <class S>
+using Representatives =
+    multopt::TypeList<multopt::Optimizer<multopt::bases::Sgd, multopt::rules::Additive, S>,
+                      multopt::Optimizer<multopt::bases::Adam, multopt::rules::Multiplicative, S>,
+                      multopt::Optimizer<multopt::bases::Adagrad, multopt::rules::Hybrid, S>,
+                      multopt::Optimizer<multopt::bases::Rmsprop, multopt::rules::Exponential, S>,
+                      multopt::Optimizer<multopt::bases::Sgd, multopt::rules::TanhMomentum, S>,
+                      multopt::Optimizer<multopt::bases::Adamax, multopt::rules::NonNegativeClip, S>,
+                      multopt::Optimizer<multopt::bases::Nadam, multopt::rules::NonNegativeReflect, S>,
+                      multopt::Optimizer<multopt::bases::Radam, multopt::rules::Hybrid, S>,
+                      multopt::Optimizer<multopt::bases::Adadelta, multopt::rules::Multiplicative, S>,
+                      multopt::Optimizer<multopt::bases::Lion, multopt::rules::Exponential, S>>;
+
+// Calls check(tag) for each of Representatives<S>, where decltype(tag)::type is the optimizer.
 template <class S, class Check>
 int for_each_optimizer(const Check& check) {
   int count = 0;
-  multopt::for_each_type(multopt::AllBases{}, [&](auto base_tag) {
-    using Base = typename std::decay_t<decltype(base_tag)>::type;  // decay: GCC reads a captured tag as a reference
-    multopt::for_each_type(multopt::AllRules{}, [&](auto rule_tag) {
-      using Rule = typename decltype(rule_tag)::type;
-      if constexpr (Rule::template supports<Base>) {
-        check(std::common_type<multopt::Optimizer<Base, Rule, S>>{});
-        ++count;
-      }
-    });
+  multopt::for_each_type(Representatives<S>{}, [&](auto tag) {
+    check(tag);
+    ++count;
   });
   return count;
 }
@@ -409,7 +420,7 @@ int main(int argc, char** argv) {
   MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   if (rank_here == 0) {
     if (all_failures == 0) {
-      std::printf("sharded_test on %d ranks: %d base x rule combinations (float and double), %d steps each, "
+      std::printf("sharded_test on %d ranks: %d optimizers (every base and every rule, float and double), %d steps each, "
                   "bit-identical to one process; checkpoints resume and refuse misfits\n",
                   ranks, combinations, steps);
     } else {
