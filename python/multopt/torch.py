@@ -127,8 +127,9 @@ class _Optimizer(torch.optim.Optimizer):
                 state = self._steps.state_of(param)
                 if state is not None:
                     steps, arrays, scalars = state
-                    self.state[param] = {"step": torch.tensor(float(steps)), **arrays,
-                                         **{name: torch.tensor(value) for name, value in scalars.items()}}
+                    # Scalars (NAdam's mu_product) stay Python floats: load_state_dict would cast
+                    # tensors to the parameter's dtype.
+                    self.state[param] = {"step": torch.tensor(float(steps)), **arrays, **scalars}
         try:
             return super().state_dict()
         finally:
