@@ -175,11 +175,21 @@ class ExponentialMix:
         self.epoch = state_dict["epoch"]
 
 
+def _curve(make):
+    """multopt's curve as a Python function of the step, which LambdaLR's state_dict leaves out
+    as it leaves out every function (it would try to copy the attributes of any other callable)."""
+    def made(*args, **kwargs):
+        curve = make(*args, **kwargs)
+        return lambda step: curve(step)
+    made.__name__, made.__doc__ = make.__name__, make.__doc__
+    __all__.append(make.__name__)
+    return made
+
+
 # Per-step factors of lr for torch.optim.lr_scheduler.LambdaLR: multopt's curves
 # (LambdaLR(opt, multopt.torch.warmup_cosine(100, 1000))).
-linear, cosine, exponential, step_decay, warmup_cosine = (
-    _multopt.linear, _multopt.cosine, _multopt.exponential, _multopt.step_decay, _multopt.warmup_cosine)
-__all__ += ["linear", "cosine", "exponential", "step_decay", "warmup_cosine"]
+linear, cosine, exponential, step_decay, warmup_cosine = map(_curve, (
+    _multopt.linear, _multopt.cosine, _multopt.exponential, _multopt.step_decay, _multopt.warmup_cosine))
 
 # The bases: multopt's name, the torch.optim class name, the additive lr's default, the base's
 # own arguments in torch.optim's order, torch.optim's keyword-only ones.
