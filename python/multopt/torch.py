@@ -234,10 +234,11 @@ def _make_class(name, base, rule, arguments, keyword_only, decoupled=False):
 
 for _base, _torch_name, _lr, _own, _keyword_only in _BASES:
     for _rule, _prefix, _rule_arguments in _RULES:
-        # The paper's package has no maximize or foreach: its classes take only its own arguments.
-        _make_class(_prefix + _torch_name, _base, _rule, _rule_arguments(_lr) + [a for a in _own if a[0] != "foreach"]
-                    if _prefix else _rule_arguments(_lr) + _own, [] if _prefix else _keyword_only,
-                    decoupled=_base == "lion")
+        if _prefix:  # the paper's package has no maximize or foreach: its own arguments only
+            _arguments, _keywords = _rule_arguments(_lr) + [a for a in _own if a[0] != "foreach"], []
+        else:
+            _arguments, _keywords = _rule_arguments(_lr) + _own, _keyword_only
+        _make_class(_prefix + _torch_name, _base, _rule, _arguments, _keywords, decoupled=_base == "lion")
 # torch.optim.AdamW: Adam with the decoupled weight decay.
 _make_class("AdamW", "adam", "additive", [("lr", 1e-3), _BETAS, ("eps", 1e-8), ("weight_decay", 1e-2),
                                           ("amsgrad", False)],

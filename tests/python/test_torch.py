@@ -227,6 +227,7 @@ def test_threads_give_the_same_parameters():
     values = torch.randn(1 << 18)
     grads = torch.randn(1 << 18)
     results = []
+    default = torch.get_num_threads()
     for threads in (1, 2):
         torch.set_num_threads(threads)
         p = values.clone().requires_grad_()
@@ -235,7 +236,7 @@ def test_threads_give_the_same_parameters():
         for _ in range(3):
             opt.step()
         results.append(p.detach())
-    torch.set_num_threads(1)
+    torch.set_num_threads(default)
     assert torch.equal(results[0], results[1])
 
 
