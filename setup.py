@@ -33,6 +33,7 @@ class CMakeBuild(build_ext):
         shutil.copy(os.path.join(cmake, "python", "multopt", os.path.basename(target)), target)
 
 
+os.makedirs(BUILD, exist_ok=True)  # egg_info writes there first
 setup(
     name="multopt",
     version="0.1.0",
@@ -41,5 +42,5 @@ setup(
     package_dir={"": "python"},
     ext_modules=[Extension("multopt._multopt", sources=[])],
     cmdclass={"build_ext": CMakeBuild},
-    options={"build": {"build_base": BUILD}},
+    options={"build": {"build_base": BUILD}, "egg_info": {"egg_base": BUILD}},
 )
