@@ -310,3 +310,61 @@ def test_every_class_steps():
         p.grad = torch.full((3,), 0.5, dtype=torch.float64)
         cls([p]).step() if name != "SGD" else cls([p], lr=0.1).step()
         assert (p.detach() < 1).all(), name
+
+
+def test_random_models_and_settings_equal_reference():
+    # Settings and a convolutional model no other test uses, drawn from a seeded generator.
+    draw = torch.Generator().manual_seed(2024)
+    pick = lambda *values: values[int(torch.randint(len(values), (1,), generator=draw))]
+    uniform = lambda low, high: low + (high - low) * float(torch.rand(1, generator=draw))
+    for case in range(12):
+        base, rule = pick("sgd", "adam", "adagrad", "rmsprop"), pick("multiplicative", "hybrid")
+        settings = {"lr_in": uniform(0.1, 2.0), "lr_out": uniform(1e-3, 5e-2), "weight_decay": pick(0.0, uniform(0, 0.05))}
+        if rule == "hybrid":
+            settings.update(lr=uniform(1e-3, 5e-2), g=uniform(0, 1))
+        if base == "sgd":
+            momentum = pick(0.0, uniform(0.1, 0.95))
+            settings.update(momentum=momentum, nesterov=momentum > 0 and pick(True, False))
+            if not settings["nesterov"]:
+                settings["dampening"] = pick(0.0, uniform(0, 0.5))
+        elif base == "adam":
+            settings.update(betas=(uniform(0.5, 0.95), uniform(0.9, 0.9999)), amsgrad=pick(True, False))
+        elif base == "adagrad":
+            settings.update(lr_decay=pick(0.0, uniform(0, 0.1)), initial_accumulator_value=uniform(0, 0.5))
+        else:
+            settings.update(alpha=uniform(0.8, 0.999), momentum=pick(0.0, uniform(0, 0.9)), centered=pick(True, False))
+        nets = []
+        for _ in range(2):
+            torch.manual_seed(case)
+            nets.append(torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                            torch.nn.Linear(4 * 4 * 4, 2)).double())
+        cls = getattr(mt, ("M" if rule == "multiplicative" else "H") + CLASS_OF[base])
+        opts = [cls(nets[0].parameters(), **settings), Reference(nets[1].parameters(), base, rule, **settings)]
+        for step in range(20):
+            x = torch.randn(8, 2, 6, 6, generator=torch.Generator().manual_seed(step), dtype=torch.float64)
+            for net, opt in zip(nets, opts):
+                opt.zero_grad()
+                net(x).square().mean().backward()
+                opt.step()
+        assert_close(list(nets[0].parameters()), list(nets[1].parameters()), 1e-10)
+
+
+def test_gradients_set_to_none_and_mixed_dtypes_step_as_torch_optim():
+    # Every step's gradients are new tensors (zero_grad(set_to_none=True)): multopt binds again
+    # and carries the state over. One layer is float32, the other float64.
+    nets = []
+    for _ in range(2):
+        torch.manual_seed(4)
+        net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))
+        net[2].double()
+        nets.append(net)
+    opts = [mt.Adam(nets[0].parameters(), lr=0.01), torch.optim.Adam(nets[1].parameters(), lr=0.01)]
+    for step in range(15):
+        x, y = batch(torch.float32, step)
+        for net, opt in zip(nets, opts):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.mse_loss(net[2](net[1](net[0](x)).double()), y.double()).backward()
+            opt.step()
+    # The float64 layer's inputs come from the float32 one: float32's tolerance for both.
+    assert_close(list(nets[0].parameters()), list(nets[1].parameters()), 1e-5)
+    assert [p.dtype for p in nets[0].parameters()] == [torch.float32] * 2 + [torch.float64] * 2
