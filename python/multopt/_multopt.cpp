@@ -1,6 +1,6 @@
 // The extension module multopt._multopt: the libtorch adapter's TorchSteps
-// (include/multopt/adapters/torch.hpp) and multopt's schedules, for multopt/torch.py.
-#include <multopt/adapters/torch.hpp>
+// (include/multopt/adapters/torch_steps.hpp) and multopt's schedules, for multopt/torch.py.
+#include <multopt/adapters/torch_steps.hpp>
 
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
