@@ -1,0 +1,109 @@
+"""One optimizer step inside PyTorch: multopt.torch against what its users run today.
+
+    PYTHONPATH=build/python /usr/bin/python3 benchmarks/torch_peers.py [--repetitions 5] [--steps 3]
+
+For 1 tensor of 2^24 floats and 1000 tensors of 2^14, on 1 thread and on every core, it times
+torch.optim.Adam (for-loop and foreach), the multiplicative and hybrid Adam of REFERENCE.md
+written in torch ops as the paper's package does (one op per formula line), and
+multopt.torch's Adam, MAdam and HAdam. The optimizers take turns within each repetition, so
+that the machine's drifting bandwidth hits all alike; it prints the median ns per element, the
+coefficient of variation over the repetitions, and the ratios.
+"""
+
+import argparse
+import math
+import os
+import statistics
+import time
+
+import torch
+
+import multopt.torch as mt
+
+
+class TorchOpsAdam:
+    """REFERENCE.md's Adam with the multiplicative or hybrid rule, one torch op per line."""
+
+    def __init__(self, params, rule, lr_in=1.0, lr_out=1e-3, lr=1e-3, g=0.5, betas=(0.9, 0.999), eps=1e-8):
+        self.params, self.rule = params, rule
+        self.lr_in, self.lr_out, self.lr, self.g = lr_in, lr_out, lr, g
+        self.beta1, self.beta2, self.eps = betas[0], betas[1], eps
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        bias1 = 1 - self.beta1 ** self.t
+        bias2 = 1 - self.beta2 ** self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            grad = p.grad
+            m.mul_(self.beta1).add_(grad, alpha=1 - self.beta1)
+            v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+            denom = (v.sqrt() / math.sqrt(bias2)).add_(self.eps)
+            d = m / denom
+            step_size = self.lr_out / bias1
+            if self.rule == "multiplicative":
+                p.sub_(step_size * p.abs() * torch.tanh(self.lr_in * d))
+            else:
+                p.sub_(self.g * step_size * p.abs() * torch.tanh(self.lr_in * d) + (1 - self.g) * self.lr / bias1 * d)
+
+
+PEERS = [
+    ("torch.optim.Adam (for-loop)", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=False)),
+    ("torch.optim.Adam (foreach)", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True)),
+    ("torch ops MAdam", lambda ps: TorchOpsAdam(ps, "multiplicative")),
+    ("torch ops HAdam", lambda ps: TorchOpsAdam(ps, "hybrid")),
+    ("multopt.torch.Adam", lambda ps: mt.Adam(ps, lr=1e-3)),
+    ("multopt.torch.MAdam", lambda ps: mt.MAdam(ps, lr_out=1e-3)),
+    ("multopt.torch.HAdam", lambda ps: mt.HAdam(ps, lr_out=1e-3, lr=1e-3, g=0.5)),
+]
+RATIOS = [("torch ops MAdam", "multopt.torch.MAdam"), ("torch ops HAdam", "multopt.torch.HAdam"),
+          ("torch.optim.Adam (foreach)", "multopt.torch.Adam"), ("torch.optim.Adam (for-loop)", "multopt.torch.Adam")]
+
+
+def measure(tensors, size, threads, repetitions, steps):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    # Every optimizer has its own parameters (the multiplicative rule keeps them away from 0).
+    runs = []
+    for name, make in PEERS:
+        params = [(torch.rand(size) + 0.5).requires_grad_() for _ in range(tensors)]
+        for p in params:
+            p.grad = torch.randn(size) * 1e-2
+        opt = make(params)
+        opt.step()  # allocates the state
+        runs.append((name, opt, []))
+    for _ in range(repetitions):
+        for name, opt, times in runs:
+            start = time.perf_counter()
+            for _ in range(steps):
+                opt.step()
+            times.append((time.perf_counter() - start) / steps / (tensors * size) * 1e9)
+    return {name: times for name, _, times in runs}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="steps per timing")
+    args = parser.parse_args()
+    cores = os.cpu_count()
+    print("torch {}, {} cores; ns per element: median over {} repetitions of {} steps (cv)".format(
+        torch.__version__, cores, args.repetitions, args.steps))
+    for tensors, size, label in [(1, 1 << 24, "1 x 2^24"), (1000, 1 << 14, "1000 x 2^14")]:
+        for threads in sorted({1, cores}):
+            results = measure(tensors, size, threads, args.repetitions, args.steps)
+            print("\n{} floats, {} thread{}".format(label, threads, "s" if threads > 1 else ""))
+            medians = {}
+            for name, times in results.items():
+                medians[name] = statistics.median(times)
+                cv = statistics.stdev(times) / statistics.mean(times) if len(times) > 1 else 0.0
+                print("  {:30s} {:8.2f} ns  (cv {:4.1%})".format(name, medians[name], cv))
+            for slow, fast in RATIOS:
+                print("  {:30s} {:6.1f}x faster than {}".format(fast, medians[slow] / medians[fast], slow))
+
+
+if __name__ == "__main__":
+    main()

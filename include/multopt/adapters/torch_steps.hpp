@@ -1,0 +1,326 @@
+// TorchSteps (docs/pytorch.md): groups of torch tensors stepped in place, each with its .grad,
+// through multopt's fused step, and their state by torch.optim's names. TorchOptimizer
+// (torch.hpp) and the Python module (python/) are built on it. Only includers need libtorch.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "../multopt.hpp"
+
+namespace multopt::adapters {
+
+// The parameter dtypes multopt steps, each with the C++ type it steps as: the one place where
+// a torch dtype becomes a multopt storage type (bf16 and fp16 are one entry each here).
+using TorchStorageTypes = TypeList<float, double>;
+template <class S>
+constexpr c10::ScalarType torch_dtype() { return c10::CppTypeToScalarType<S>::value; }
+
+// Calls f(tag) with decltype(tag)::type the storage type of `dtype`; refuses any other dtype.
+template <class F>
+void with_storage_type(c10::ScalarType dtype, F&& f) {
+  bool found = false;
+  std::string known;
+  for_each_type(TorchStorageTypes{}, [&](auto tag) {
+    using S = typename decltype(tag)::type;
+    known += (known.empty() ? "" : ", ") + std::string(c10::toString(torch_dtype<S>()));
+    if (!found && dtype == torch_dtype<S>()) {
+      found = true;
+      f(tag);
+    }
+  });
+  if (!found)
+    throw std::invalid_argument("multopt: parameters of dtype " + std::string(c10::toString(dtype)) +
+                                " are not supported; supported: " + known);
+}
+
+// One tensor's optimizer state outside the optimizer: what state_dict() hands out and
+// load_state_dict() takes, and where a tensor's state waits while it has no gradient.
+struct TorchTensorState {
+  long steps = 0;
+  std::vector<std::pair<std::string, at::Tensor>> arrays;  // exp_avg, ... shaped as the parameter
+  NamedValues scalars;                                      // NAdam's mu_product
+};
+
+// A torch parameter group as multopt sees it: its tensors and its hyperparameters by multopt's
+// names, plus "initial_lr", the lr the group started with (see torch_settings).
+struct TorchGroup {
+  std::vector<at::Tensor> params;
+  NamedValues settings;
+};
+
+// The settings a group's torch-style values stand for. torch's schedulers change only "lr";
+// the additive rule uses it as it is, and the other rules scale lr_out by lr / initial_lr, so
+// that a scheduler moves the multiplicative step as it moves the additive one. The
+// multiplicative rule has no lr of its own: there "lr" only carries the schedule.
+inline NamedValues torch_settings(const std::string& rule, const NamedValues& values) {
+  NamedHyper given(values);
+  const bool scaled = rule != "additive" && given.has("lr_out") && given.has("lr") && given.has("initial_lr");
+  const double factor =
+      scaled && given.get("initial_lr") != 0.0 ? given.get("lr") / given.get("initial_lr") : 1.0;
+  NamedValues settings;
+  for (const auto& [name, value] : values) {
+    if (name == "initial_lr" || (name == "lr" && rule == "multiplicative")) continue;
+    settings.emplace_back(name, name == "lr_out" && factor != 1.0 ? value * factor : value);
+  }
+  return settings;
+}
+
+class TorchSteps {
+ public:
+  // The optimizer of that base and rule (names as make_optimizer's: "adam", "hybrid").
+  TorchSteps(std::string base, std::string rule) : base_(std::move(base)), rule_(std::move(rule)) {
+    auto probe = make_optimizer<double>(base_, rule_);
+    double x = 0.0, g = 0.0;
+    probe->add_params(&x, &g, 1);
+    scalar_names_ = probe->state_names(0);  // a tensor that has not stepped holds only its scalars
+    state_names_ = probe->state_names();
+    hyperparameter_names_ = probe->hyperparameter_names();
+  }
+
+  const std::string& base() const { return base_; }
+  const std::string& rule() const { return rule_; }
+  const std::vector<std::string>& hyperparameter_names() const { return hyperparameter_names_; }
+  const std::vector<std::string>& state_names() const { return state_names_; }
+  const std::vector<std::string>& scalar_state_names() const { return scalar_names_; }
+
+  // Steps every parameter that has a gradient, in place, on `threads` threads, as
+  // torch.optim does (a parameter without a gradient is left alone and its state kept). Every
+  // tensor and setting is checked first: on an error nothing has changed.
+  void step(const std::vector<TorchGroup>& groups, int threads) {
+    const auto settings = settings_of(groups);
+    decltype(over_storage_types<Bindings>(TorchStorageTypes{})) bindings;
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      for (std::size_t k = 0; k < groups[g].params.size(); ++k) {
+        const at::Tensor& param = groups[g].params[k];
+        if (!param.grad().defined()) continue;
+        check_pair(param, param.grad(), g, k);
+        with_storage_type(param.scalar_type(), [&](auto tag) {
+          using S = typename decltype(tag)::type;
+          std::get<Bindings<S>>(bindings).push_back(
+              {param.unsafeGetTensorImpl(), param, param.data_ptr<S>(), param.grad().data_ptr<S>(), g});
+        });
+      }
+    }
+    for_each_lane([&](auto& lane) { check_settings(lane, settings, bindings); });
+    for_each_lane([&](auto& lane) {
+      using S = typename std::decay_t<decltype(lane)>::Scalar;
+      auto& bound = std::get<Bindings<S>>(bindings);
+      if (bound.empty()) return;
+      if (!lane.opt || bound != lane.bound || lane.opt->group_count() != groups.size()) rebind(lane, bound, settings);
+      for (std::size_t g = 0; g < settings.size(); ++g) lane.opt->set_all(settings[g], g);
+      Parallel parallel = lane.opt->parallel();
+      parallel.threads = threads;
+      lane.opt->set_parallel(parallel);
+      lane.opt->step();
+      for (auto& b : lane.bound) torch::autograd::impl::bump_version(b.param);
+    });
+  }
+
+  // Refuses settings that a step would refuse (in double: each step checks them again against
+  // the storage type of its tensors).
+  void check(const std::vector<TorchGroup>& groups) const {
+    const auto probe = make_optimizer<double>(base_, rule_);
+    for (const auto& values : settings_of(groups)) check_settings(*probe, values);
+  }
+
+  // The parameter's state, or none before its first step.
+  std::optional<TorchTensorState> state_of(const at::Tensor& param) const {
+    std::optional<TorchTensorState> found;
+    for_each_lane([&](const auto& lane) {
+      for (std::size_t k = 0; k < lane.bound.size() && !found; ++k)
+        if (lane.bound[k].key == param.unsafeGetTensorImpl()) found = copy_out(*lane.opt, k, param);
+    });
+    if (found) return found;
+    const auto parked = parked_.find(param.unsafeGetTensorImpl());
+    if (parked != parked_.end()) return parked->second;
+    return std::nullopt;
+  }
+
+  // Gives the parameter this state (torch's names; arrays of the parameter's shape, cast to its
+  // dtype); its next step continues from it. Checked first: on an error nothing changes.
+  void set_state_of(const at::Tensor& param, TorchTensorState state) {
+    if (state.steps < 0) reject("step", double(state.steps), ">= 0");
+    for (auto& [name, array] : state.arrays) {
+      if (!is_array_state(name)) unknown_state(name);
+      if (array.numel() != param.numel())
+        throw std::invalid_argument("multopt: state '" + name + "' has " + std::to_string(array.numel()) +
+                                    " elements but its parameter has " + std::to_string(param.numel()));
+      array = array.detach().to(param.scalar_type()).contiguous().clone();
+    }
+    for (const auto& [name, value] : state.scalars) {
+      if (std::find(scalar_names_.begin(), scalar_names_.end(), name) == scalar_names_.end()) unknown_state(name);
+      detail::finite_state(name, value);
+    }
+    // A bound parameter's lane hands all its state out, so that the next step binds again and
+    // takes this state in.
+    for_each_lane([&](auto& lane) {
+      if (std::any_of(lane.bound.begin(), lane.bound.end(),
+                      [&](const auto& b) { return b.key == param.unsafeGetTensorImpl(); }))
+        park(lane);
+    });
+    parked_[param.unsafeGetTensorImpl()] = std::move(state);
+  }
+
+  // Forgets every parameter's state.
+  void clear_state() {
+    for_each_lane([](auto& lane) { lane = {}; });
+    parked_.clear();
+  }
+
+ private:
+  template <class S>
+  struct Binding {
+    const c10::TensorImpl* key;
+    at::Tensor param;
+    S* data;
+    const S* grad;
+    std::size_t group;
+    bool operator==(const Binding& o) const { return key == o.key && data == o.data && grad == o.grad && group == o.group; }
+  };
+  template <class S>
+  using Bindings = std::vector<Binding<S>>;
+  template <class S>
+  struct Lane {
+    using Scalar = S;
+    std::unique_ptr<AnyOptimizer<S>> opt;
+    std::vector<Binding<S>> bound;  // tensor k of opt is bound[k]
+  };
+
+  // A tuple of T<S> for every storage type S (declared only: for decltype).
+  template <template <class> class T, class... S>
+  static std::tuple<T<S>...> over_storage_types(TypeList<S...>);
+
+  template <class F>
+  void for_each_lane(F&& f) {
+    std::apply([&](auto&... lane) { (f(lane), ...); }, lanes_);
+  }
+  template <class F>
+  void for_each_lane(F&& f) const {
+    std::apply([&](const auto&... lane) { (f(lane), ...); }, lanes_);
+  }
+
+  static void check_pair(const at::Tensor& param, const at::Tensor& grad, std::size_t group, std::size_t k) {
+    const std::string which = "parameter " + std::to_string(k) + " of group " + std::to_string(group);
+    if (!param.device().is_cpu())
+      throw std::invalid_argument("multopt: " + which + " is on " + param.device().str() + "; multopt steps CPU tensors");
+    if (param.is_sparse() || grad.is_sparse() || grad.layout() != at::kStrided)
+      throw std::invalid_argument("multopt: " + which + " has a sparse gradient; multopt steps dense tensors");
+    if (!grad.device().is_cpu())
+      throw std::invalid_argument("multopt: the gradient of " + which + " is on " + grad.device().str());
+    if (!param.is_contiguous() || !grad.is_contiguous())
+      throw std::invalid_argument("multopt: " + which + (param.is_contiguous() ? "'s gradient" : "") +
+                                  " is not contiguous (strides " + c10::str(param.is_contiguous() ? grad.strides() : param.strides()) +
+                                  "); multopt steps contiguous tensors");
+    if (grad.scalar_type() != param.scalar_type())
+      throw std::invalid_argument("multopt: the gradient of " + which + " is " + c10::toString(grad.scalar_type()) +
+                                  " but the parameter is " + c10::toString(param.scalar_type()));
+    if (grad.numel() != param.numel())
+      throw std::invalid_argument("multopt: the gradient of " + which + " has " + std::to_string(grad.numel()) +
+                                  " elements but the parameter has " + std::to_string(param.numel()));
+  }
+
+  std::vector<NamedValues> settings_of(const std::vector<TorchGroup>& groups) const {
+    std::vector<NamedValues> settings;
+    for (const auto& group : groups) settings.push_back(torch_settings(rule_, group.settings));
+    return settings;
+  }
+
+  template <class S>
+  static void check_settings(const AnyOptimizer<S>& opt, const NamedValues& values) {
+    NamedHyper hyper = opt.hyper(0);
+    for (const auto& [name, value] : values) hyper.set(name, value);
+    opt.check_hyper(hyper);
+  }
+
+  // Every group's settings against the storage type that will step with them.
+  template <class S, class AllBindings>
+  void check_settings(const Lane<S>& lane, const std::vector<NamedValues>& settings, const AllBindings& bindings) const {
+    if (std::get<Bindings<S>>(bindings).empty()) return;
+    const auto probe = lane.opt ? nullptr : make_optimizer<S>(base_, rule_);
+    for (const auto& values : settings) check_settings(lane.opt ? *lane.opt : *probe, values);
+  }
+
+  bool is_array_state(const std::string& name) const {
+    return std::find(state_names_.begin(), state_names_.end(), name) != state_names_.end() &&
+           std::find(scalar_names_.begin(), scalar_names_.end(), name) == scalar_names_.end();
+  }
+  [[noreturn]] void unknown_state(const std::string& name) const {
+    std::string known;
+    for (const auto& n : state_names_) known += (known.empty() ? "" : ", ") + n;
+    throw std::invalid_argument("multopt: " + base_ + " has no state '" + name + "'; it has: step, " + known);
+  }
+
+  template <class S>
+  TorchTensorState copy_out(const AnyOptimizer<S>& opt, std::size_t k, const at::Tensor& param) const {
+    TorchTensorState state;
+    state.steps = opt.step_count(k);
+    for (const auto& name : opt.state_names(k)) {
+      if (!is_array_state(name)) {
+        state.scalars.emplace_back(name, opt.scalar_state(k, name));
+        continue;
+      }
+      const S* values = opt.state(k, name);
+      at::Tensor array = at::empty(param.sizes(), param.options().requires_grad(false));
+      std::copy(values, values + opt.size(k), array.data_ptr<S>());
+      state.arrays.emplace_back(name, std::move(array));
+    }
+    return state;
+  }
+
+  // Moves every state of the lane out to parked_ and empties the lane.
+  template <class S>
+  void park(Lane<S>& lane) {
+    for (std::size_t k = 0; k < lane.bound.size(); ++k)
+      parked_[lane.bound[k].key] = copy_out(*lane.opt, k, lane.bound[k].param);
+    lane = {};
+  }
+
+  // A new optimizer over these tensors (torch may have moved a parameter or its gradient, or
+  // given gradients to another set of them), continuing from every state it had.
+  template <class S>
+  void rebind(Lane<S>& lane, const std::vector<Binding<S>>& bound, const std::vector<NamedValues>& settings) {
+    auto opt = make_optimizer<S>(base_, rule_);
+    opt->set_all(settings.front(), 0);
+    for (std::size_t g = 1; g < settings.size(); ++g) opt->add_group(settings[g]);
+    for (const auto& b : bound) opt->add_params(b.data, b.grad, std::size_t(b.param.numel()), b.group);
+    if (lane.opt) park(lane);
+    for (std::size_t k = 0; k < bound.size(); ++k) {
+      const auto parked = parked_.find(bound[k].key);
+      if (parked == parked_.end()) continue;
+      const TorchTensorState& state = parked->second;
+      opt->set_step_count(k, state.steps);
+      for (const auto& [name, value] : state.scalars) opt->set_scalar_state(k, name, value);
+      for (const auto& [name, array] : state.arrays) {
+        if (array.numel() != bound[k].param.numel()) continue;  // torch replaced the parameter's data
+        try {
+          opt->set_state(k, name, array.template data_ptr<S>(), std::size_t(array.numel()));
+        } catch (const std::invalid_argument&) {
+          // The only refusal left: an array the group's settings no longer use (AMSGrad turned
+          // off), which torch.optim ignores too.
+        }
+      }
+      parked_.erase(parked);
+    }
+    lane.opt = std::move(opt);
+    lane.bound = bound;
+  }
+
+  std::string base_, rule_;
+  std::vector<std::string> hyperparameter_names_, state_names_, scalar_names_;
+  decltype(over_storage_types<Lane>(TorchStorageTypes{})) lanes_;
+  std::map<const c10::TensorImpl*, TorchTensorState> parked_;
+};
+
+}  // namespace multopt::adapters

@@ -1,0 +1,246 @@
+"""multopt's optimizers as torch.optim optimizers (docs/pytorch.md).
+
+The additive classes (SGD, Adam, ...) take torch.optim's keyword arguments and step exactly as
+torch.optim's; the M (multiplicative) and H (hybrid) classes take the keyword arguments of the
+paper's package (lr_in, lr_out, lr, g, ...), the class naming the rule. Every step is multopt's
+fused step over the tensors' own memory, on torch.get_num_threads() threads.
+
+Learning-rate schedulers change param_groups[i]['lr']. The additive rule steps with it as it
+is; the M and H classes scale lr_out by lr / initial_lr, initial_lr being the group's lr when
+it was made (for M classes, whose rule has no additive lr, the group's lr starts at lr_out), so
+that a scheduler moves every step size of the group by the same factor.
+"""
+
+from collections import defaultdict
+
+import torch
+
+from . import _multopt
+
+__all__ = ["ExponentialMix"]  # and every optimizer class, added below
+
+# Group keys that are torch.optim's but no setting of multopt's: the one fused loop is every
+# implementation, and CPU steps need no capture.
+_IGNORED = {"foreach", "capturable", "differentiable", "fused"}
+_REFUSED_IF_SET = ("capturable", "differentiable", "fused")
+
+
+def _check_range(name, value, low=0.0, high=None, closed=True):
+    """Raises torch.optim's ValueError for a value outside [low, high] (or [low, high))."""
+    inside = low <= value and (high is None or (value <= high if closed else value < high))
+    if not inside:
+        raise ValueError(_MESSAGES.get(name, "Invalid {} value: {{}}".format(name)).format(value))
+
+
+# torch.optim's messages, which the paper's package repeats for the arguments it shares.
+_MESSAGES = {
+    "lr": "Invalid learning rate: {}",
+    "eps": "Invalid epsilon value: {}",
+    "beta1": "Invalid beta parameter at index 0: {}",
+    "beta2": "Invalid beta parameter at index 1: {}",
+}
+
+
+def _validate(values):
+    """The constructor's checks, as torch.optim's (the step checks every setting again)."""
+    for name in ("lr", "lr_in", "lr_out", "eps", "weight_decay", "momentum", "alpha", "lr_decay",
+                 "initial_accumulator_value", "momentum_decay"):
+        if name in values:
+            _check_range(name, values[name])
+    if "betas" in values:
+        beta1, beta2 = values["betas"]
+        _check_range("beta1", beta1, 0.0, 1.0, closed=False)
+        _check_range("beta2", beta2, 0.0, 1.0, closed=False)
+    if "g" in values:
+        _check_range("g", values["g"], 0.0, 1.0)
+    if "rho" in values:
+        _check_range("rho", values["rho"], 0.0, 1.0)
+    if values.get("nesterov") and (values.get("momentum", 0) <= 0 or values.get("dampening", 0) != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    for name in _REFUSED_IF_SET:
+        if values.get(name):
+            raise ValueError("multopt steps CPU tensors with its own fused loop: {}=True is not supported".format(name))
+
+
+class _Optimizer(torch.optim.Optimizer):
+    """What every multopt.torch optimizer shares; a subclass names base, rule and arguments."""
+
+    _base = None  # multopt's names: "adam", "multiplicative", ...
+    _rule = None
+    _arguments = ()  # (name, default) in positional order after params
+    _keyword_only = ()  # (name, default): torch.optim's keyword-only arguments
+    _decoupled = False  # weight_decay is the decoupled kind (AdamW, Lion)
+
+    def __init__(self, params, *args, **kwargs):
+        names = [name for name, _ in self._arguments]
+        if len(args) > len(names):
+            raise TypeError("{}() takes at most {} positional arguments after params ({} given)".format(
+                type(self).__name__, len(names), len(args)))
+        values = dict(self._arguments + self._keyword_only)
+        values.update(zip(names, args))
+        for name, value in kwargs.items():
+            if name not in values:
+                raise TypeError("{}() got an unexpected keyword argument '{}'".format(type(self).__name__, name))
+            if name in names[:len(args)]:
+                raise TypeError("{}() got multiple values for argument '{}'".format(type(self).__name__, name))
+            values[name] = value
+        _validate(values)
+        self._steps = _multopt.Steps(self._base, self._rule)
+        super().__init__(params, values)
+
+    def add_param_group(self, param_group):
+        _validate(param_group)
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        if self._rule != "additive":
+            group.setdefault("lr", group["lr_out"])
+            group.setdefault("initial_lr", group["lr"])
+        self._steps.check([self._group(group)])
+
+    def _group(self, group):
+        """(parameters, settings by multopt's names) of one param group."""
+        settings = []
+        for key, value in group.items():
+            if key == "params" or key in _IGNORED or not (key in self.defaults or key in ("lr", "initial_lr")):
+                continue
+            if key == "betas":
+                settings += [("beta1", float(value[0])), ("beta2", float(value[1]))]
+            elif key == "weight_decay" and self._decoupled:
+                settings.append(("decoupled_weight_decay", float(value)))
+            else:
+                settings.append((key, float(value)))
+        return group["params"], settings
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._steps.step([self._group(group) for group in self.param_groups], torch.get_num_threads())
+        return loss
+
+    def state_dict(self):
+        """torch.optim's state_dict, with each parameter's state by torch.optim's names."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                state = self._steps.state_of(param)
+                if state is not None:
+                    steps, arrays, scalars = state
+                    # Scalars (NAdam's mu_product) stay Python floats: load_state_dict would cast
+                    # tensors to the parameter's dtype.
+                    self.state[param] = {"step": torch.tensor(float(steps)), **arrays, **scalars}
+        try:
+            return super().state_dict()
+        finally:
+            self.state = defaultdict(dict)  # the state lives in multopt; these were copies
+
+    def load_state_dict(self, state_dict):
+        """Loads a state_dict of this class, or the state (moments, step) of another optimizer
+        of the same base (torch.optim.Adam's into Adam or MAdam), keeping this one's settings."""
+        ours = [{key: value for key, value in group.items() if key != "params"} for group in self.param_groups]
+        saved = state_dict["param_groups"]
+        if len(saved) == len(ours) and any(not set(o) <= set(s) for o, s in zip(ours, saved)):
+            state_dict = dict(state_dict, param_groups=[{**o, "params": s["params"]} for o, s in zip(ours, saved)])
+        super().load_state_dict(state_dict)
+        loaded, self.state = self.state, defaultdict(dict)
+        self._steps.clear_state()
+        scalar_names = set(self._steps.scalar_state_names)
+        for param, state in loaded.items():
+            arrays = [(name, value) for name, value in state.items()
+                      if name != "step" and name not in scalar_names and value is not None]
+            scalars = [(name, float(state[name])) for name in scalar_names if name in state]
+            self._steps.set_state_of(param, int(float(state.get("step", 0))), arrays, scalars)
+
+
+class ExponentialMix:
+    """The hybrid rule's mixing weight g per epoch (multopt's ExponentialMixSchedule): at the
+    k-th step() past the first `patience`, g = g0^k (inverse: 1 - (1 - g0)^k); before, g = 1
+    (inverse: 0). It sets param_groups[i]['g'] of every group."""
+
+    def __init__(self, optimizer, g0, patience=-1, inverse=False):
+        _check_range("g0", g0, 0.0, 1.0)
+        self.optimizer, self.g0, self.patience, self.inverse, self.epoch = optimizer, g0, patience, inverse, 0
+
+    def step(self):
+        self.epoch += 1
+        g = _multopt.exponential_mix(self.g0, self.patience, self.inverse, self.epoch)
+        for group in self.optimizer.param_groups:
+            group["g"] = g
+
+    def state_dict(self):
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state_dict):
+        self.epoch = state_dict["epoch"]
+
+
+def _curve(make):
+    """multopt's curve as a Python function of the step, which LambdaLR's state_dict leaves out
+    as it leaves out every function (it would try to copy the attributes of any other callable)."""
+    def made(*args, **kwargs):
+        curve = make(*args, **kwargs)
+        return lambda step: curve(step)
+    made.__name__, made.__doc__ = make.__name__, make.__doc__
+    __all__.append(make.__name__)
+    return made
+
+
+# Per-step factors of lr for torch.optim.lr_scheduler.LambdaLR: multopt's curves
+# (LambdaLR(opt, multopt.torch.warmup_cosine(100, 1000))).
+linear, cosine, exponential, step_decay, warmup_cosine = map(_curve, (
+    _multopt.linear, _multopt.cosine, _multopt.exponential, _multopt.step_decay, _multopt.warmup_cosine))
+
+# The bases: multopt's name, the torch.optim class name, the additive lr's default, the base's
+# own arguments in torch.optim's order, torch.optim's keyword-only ones.
+_BETAS = ("betas", (0.9, 0.999))
+_BASES = [
+    ("sgd", "SGD", 1e-3, [("momentum", 0), ("dampening", 0), ("weight_decay", 0), ("nesterov", False)],
+     [("maximize", False), ("foreach", None)]),
+    ("adam", "Adam", 1e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("amsgrad", False)],
+     [("foreach", None), ("maximize", False), ("capturable", False), ("differentiable", False), ("fused", None)]),
+    ("adagrad", "Adagrad", 1e-2,
+     [("lr_decay", 0), ("weight_decay", 0), ("initial_accumulator_value", 0), ("eps", 1e-10), ("foreach", None)],
+     [("maximize", False)]),
+    ("rmsprop", "RMSprop", 1e-2,
+     [("alpha", 0.99), ("eps", 1e-8), ("weight_decay", 0), ("momentum", 0), ("centered", False), ("foreach", None)],
+     [("maximize", False)]),
+    ("adamax", "Adamax", 2e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("foreach", None)],
+     [("maximize", False)]),
+    ("nadam", "NAdam", 2e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("momentum_decay", 4e-3),
+                              ("foreach", None)], []),
+    ("radam", "RAdam", 1e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("foreach", None)], []),
+    ("adadelta", "Adadelta", 1.0, [("rho", 0.9), ("eps", 1e-6), ("weight_decay", 0), ("foreach", None)],
+     [("maximize", False)]),
+    ("lion", "Lion", 1e-4, [("betas", (0.9, 0.99)), ("weight_decay", 0)], [("maximize", False)]),
+]
+# The rules: class-name prefix and the arguments of the paper's package, before the base's.
+_RULES = [
+    ("additive", "", lambda lr: [("lr", lr)]),
+    ("multiplicative", "M", lambda lr: [("lr_in", 1.0), ("lr_out", 1e-3)]),
+    ("hybrid", "H", lambda lr: [("lr_in", 1.0), ("lr_out", 1e-3), ("lr", 1e-3), ("g", 1.0)]),
+]
+
+
+def _make_class(name, base, rule, arguments, keyword_only, decoupled=False):
+    doc = "multopt's {} base with the {} rule: {}(params, {})".format(
+        base, rule, name, ", ".join("{}={!r}".format(n, d) for n, d in arguments + keyword_only))
+    cls = type(name, (_Optimizer,), {"_base": base, "_rule": rule, "_arguments": tuple(arguments),
+                                     "_keyword_only": tuple(keyword_only), "_decoupled": decoupled,
+                                     "__doc__": doc, "__module__": __name__})
+    globals()[name] = cls
+    __all__.append(name)
+
+
+for _base, _torch_name, _lr, _own, _keyword_only in _BASES:
+    for _rule, _prefix, _rule_arguments in _RULES:
+        if _prefix:  # the paper's package has no maximize or foreach: its own arguments only
+            _arguments, _keywords = _rule_arguments(_lr) + [a for a in _own if a[0] != "foreach"], []
+        else:
+            _arguments, _keywords = _rule_arguments(_lr) + _own, _keyword_only
+        _make_class(_prefix + _torch_name, _base, _rule, _arguments, _keywords, decoupled=_base == "lion")
+# torch.optim.AdamW: Adam with the decoupled weight decay.
+_make_class("AdamW", "adam", "additive", [("lr", 1e-3), _BETAS, ("eps", 1e-8), ("weight_decay", 1e-2),
+                                          ("amsgrad", False)],
+            [("maximize", False), ("foreach", None), ("capturable", False), ("differentiable", False),
+             ("fused", None)], decoupled=True)

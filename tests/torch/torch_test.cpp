@@ -1,0 +1,148 @@
+// The libtorch adapter (include/multopt/adapters/torch.hpp): TorchOptimizer trains a torch::nn
+// model as torch::optim::Adam does (additive rule) and as REFERENCE.md's formulas written here
+// in libtorch ops do (multiplicative rule), follows torch's StepLR, saves and loads through
+// torch's serialization, and refuses what it cannot step.
+#include <multopt/adapters/torch.hpp>
+
+#include <catch2/catch.hpp>
+#include <torch/nn.h>
+#include <torch/optim.h>
+#include <torch/serialize.h>
+
+#include <cmath>
+#include <sstream>
+#include <vector>
+
+using multopt::adapters::TorchOptimizer;
+
+namespace {
+
+torch::nn::Sequential model(torch::Dtype dtype) {
+  torch::manual_seed(0);
+  torch::nn::Sequential net(torch::nn::Linear(5, 7), torch::nn::Tanh(), torch::nn::Linear(7, 3));
+  net->to(dtype);
+  return net;
+}
+
+// Steps `opt` over `steps` batches (the k-th batch is the same for every model), then the
+// parameters.
+template <class Opt>
+std::vector<torch::Tensor> train(torch::nn::Sequential& net, Opt& opt, int steps, torch::Dtype dtype, int first = 0,
+                                 torch::optim::StepLR* scheduler = nullptr) {
+  for (int k = first; k < first + steps; ++k) {
+    torch::manual_seed(uint64_t(1000 + k));
+    const auto x = torch::randn({16, 5}, torch::dtype(dtype));
+    const auto y = torch::randn({16, 3}, torch::dtype(dtype));
+    opt.zero_grad();
+    torch::mse_loss(net->forward(x), y).backward();
+    opt.step();
+    if (scheduler) scheduler->step();
+  }
+  std::vector<torch::Tensor> params;
+  for (const auto& p : net->parameters()) params.push_back(p.detach().clone());
+  return params;
+}
+
+// The largest difference relative to the largest magnitude of `expected`.
+double relative_difference(const std::vector<torch::Tensor>& actual, const std::vector<torch::Tensor>& expected) {
+  double worst = 0.0;
+  for (std::size_t k = 0; k < actual.size(); ++k) {
+    const double scale = expected[k].abs().max().item<double>();
+    worst = std::max(worst, (actual[k] - expected[k]).abs().max().item<double>() / scale);
+  }
+  return worst;
+}
+
+// REFERENCE.md's Adam with the multiplicative rule, one libtorch op per formula line.
+struct ReferenceMAdam {
+  std::vector<torch::Tensor> params, m, v;
+  double lr_in, lr_out, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  long t = 0;
+  ReferenceMAdam(std::vector<torch::Tensor> p, double in, double out) : params(std::move(p)), lr_in(in), lr_out(out) {
+    for (const auto& theta : params) {
+      m.push_back(torch::zeros_like(theta));
+      v.push_back(torch::zeros_like(theta));
+    }
+  }
+  void zero_grad() {
+    for (auto& theta : params) theta.mutable_grad() = torch::Tensor();
+  }
+  void step() {
+    torch::NoGradGuard no_grad;
+    ++t;
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      const auto g = params[k].grad();
+      m[k] = beta1 * m[k] + (1 - beta1) * g;
+      v[k] = beta2 * v[k] + (1 - beta2) * g * g;
+      const auto denom = v[k].sqrt() / std::sqrt(1 - std::pow(beta2, double(t))) + eps;
+      const auto d = m[k] / denom;
+      const double s = 1 / (1 - std::pow(beta1, double(t)));
+      params[k] -= s * lr_out * params[k].abs() * torch::tanh(lr_in * d);
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("TorchOptimizer with the additive rule trains a model as torch::optim::Adam", "[torch]") {
+  for (const auto& [dtype, tolerance] : {std::pair{torch::kFloat64, 1e-12}, std::pair{torch::kFloat32, 1e-5}}) {
+    auto mine = model(dtype), theirs = model(dtype);
+    TorchOptimizer opt(mine->parameters(), "adam", "additive", {{"lr", 0.01}, {"weight_decay", 0.01}});
+    torch::optim::Adam adam(theirs->parameters(), torch::optim::AdamOptions(0.01).weight_decay(0.01));
+    const auto a = train(mine, opt, 50, dtype);
+    const auto b = train(theirs, adam, 50, dtype);
+    CHECK(relative_difference(a, b) <= tolerance);
+    CHECK(a.size() == 4);
+  }
+}
+
+TEST_CASE("TorchOptimizer with the multiplicative rule is REFERENCE.md's MAdam", "[torch]") {
+  auto mine = model(torch::kFloat64), theirs = model(torch::kFloat64);
+  TorchOptimizer opt(mine->parameters(), "adam", "multiplicative", {{"lr_in", 0.7}, {"lr_out", 0.02}});
+  ReferenceMAdam reference(theirs->parameters(), 0.7, 0.02);
+  CHECK(relative_difference(train(mine, opt, 50, torch::kFloat64), train(theirs, reference, 50, torch::kFloat64)) <=
+        1e-10);
+}
+
+TEST_CASE("torch's StepLR moves TorchOptimizer's lr as torch::optim::Adam's", "[torch]") {
+  auto mine = model(torch::kFloat64), theirs = model(torch::kFloat64);
+  TorchOptimizer opt(mine->parameters(), "adam", "additive", {{"lr", 0.01}});
+  torch::optim::Adam adam(theirs->parameters(), torch::optim::AdamOptions(0.01));
+  torch::optim::StepLR mine_schedule(opt, 3, 0.5), their_schedule(adam, 3, 0.5);
+  const auto a = train(mine, opt, 12, torch::kFloat64, 0, &mine_schedule);
+  const auto b = train(theirs, adam, 12, torch::kFloat64, 0, &their_schedule);
+  CHECK(opt.param_groups()[0].options().get_lr() == adam.param_groups()[0].options().get_lr());
+  CHECK(opt.param_groups()[0].options().get_lr() < 0.01 / 4);
+  CHECK(relative_difference(a, b) <= 1e-12);
+}
+
+TEST_CASE("TorchOptimizer saves and loads through torch's serialization and continues bit-identically", "[torch]") {
+  auto net = model(torch::kFloat64);
+  TorchOptimizer opt(net->parameters(), "adam", "hybrid", {{"lr_out", 0.01}, {"lr", 0.01}, {"g", 0.5}});
+  train(net, opt, 5, torch::kFloat64);
+  std::stringstream saved_model, saved_opt;
+  torch::save(net, saved_model);
+  torch::save(opt, saved_opt);
+  const auto continued = train(net, opt, 5, torch::kFloat64, 5);
+
+  auto resumed_net = model(torch::kFloat64);
+  torch::load(resumed_net, saved_model);
+  TorchOptimizer resumed(resumed_net->parameters(), "adam", "hybrid", {{"lr_out", 0.5}, {"lr", 0.5}, {"g", 0.1}});
+  torch::load(resumed, saved_opt);
+  const auto again = train(resumed_net, resumed, 5, torch::kFloat64, 5);
+  for (std::size_t k = 0; k < continued.size(); ++k) CHECK(torch::equal(continued[k], again[k]));
+}
+
+TEST_CASE("TorchOptimizer refuses what it cannot step, changing nothing", "[torch]") {
+  auto strided = torch::zeros({4, 3}).t().requires_grad_();
+  strided.mutable_grad() = torch::ones({4, 3}).t();
+  TorchOptimizer opt(std::vector<torch::Tensor>{strided}, "sgd", "additive", {{"lr", 0.1}});
+  CHECK_THROWS_WITH(opt.step(), Catch::Contains("parameter 0 of group 0 is not contiguous"));
+  auto half = torch::zeros({3}, torch::kFloat16).requires_grad_();
+  half.mutable_grad() = torch::ones({3}, torch::kFloat16);
+  TorchOptimizer half_opt(std::vector<torch::Tensor>{half}, "sgd", "additive", {{"lr", 0.1}});
+  CHECK_THROWS_WITH(half_opt.step(), Catch::Contains("dtype Half are not supported"));
+  CHECK(strided.count_nonzero().item<long>() == 0);
+  CHECK_THROWS_WITH(TorchOptimizer(std::vector<torch::Tensor>{half}, "adam", "multiplicative", {{"lr_out", -1.0}}),
+                    Catch::Contains("lr_out"));
+}
