@@ -18,6 +18,8 @@
 
 #include <multopt/multopt.hpp>
 
+#include "stateful_hyper.hpp"
+
 namespace test {
 
 // Calls f(tag) for each T, in order; decltype(tag)::type is T.
@@ -172,28 +174,6 @@ std::vector<std::vector<typename Opt::Scalar>> all_state(const Opt& opt) {
   for (std::size_t t = 0; t < opt.tensor_count(); ++t)
     for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot) arrays.push_back(state_copy(opt, t, slot));
   return arrays;
-}
-
-}  // namespace test
-
-namespace test {
-
-// Settings under which every base keeps every state array it has and every rule term is
-// active; applied to whichever of them the combination H has.
-template <class H>
-H stateful_hyper() {
-  static const std::vector<std::pair<std::string, double>> candidates = {
-      {"momentum", 0.5},  {"nesterov", 1},    {"beta1", 0.8},   {"amsgrad", 1},
-      {"lr_decay", 0.05}, {"initial_accumulator_value", 0.1}, {"centered", 1},
-      {"lr", 0.01},       {"lr_in", 1.5},     {"lr_out", 0.01}, {"g_mix", 0.5},
-      {"weight_decay", 0.01}, {"momentum_decay", 0.01}, {"rho", 0.95}};
-  const auto known = H::names();
-  std::vector<std::pair<std::string, double>> settings;
-  for (const auto& setting : candidates)
-    if (std::find(known.begin(), known.end(), setting.first) != known.end()) settings.push_back(setting);
-  H h;
-  h.set_all(settings);
-  return h;
 }
 
 template <class Opt>

@@ -190,9 +190,4 @@ void load_checkpoint(std::istream& in, AnyOptimizer<S>& opt, const LoadOptions& 
   (schedules.seek(epochs[k++]), ...);  // checked by the load: cannot throw
 }
 
-template <class S, class... Schedules, std::enable_if_t<(std::is_base_of_v<Schedule, Schedules> && ...), int> = 0>
-void load_checkpoint(std::istream& in, AnyOptimizer<S>& opt, Schedules&... schedules) {
-  load_checkpoint(in, opt, LoadOptions{}, schedules...);
-}
-
 }  // namespace multopt

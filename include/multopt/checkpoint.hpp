@@ -198,10 +198,11 @@ void load_checkpoint(std::istream& in, Optimizer<Base, Rule, S>& opt, const Load
   (schedules.seek(epochs[k++]), ...);  // checked by the load: cannot throw
 }
 
-// (Enabled for schedules only, so that a LoadOptions lvalue picks the overload above.)
-template <class Base, class Rule, class S, class... Schedules,
-          std::enable_if_t<(std::is_base_of_v<Schedule, Schedules> && ...), int> = 0>
-void load_checkpoint(std::istream& in, Optimizer<Base, Rule, S>& opt, Schedules&... schedules) {
+// The same with the default LoadOptions, for every optimizer (Optimizer, AnyOptimizer,
+// ShardedOptimizer). Enabled for schedules only, so that a LoadOptions lvalue picks the
+// overload that takes one.
+template <class Opt, class... Schedules, std::enable_if_t<(std::is_base_of_v<Schedule, Schedules> && ...), int> = 0>
+void load_checkpoint(std::istream& in, Opt& opt, Schedules&... schedules) {
   load_checkpoint(in, opt, LoadOptions{}, schedules...);
 }
 

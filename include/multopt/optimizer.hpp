@@ -111,8 +111,8 @@ class Optimizer {
   // each step(). Both buffers stay the caller's and must outlive the optimizer's use of them.
   std::size_t add_params(S* param, const S* grad, std::size_t size, std::size_t group = 0) {
     checked_group(group);
-    if (size > 0 && param == nullptr) throw std::invalid_argument("multopt: param is a null pointer");
-    if (size > 0 && grad == nullptr) throw std::invalid_argument("multopt: grad is a null pointer");
+    require_buffer("param", param, size);
+    require_buffer("grad", grad, size);
     if (size > StateArray<S>().max_size() / Base::slot_count) {
       throw std::length_error("multopt: a tensor of " + std::to_string(size) +
                               " elements is too large for its state to be addressed");
@@ -240,7 +240,7 @@ class Optimizer {
     if (size != t.size)
       throw std::invalid_argument("multopt: state '" + std::string(name) + "' of tensor " + std::to_string(tensor) +
                                   " needs " + std::to_string(t.size) + " values, not " + std::to_string(size));
-    if (size > 0 && values == nullptr) throw std::invalid_argument("multopt: values is a null pointer");
+    require_buffer("values", values, size);
     StateArray<S> copy(values, values + size);
     t.slots[std::size_t(slot)].swap(copy);
     t.fresh_slots &= ~(1u << slot);

@@ -1,7 +1,9 @@
-// The checks behind every hyperparameter: each failure names the setting and its value.
+// The checks behind every hyperparameter and argument: each failure names the setting and its
+// value.
 // Comparisons are written so that NaN fails them too.
 #pragma once
 
+#include <cstddef>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -14,6 +16,11 @@ namespace multopt {
   message.precision(17);
   message << "multopt: " << name << " = " << value << " is invalid: it must be " << requirement;
   throw std::invalid_argument(message.str());
+}
+
+// A buffer of `size` elements that the caller passes as `name`: null only when it is empty.
+inline void require_buffer(const char* name, const void* pointer, std::size_t size) {
+  if (size > 0 && pointer == nullptr) throw std::invalid_argument(std::string("multopt: ") + name + " is a null pointer");
 }
 
 inline void require_number(const char* name, double value) {

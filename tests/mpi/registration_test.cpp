@@ -4,28 +4,25 @@
 //     another number of tensors: the first step() throws std::invalid_argument on every rank,
 //     naming the first tensor that differs, and changes no parameter; the same registration on
 //     every rank steps;
-//   - a tensor that would take the total past INT_MAX elements is refused, however large.
+//   - a tensor that would take the total past INT_MAX elements is refused, however large;
+//   - a null param or grad is refused, naming which.
 // Exits non-zero, on every rank, if any check fails on any rank; each failure names its rank.
-#include <multopt/distributed/mpi.hpp>
-#include <multopt/multopt.hpp>
-
 #include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include "mpi_support.hpp"
+
+using namespace mpi_test;
 
 namespace {
 
-int rank_here = 0, ranks = 1;
-int failures = 0;
-
-void fail(const std::string& what) {
-  ++failures;
-  std::fprintf(stderr, "rank %d: FAIL %s\n", rank_here, what.c_str());
-}
+int ranks = 1;
 
 std::string listed(const std::vector<std::size_t>& sizes) {
   std::string text;
@@ -133,6 +130,24 @@ void check_size_limit() {
   if (!refused(full, 1)) fail("one element past INT_MAX was accepted");
 }
 
+// A null param or grad is refused, naming which, unless the tensor is empty.
+void check_null_pointers() {
+  float param[3] = {}, grad[3] = {};
+  multopt::ShardedOptimizer<multopt::SGD<float>> opt(MPI_COMM_WORLD);
+  for (const auto& [what, p, g] : {std::tuple<std::string, float*, const float*>{"param", nullptr, grad},
+                                   {"grad", param, nullptr}}) {
+    try {
+      opt.add_params(p, g, 3);
+      fail("a null " + what + " was accepted");
+    } catch (const std::invalid_argument& error) {
+      if (std::string(error.what()) != "multopt: " + what + " is a null pointer")
+        fail("the null " + what + "'s message: " + error.what());
+    }
+  }
+  opt.add_params(nullptr, nullptr, 0);
+  if (opt.layout().tensor_sizes != std::vector<std::size_t>{0}) fail("an empty tensor without buffers was refused");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,12 +162,12 @@ int main(int argc, char** argv) {
   try {
     check_registrations();
     check_size_limit();
+    check_null_pointers();
   } catch (const std::exception& error) {
     std::fprintf(stderr, "rank %d: %s\n", rank_here, error.what());
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
-  int all_failures = 0;
-  MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  const int all_failures = failures_on_every_rank();
   if (rank_here == 0) {
     if (all_failures == 0) {
       std::printf("registration_test on %d ranks: mismatched registrations refused on every rank, size limit holds\n",

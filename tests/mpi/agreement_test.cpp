@@ -1,0 +1,130 @@
+// ShardedOptimizer under mpirun, what the ranks must agree on beyond the step itself (run by
+// multopt_mpi_tests, tests/mpi/CMakeLists.txt, on 2 and 3 ranks):
+//   - a non-finite gradient that reaches one rank's shard only is skipped, or thrown for, on
+//     every rank alike;
+//   - schedules apply to the sharded optimizer itself, as to a plain one, and are checkpointed.
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "mpi_support.hpp"
+
+namespace mpi_test {
+namespace {
+
+// A NaN or infinity that rank 0 writes into tensor 0, at an element that the last rank owns,
+// reaches only the last rank's shard of the averaged gradients; under skip every rank leaves
+// the whole tensor alone and steps the others, under throw_error every rank throws the same
+// exception and nothing changes.
+template <class Opt>
+void check_non_finite_agreement(int ranks) {
+  using S = typename Opt::Scalar;
+  const std::string what = name_of<Opt>(mixed_sizes, false) + " with a non-finite gradient";
+  ShardedAndReference<Opt> both(mixed_sizes, false);
+  Tensors<S>& tensors = both.tensors;
+  multopt::ShardedOptimizer<Opt>& sharded = both.sharded;
+  Opt& reference = both.reference;
+  const std::size_t element = 999;  // of tensor 0: in the last rank's shard
+  if (sharded.layout().bounds[std::size_t(ranks) - 1] > element) fail(what + ": element 999 is not the last rank's");
+
+  sharded.inner().set_non_finite_policy(multopt::NonFinitePolicy::skip);
+  reference.set_non_finite_policy(multopt::NonFinitePolicy::skip);
+  for (int step = 0; step < 3; ++step) {
+    tensors.fill_gradients(step);
+    if (step == 1 && rank_here == 0) tensors.grad(0)[element] = std::numeric_limits<S>::infinity();
+    both.step();
+    const std::vector<std::size_t> expected = step == 1 ? std::vector<std::size_t>{0} : std::vector<std::size_t>{};
+    if (sharded.skipped_tensors() != expected || reference.skipped_tensors() != expected)
+      fail(what + ": step " + std::to_string(step) + " skipped other tensors than expected");
+  }
+  expect_same_values(tensors, both.reference_tensors, what + " (skip)");
+
+  sharded.inner().set_non_finite_policy(multopt::NonFinitePolicy::throw_error);
+  tensors.fill_gradients(3);
+  if (rank_here == 0) tensors.grad(0)[element] = std::numeric_limits<S>::quiet_NaN();
+  const Tensors<S> before = tensors;
+  try {
+    sharded.step();
+    fail(what + ": throw_error did not throw");
+  } catch (const multopt::NonFiniteGradient& e) {
+    if (e.tensor() != 0 || e.index() != element || std::string(e.what()).find("nan") == std::string::npos)
+      fail(what + ": the exception names another element: " + e.what());
+  }
+  if (tensors.values != before.values) fail(what + ": throw_error changed parameters");
+}
+
+// Schedules apply to the sharded optimizer itself, as to a plain one: an epoch schedule on every
+// group, a learning-rate curve on group 1 and a function schedule on group 0, applied before
+// each step, leave the parameters and hyperparameters of the plain optimizer given the same
+// schedules; their positions are checkpointed with the shard; a change that fails validation
+// is refused and changes nothing; a mix schedule needs the hybrid rule, as on a plain optimizer.
+template <class Opt>
+void check_schedules() {
+  using Hyper = typename Opt::Hyper;
+  const std::string what = name_of<Opt>(mixed_sizes, false) + " under schedules";
+  ShardedAndReference<Opt> both(mixed_sizes, false);
+  const auto schedules = [] {
+    return std::make_tuple(multopt::StepSchedule({2, 0.5, 0.5, 0.5}),
+                           multopt::LrSchedule(multopt::curves::warmup_cosine(3, steps), 1),
+                           multopt::FunctionSchedule<Hyper>("weight_decay", [](long e) { return 0.01 / double(e); }, 0));
+  };
+  auto on_sharded = schedules(), on_reference = schedules();
+  for (int step = 0; step < steps; ++step) {
+    std::apply([&](auto&... schedule) { (schedule.apply(both.sharded), ...); }, on_sharded);
+    std::apply([&](auto&... schedule) { (schedule.apply(both.reference), ...); }, on_reference);
+    both.tensors.fill_gradients(step);
+    both.step();
+  }
+  expect_same_values(both.tensors, both.reference_tensors, what);
+  for (std::size_t group = 0; group < 2; ++group)
+    for (const std::string& name : Hyper::names())
+      if (both.sharded.get(name, group) != both.reference.get(name, group))
+        fail(what + ": " + name + " of group " + std::to_string(group) + " differs from the plain optimizer's");
+
+  std::stringstream checkpoint;
+  std::apply([&](auto&... schedule) { multopt::save_checkpoint(checkpoint, both.sharded, schedule...); }, on_sharded);
+  Tensors<typename Opt::Scalar> restored_tensors = both.tensors;
+  multopt::ShardedOptimizer<Opt> restored(MPI_COMM_WORLD);
+  attach(restored, restored_tensors, own_gradients(restored_tensors));
+  auto restored_schedules = schedules();
+  std::apply([&](auto&... schedule) { multopt::load_checkpoint(checkpoint, restored, schedule...); }, restored_schedules);
+  if (std::get<0>(restored_schedules).epoch() != steps || std::get<1>(restored_schedules).epoch() != steps)
+    fail(what + ": the checkpoint did not restore the schedules' epochs");
+  if (restored.get("lr_factor", 1) != both.sharded.get("lr_factor", 1)) fail(what + ": lr_factor was not restored");
+
+  const std::vector<double> before{both.sharded.get("weight_decay", 0), both.sharded.get("weight_decay", 1)};
+  multopt::FunctionSchedule<Hyper> negative("weight_decay", [](long) { return -1.0; });
+  try {
+    negative.apply(both.sharded);
+    fail(what + ": a negative weight_decay was applied");
+  } catch (const std::invalid_argument& error) {
+    if (std::string(error.what()).find("weight_decay") == std::string::npos) fail(what + ": " + error.what());
+  }
+  if (negative.epoch() != 0 || before[0] != both.sharded.get("weight_decay", 0) ||
+      before[1] != both.sharded.get("weight_decay", 1))
+    fail(what + ": the refused schedule changed the optimizer or counted an epoch");
+
+  multopt::ExponentialMixSchedule mix({0.5});
+  const bool hybrid = both.sharded.hyper().has("g_mix");
+  try {
+    mix.apply(both.sharded);
+    if (!hybrid || both.sharded.get("g_mix") != 0.5) fail(what + ": the mix schedule did not set g_mix = 0.5");
+  } catch (const std::invalid_argument& error) {
+    if (hybrid || std::string(error.what()).find(Opt::rule_name()) == std::string::npos)
+      fail(what + ": the mix schedule was refused: " + error.what());
+  }
+}
+
+}  // namespace
+
+void check_agreement_and_schedules(int ranks) {
+  check_non_finite_agreement<multopt::MAdam<float>>(ranks);
+  check_non_finite_agreement<multopt::HSGD<double>>(ranks);
+  check_schedules<multopt::MAdam<float>>();
+  check_schedules<multopt::HSGD<double>>();
+}
+
+}  // namespace mpi_test
