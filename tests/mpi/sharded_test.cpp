@@ -235,7 +235,8 @@ int main(int argc, char** argv) {
   if (rank_here == 0) {
     if (all_failures == 0) {
       std::printf("sharded_test on %d ranks: %d optimizers (every base and every rule, float and double), %d steps each, "
-                  "bit-identical to one process; checkpoints resume and refuse misfits\n",
+                  "bit-identical to one process; checkpoints resume and refuse misfits; the ranks agree on non-finite "
+                  "gradients; schedules apply as to one process\n",
                   ranks, combinations, steps);
     } else {
       std::printf("sharded_test on %d ranks: %d checks failed\n", ranks, all_failures);
