@@ -51,8 +51,7 @@ class Optimizer {
   explicit Optimizer(const typename Rule::Params& rule, const typename Base::Params& base = {})
       : Optimizer(Hyper(rule, base)) {}
 
-  // Move-only: a copy would step the same caller buffers as the original, each with its own
-  // state, a silent double update.
+  // Move-only: a copy would step the caller's buffers a second time, with state of its own.
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
   Optimizer(Optimizer&&) noexcept = default;

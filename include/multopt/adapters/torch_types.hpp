@@ -1,0 +1,73 @@
+// What the libtorch adapter (torch_steps.hpp) sees of torch: the parameter dtypes it steps, a
+// parameter group, one tensor's state outside the optimizer, and how torch's lr becomes
+// multopt's settings. Only includers need libtorch.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../multopt.hpp"
+
+namespace multopt::adapters {
+
+// The parameter dtypes multopt steps, each with the C++ type it steps as: the one place where
+// a torch dtype becomes a multopt storage type (bf16 and fp16 are one entry each here).
+using TorchStorageTypes = TypeList<float, double>;
+template <class S>
+constexpr c10::ScalarType torch_dtype() { return c10::CppTypeToScalarType<S>::value; }
+
+// Calls f(tag) with decltype(tag)::type the storage type of `dtype`; refuses any other dtype.
+template <class F>
+void with_storage_type(c10::ScalarType dtype, F&& f) {
+  bool found = false;
+  std::string known;
+  for_each_type(TorchStorageTypes{}, [&](auto tag) {
+    using S = typename decltype(tag)::type;
+    known += (known.empty() ? "" : ", ") + std::string(c10::toString(torch_dtype<S>()));
+    if (!found && dtype == torch_dtype<S>()) {
+      found = true;
+      f(tag);
+    }
+  });
+  if (!found)
+    throw std::invalid_argument("multopt: parameters of dtype " + std::string(c10::toString(dtype)) +
+                                " are not supported; supported: " + known);
+}
+
+// One tensor's optimizer state outside the optimizer: what state_dict() hands out and
+// load_state_dict() takes, and where a tensor's state waits while it has no gradient.
+struct TorchTensorState {
+  long steps = 0;
+  std::vector<std::pair<std::string, at::Tensor>> arrays;  // exp_avg, ... shaped as the parameter
+  NamedValues scalars;                                      // NAdam's mu_product
+};
+
+// A torch parameter group as multopt sees it: its tensors and its hyperparameters by multopt's
+// names, plus "initial_lr", the lr the group started with (see torch_settings).
+struct TorchGroup {
+  std::vector<at::Tensor> params;
+  NamedValues settings;
+};
+
+// The settings a group's torch-style values stand for. torch's schedulers change only "lr";
+// the additive rule uses it as it is, and the other rules scale lr_out by lr / initial_lr, so
+// that a scheduler moves the multiplicative step as it moves the additive one. The
+// multiplicative rule has no lr of its own: there "lr" only carries the schedule.
+inline NamedValues torch_settings(const std::string& rule, const NamedValues& values) {
+  NamedHyper given(values);
+  const bool scaled = rule != "additive" && given.has("lr_out") && given.has("lr") && given.has("initial_lr");
+  const double factor =
+      scaled && given.get("initial_lr") != 0.0 ? given.get("lr") / given.get("initial_lr") : 1.0;
+  NamedValues settings;
+  for (const auto& [name, value] : values) {
+    if (name == "initial_lr" || (name == "lr" && rule == "multiplicative")) continue;
+    settings.emplace_back(name, name == "lr_out" && factor != 1.0 ? value * factor : value);
+  }
+  return settings;
+}
+
+}  // namespace multopt::adapters
