@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <istream>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -20,11 +21,6 @@ namespace multopt {
 
 using NamedValues = std::vector<std::pair<std::string, double>>;
 
-namespace detail {
-struct NoWideGradient;  // float and double parameters have no second gradient type
-template <class P>
-using WideGradient = std::conditional_t<is_16bit<P>, float, NoWideGradient>;
-}  // namespace detail
 
 // A group's hyperparameters by name, as AnyOptimizer hands them out: change them with set()
 // and give them back with set_hyper(), which validates them.
@@ -80,8 +76,10 @@ class AnyOptimizer {
   // Tensors and their named state.
   virtual std::size_t add_params(P* param, const P* grad, std::size_t size, std::size_t group = 0) = 0;
   // 16-bit parameters with fp32 gradients.
-  virtual std::size_t add_params(P* param, const detail::WideGradient<P>* grad, std::size_t size,
-                                 std::size_t group = 0) = 0;
+  template <class Q = P, std::enable_if_t<is_16bit<Q>, int> = 0>
+  std::size_t add_params(P* param, const float* grad, std::size_t size, std::size_t group = 0) {
+    return add_params_fp32(param, grad, size, group);
+  }
   virtual std::size_t tensor_count() const = 0;
   virtual std::size_t size(std::size_t tensor) const = 0;
   virtual std::size_t group_of(std::size_t tensor) const = 0;
@@ -112,6 +110,10 @@ class AnyOptimizer {
   virtual void save(std::ostream& out, const std::vector<detail::SchedulePosition>& schedules) const = 0;
   virtual std::vector<long> load(std::istream& in, const LoadOptions& options,
                                  const std::vector<detail::SchedulePosition>& schedules) = 0;
+
+ protected:
+  // add_params with fp32 gradients (16-bit parameters only; never called for float or double).
+  virtual std::size_t add_params_fp32(P* param, const float* grad, std::size_t size, std::size_t group) = 0;
 };
 
 template <class Opt>
@@ -148,10 +150,13 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   std::size_t add_params(P* param, const P* grad, std::size_t size, std::size_t group) override {
     return opt_.add_params(param, grad, size, group);
   }
-  std::size_t add_params(P* param, const detail::WideGradient<P>* grad, std::size_t size,
-                         std::size_t group) override {
-    if constexpr (is_16bit<P>) return opt_.add_params(param, grad, size, group);
-    else return (void)param, (void)grad, (void)size, (void)group, 0;  // cannot be called: no such pointer
+  std::size_t add_params_fp32(P* param, const float* grad, std::size_t size, std::size_t group) override {
+    if constexpr (is_16bit<P>) {
+      return opt_.add_params(param, grad, size, group);
+    } else {
+      (void)param, (void)grad, (void)size, (void)group;
+      throw std::logic_error("multopt: fp32 gradients are for 16-bit parameters");
+    }
   }
   std::size_t tensor_count() const override { return opt_.tensor_count(); }
   std::size_t size(std::size_t tensor) const override { return opt_.size(tensor); }
