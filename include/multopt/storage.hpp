@@ -192,7 +192,6 @@ struct Storage16 {
     widen(x, lanes, simd::Vec<float>::size);
     return simd::Vec<float>::load(lanes);
   }
-  static simd::Vec<float> load(const float* x) { return simd::Vec<float>::load(x); }
 };
 
 template <>
