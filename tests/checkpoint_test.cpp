@@ -184,8 +184,8 @@ TEMPLATE_LIST_TEST_CASE("a checkpoint with any byte changed is refused", "[check
 TEST_CASE("a checkpoint of another format version is refused with the version", "[checkpoint]") {
   Training<multopt::Adam<float>> saver, target;
   saver.train(2);
-  const std::string newer = with_byte(saver.save(), 8, 3);
-  CHECK(refused_cleanly(target, newer, "format version 3; this multopt reads versions 1 to 2"));
+  const std::string newer = with_byte(saver.save(), 8, 4);
+  CHECK(refused_cleanly(target, newer, "format version 4; this multopt reads versions 1 to 3"));
   CHECK(refused_cleanly(target, "", "truncated: the stream ends after 0 bytes, inside the magic bytes"));
   CHECK(refused_cleanly(target, "PK\3\4 a zip file, not a checkpoint", "not a multopt checkpoint"));
 }

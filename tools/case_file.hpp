@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <multopt/multopt.hpp>
@@ -138,13 +139,28 @@ inline Case read_case(std::istream& in) {
   return c;
 }
 
+// The case with its initial parameters rounded to P (through float), as a 16-bit replay starts.
+template <class P>
+Case rounded_to(Case c) {
+  for (double& x : c.init) x = double(static_cast<float>(P(static_cast<float>(x))));
+  return c;
+}
+
 // The trajectory that multopt computes for the case's initial parameters, gradients and set
-// lines, in S. A set line that the optimizer refuses throws std::runtime_error naming its line.
-template <class S>
-std::vector<std::vector<double>> replay(const Case& c) {
-  auto opt = make_optimizer<S>(c.base, c.rule, c.hyper);
-  std::vector<S> param(c.init.begin(), c.init.end()), grad(param.size());
+// lines, with parameters of type P. 16-bit parameters start from the init rounded to P, take
+// the gradients as fp32 and are stored as `storage` says; the trajectory is then their master
+// weights under Rounding::master, the stored values otherwise. A set line that the optimizer
+// refuses throws std::runtime_error naming its line.
+template <class P>
+std::vector<std::vector<double>> replay(const Case& c, const StorageMode& storage = {}) {
+  using Gradient = std::conditional_t<is_16bit<P>, float, P>;
+  auto opt = make_optimizer<P>(c.base, c.rule, c.hyper);
+  if (is_16bit<P>) opt->set_storage(storage);
+  std::vector<P> param;
+  for (double x : c.init) param.push_back(P(static_cast<Arithmetic<P>>(x)));
+  std::vector<Gradient> grad(param.size());
   opt->add_params(param.data(), grad.data(), param.size());
+  const bool master = is_16bit<P> && storage.rounding == Rounding::master;
   std::vector<std::vector<double>> trajectory;
   for (std::size_t t = 0; t < c.grads.size(); ++t) {
     for (const Set& set : sets_before(c, t)) {
@@ -157,9 +173,11 @@ std::vector<std::vector<double>> replay(const Case& c) {
       }
     }
     const auto& g = c.grads[t];
-    std::copy(g.begin(), g.end(), grad.begin());
+    std::transform(g.begin(), g.end(), grad.begin(), [](double x) { return Gradient(x); });
     opt->step();
-    trajectory.emplace_back(param.begin(), param.end());
+    auto& row = trajectory.emplace_back();
+    for (std::size_t i = 0; i < param.size(); ++i)
+      row.push_back(master && param.size() > 0 ? double(opt->master(0)[i]) : double(static_cast<Arithmetic<P>>(param[i])));
   }
   return trajectory;
 }

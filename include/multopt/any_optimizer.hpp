@@ -1,4 +1,4 @@
-// AnyOptimizer<S>: everything a typed Optimizer offers, through one runtime type, so that a
+// AnyOptimizer<P>: everything a typed Optimizer offers, through one runtime type, so that a
 // framework driven by configuration files never names a template (runtime.hpp makes them by
 // name). Hyperparameters are named values here; schedules and checkpoints take it as they take
 // a typed optimizer.
@@ -7,8 +7,10 @@
 #include <cstddef>
 #include <istream>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -18,6 +20,7 @@
 namespace multopt {
 
 using NamedValues = std::vector<std::pair<std::string, double>>;
+
 
 // A group's hyperparameters by name, as AnyOptimizer hands them out: change them with set()
 // and give them back with set_hyper(), which validates them.
@@ -45,10 +48,13 @@ class NamedHyper {
   NamedValues values_;
 };
 
-template <class S>
+template <class P>
 class AnyOptimizer {
+  using S = Arithmetic<P>;
+
  public:
-  using Scalar = S;
+  using Scalar = P;
+  using Compute = S;
   using Hyper = NamedHyper;
 
   virtual ~AnyOptimizer() = default;
@@ -68,7 +74,12 @@ class AnyOptimizer {
   virtual void check_hyper(const NamedHyper& hyper) const = 0;
 
   // Tensors and their named state.
-  virtual std::size_t add_params(S* param, const S* grad, std::size_t size, std::size_t group = 0) = 0;
+  virtual std::size_t add_params(P* param, const P* grad, std::size_t size, std::size_t group = 0) = 0;
+  // 16-bit parameters with fp32 gradients.
+  template <class Q = P, std::enable_if_t<is_16bit<Q>, int> = 0>
+  std::size_t add_params(P* param, const float* grad, std::size_t size, std::size_t group = 0) {
+    return add_params_fp32(param, grad, size, group);
+  }
   virtual std::size_t tensor_count() const = 0;
   virtual std::size_t size(std::size_t tensor) const = 0;
   virtual std::size_t group_of(std::size_t tensor) const = 0;
@@ -91,16 +102,24 @@ class AnyOptimizer {
   virtual const std::vector<std::size_t>& skipped_tensors() const = 0;
   virtual const Parallel& parallel() const = 0;
   virtual void set_parallel(const Parallel& parallel) = 0;
+  virtual const StorageMode& storage() const = 0;
+  virtual void set_storage(const StorageMode& storage) = 0;
+  virtual const S* master(std::size_t tensor) const = 0;
 
   // Checkpoints: save_checkpoint(out, any, schedules...) and load_checkpoint below call these.
   virtual void save(std::ostream& out, const std::vector<detail::SchedulePosition>& schedules) const = 0;
   virtual std::vector<long> load(std::istream& in, const LoadOptions& options,
                                  const std::vector<detail::SchedulePosition>& schedules) = 0;
+
+ protected:
+  // add_params with fp32 gradients (16-bit parameters only; never called for float or double).
+  virtual std::size_t add_params_fp32(P* param, const float* grad, std::size_t size, std::size_t group) = 0;
 };
 
 template <class Opt>
 class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
-  using S = typename Opt::Scalar;
+  using P = typename Opt::Scalar;
+  using S = typename Opt::Compute;
 
  public:
   const char* base_name() const override { return Opt::BaseType::name; }
@@ -128,8 +147,16 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   void set_hyper(const NamedHyper& hyper, std::size_t group) override { opt_.set_hyper(typed(hyper), group); }
   void check_hyper(const NamedHyper& hyper) const override { Opt::check_hyper(typed(hyper)); }
 
-  std::size_t add_params(S* param, const S* grad, std::size_t size, std::size_t group) override {
+  std::size_t add_params(P* param, const P* grad, std::size_t size, std::size_t group) override {
     return opt_.add_params(param, grad, size, group);
+  }
+  std::size_t add_params_fp32(P* param, const float* grad, std::size_t size, std::size_t group) override {
+    if constexpr (is_16bit<P>) {
+      return opt_.add_params(param, grad, size, group);
+    } else {
+      (void)param, (void)grad, (void)size, (void)group;
+      throw std::logic_error("multopt: fp32 gradients are for 16-bit parameters");
+    }
   }
   std::size_t tensor_count() const override { return opt_.tensor_count(); }
   std::size_t size(std::size_t tensor) const override { return opt_.size(tensor); }
@@ -158,6 +185,9 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   const std::vector<std::size_t>& skipped_tensors() const override { return opt_.skipped_tensors(); }
   const Parallel& parallel() const override { return opt_.parallel(); }
   void set_parallel(const Parallel& parallel) override { opt_.set_parallel(parallel); }
+  const StorageMode& storage() const override { return opt_.storage(); }
+  void set_storage(const StorageMode& storage) override { opt_.set_storage(storage); }
+  const S* master(std::size_t tensor) const override { return opt_.master(tensor); }
 
   void save(std::ostream& out, const std::vector<detail::SchedulePosition>& schedules) const override {
     detail::save(out, opt_, schedules);

@@ -27,15 +27,17 @@
 namespace multopt {
 
 // The optimizer's private state, for the checkpoint functions below.
-template <class Base, class Rule, class S>
-struct CheckpointAccess<Optimizer<Base, Rule, S>> {
-  using Opt = Optimizer<Base, Rule, S>;
+template <class Base, class Rule, class P>
+struct CheckpointAccess<Optimizer<Base, Rule, P>> {
+  using Opt = Optimizer<Base, Rule, P>;
+  using S = Arithmetic<P>;
 
   // What a checkpoint restores of one tensor.
   struct SavedTensor {
     long steps = 0;
     unsigned fresh_slots = 0;
     std::array<StateArray<S>, Base::slot_count> slots{};
+    StateArray<S> master{};
     contract::Scalars<Base> scalars{};
   };
 
@@ -44,9 +46,10 @@ struct CheckpointAccess<Optimizer<Base, Rule, S>> {
 
   // Swaps the new state in. It cannot throw, so a load commits all of its state or none.
   static void restore(Opt& opt, std::vector<typename Opt::Hyper>& groups, std::vector<SavedTensor>& tensors,
-                      double max_grad_norm) noexcept {
+                      const detail::RestoredSettings& settings) noexcept {
     opt.groups_.swap(groups);
-    opt.max_grad_norm_ = max_grad_norm;
+    opt.max_grad_norm_ = settings.max_grad_norm;
+    if (is_16bit<P>) opt.storage_ = settings.storage;
     for (std::size_t k = 0; k < tensors.size(); ++k) {
       auto& tensor = opt.tensors_[k];
       tensor.steps = tensors[k].steps;
@@ -54,6 +57,7 @@ struct CheckpointAccess<Optimizer<Base, Rule, S>> {
       tensor.scalars = tensors[k].scalars;
       for (std::size_t slot = 0; slot < tensor.slots.size(); ++slot)
         tensor.slots[slot].swap(tensors[k].slots[slot]);
+      tensor.master.swap(tensors[k].master);
     }
   }
 };
@@ -70,14 +74,20 @@ std::vector<SchedulePosition> positions_of(const Schedules&... schedules) {
 }
 
 // The header of a checkpoint of this optimizer and schedules at these positions.
-template <class Base, class Rule, class S>
-CheckpointHeader describe(const Optimizer<Base, Rule, S>& opt, const std::vector<SchedulePosition>& schedules) {
-  using Access = CheckpointAccess<Optimizer<Base, Rule, S>>;
-  CheckpointHeader header{scalar_name<S>(), Base::name, Rule::name, {}, {{"max_grad_norm", opt.max_grad_norm()}},
-                          {}, schedules};
+template <class Base, class Rule, class P>
+CheckpointHeader describe(const Optimizer<Base, Rule, P>& opt, const std::vector<SchedulePosition>& schedules) {
+  using Access = CheckpointAccess<Optimizer<Base, Rule, P>>;
+  CheckpointHeader header{scalar_name<Arithmetic<P>>(), scalar_name<P>(), Base::name, Rule::name, {},
+                          {{"max_grad_norm", opt.max_grad_norm()}}, {}, schedules};
+  if (is_16bit<P>) {
+    const StorageMode& storage = opt.storage();
+    header.settings.emplace_back("rounding", double(int(storage.rounding)));
+    header.settings.emplace_back("rounding_seed_high", double(storage.seed >> 32));
+    header.settings.emplace_back("rounding_seed_low", double(storage.seed & 0xffffffffu));
+  }
   for (const auto& hyper : Access::groups(opt)) {
     auto& fields = header.groups.emplace_back();
-    Optimizer<Base, Rule, S>::Hyper::fields(
+    Optimizer<Base, Rule, P>::Hyper::fields(
         hyper, [&](const char* name, const auto& value) { fields.emplace_back(name, double(value)); });
   }
   for (const auto& t : Access::tensors(opt)) {
@@ -85,7 +95,7 @@ CheckpointHeader describe(const Optimizer<Base, Rule, S>& opt, const std::vector
     for (std::size_t k = 0; k < t.slots.size(); ++k)
       if (!t.slots[k].empty()) slot_mask |= std::uint64_t(1) << k;
     header.tensors.push_back({t.size, t.group, std::uint64_t(t.steps), slot_mask, t.fresh_slots,
-                              std::vector<double>(t.scalars.begin(), t.scalars.end())});
+                              std::vector<double>(t.scalars.begin(), t.scalars.end()), t.master.empty() ? 0u : 1u});
   }
   return header;
 }
@@ -106,33 +116,41 @@ std::vector<typename CheckpointAccess<Opt>::SavedTensor> read_state(ChecksummedR
       read_values<Stored>(in, values.data(), values.size(),
                           "tensor " + std::to_string(k) + "'s state slot " + std::to_string(slot));
     }
+    if (entry.master) {
+      tensors[k].master.resize(std::size_t(entry.size));
+      read_values<Stored>(in, tensors[k].master.data(), tensors[k].master.size(),
+                          "tensor " + std::to_string(k) + "'s master weights");
+    }
   }
   return tensors;
 }
 
 // save_checkpoint and load_checkpoint below, for typed and type-erased optimizers alike.
-template <class Base, class Rule, class S>
-void save(std::ostream& out, const Optimizer<Base, Rule, S>& opt, const std::vector<SchedulePosition>& schedules) {
-  using Access = CheckpointAccess<Optimizer<Base, Rule, S>>;
-  const Bytes header = encode(describe(opt, schedules));
+template <class Base, class Rule, class P>
+void save(std::ostream& out, const Optimizer<Base, Rule, P>& opt, const std::vector<SchedulePosition>& schedules) {
+  using Access = CheckpointAccess<Optimizer<Base, Rule, P>>;
+  const std::uint32_t version = is_16bit<P> ? checkpoint_version : 2;
+  const Bytes header = encode(describe(opt, schedules), version);
   Bytes preamble(std::begin(checkpoint_magic), std::end(checkpoint_magic));
-  put(preamble, checkpoint_version);
+  put(preamble, version);
   put<std::uint64_t>(preamble, header.size());
   ChecksummedWriter writer(out);
   writer.write(preamble);
   writer.write(header);
   writer.write_checksum();
-  for (const auto& t : Access::tensors(opt))
+  for (const auto& t : Access::tensors(opt)) {
     for (const auto& values : t.slots) write_values(writer, values.data(), values.size());
+    write_values(writer, t.master.data(), t.master.size());
+  }
   writer.write_checksum();
   if (!out) throw std::runtime_error("multopt: writing the checkpoint failed");
 }
 
 // Returns the epochs to seek the schedules to.
-template <class Base, class Rule, class S>
-std::vector<long> load(std::istream& in, Optimizer<Base, Rule, S>& opt, const LoadOptions& options,
+template <class Base, class Rule, class P>
+std::vector<long> load(std::istream& in, Optimizer<Base, Rule, P>& opt, const LoadOptions& options,
                        const std::vector<SchedulePosition>& schedules) {
-  using Opt = Optimizer<Base, Rule, S>;
+  using Opt = Optimizer<Base, Rule, P>;
   ChecksummedReader reader(in);
   char magic[sizeof checkpoint_magic];
   reader.read(reinterpret_cast<unsigned char*>(magic), sizeof magic, "the magic bytes");
@@ -165,14 +183,14 @@ std::vector<long> load(std::istream& in, Optimizer<Base, Rule, S>& opt, const Lo
   }
   check_fit<Base>(saved, describe(opt, schedules), options);
   auto groups = restored_groups<typename Opt::Hyper>(saved, version);
-  const double max_grad_norm = restored_max_grad_norm(saved, version);
+  const RestoredSettings settings = restored_settings(saved, version);
   auto tensors =
       saved.scalar == "float" ? read_state<float, Opt>(reader, saved) : read_state<double, Opt>(reader, saved);
   reader.verify_checksum("the whole checkpoint");
   std::vector<long> epochs;
   for (const auto& position : saved.schedules) epochs.push_back(long(position.epoch));  // checked: below the largest long
 
-  CheckpointAccess<Opt>::restore(opt, groups, tensors, max_grad_norm);
+  CheckpointAccess<Opt>::restore(opt, groups, tensors, settings);
   return epochs;
 }
 
@@ -180,8 +198,8 @@ std::vector<long> load(std::istream& in, Optimizer<Base, Rule, S>& opt, const Lo
 
 // Writes the optimizer's state and the schedules' positions. Throws std::runtime_error if the
 // stream fails; open files in binary mode.
-template <class Base, class Rule, class S, class... Schedules>
-void save_checkpoint(std::ostream& out, const Optimizer<Base, Rule, S>& opt, const Schedules&... schedules) {
+template <class Base, class Rule, class P, class... Schedules>
+void save_checkpoint(std::ostream& out, const Optimizer<Base, Rule, P>& opt, const Schedules&... schedules) {
   detail::save(out, opt, detail::positions_of(schedules...));
 }
 
@@ -190,8 +208,8 @@ void save_checkpoint(std::ostream& out, const Optimizer<Base, Rule, S>& opt, con
 // Throws std::runtime_error for a stream that is not an intact checkpoint of a format version
 // this library reads, std::invalid_argument for one that does not fit; either way the optimizer
 // and the schedules are left exactly as they were.
-template <class Base, class Rule, class S, class... Schedules>
-void load_checkpoint(std::istream& in, Optimizer<Base, Rule, S>& opt, const LoadOptions& options,
+template <class Base, class Rule, class P, class... Schedules>
+void load_checkpoint(std::istream& in, Optimizer<Base, Rule, P>& opt, const LoadOptions& options,
                      Schedules&... schedules) {
   const auto epochs = detail::load(in, opt, options, detail::positions_of(schedules...));
   [[maybe_unused]] std::size_t k = 0;

@@ -11,6 +11,7 @@
 
 #include "simd.hpp"
 #include "step.hpp"
+#include "storage.hpp"
 
 namespace multopt {
 namespace detail {
@@ -22,16 +23,18 @@ struct ScanResult {
 
 // Reads x[begin, end). A NaN or infinity is an element whose exponent bits are all set: per
 // packet one and, one compare and one or, with no chain of dependent arithmetic through the loop.
-template <class S>
-ScanResult scan(const S* x, std::size_t begin, std::size_t end, bool sum_squares, bool check) {
+// 16-bit gradients are widened first (exactly: a 16-bit NaN or infinity stays one).
+template <class G>
+ScanResult scan(const G* x, std::size_t begin, std::size_t end, bool sum_squares, bool check) {
   namespace ei = Eigen::internal;
+  using S = Arithmetic<G>;
   using Packet = typename simd::Vec<S>::Packet;
   constexpr std::size_t width = simd::Vec<S>::size;
   const Packet exponent = ei::pset1<Packet>(std::numeric_limits<S>::infinity());  // its bits: the exponent's
   Packet found = ei::pset1<Packet>(S(0)), sum = found;
   std::size_t i = begin;
   for (; i + width <= end; i += width) {
-    const Packet v = ei::ploadu<Packet>(x + i);
+    const Packet v = Storage<G>::load(x + i).packet();
     if (check) found = ei::por(found, ei::pcmp_eq(ei::pand(v, exponent), exponent));
     if (sum_squares) sum = ei::pmadd(v, v, sum);
   }
@@ -41,10 +44,15 @@ ScanResult scan(const S* x, std::size_t begin, std::size_t end, bool sum_squares
   for (S lane : lanes) result.non_finite = result.non_finite || lane != lane;
   result.sum_of_squares = double(simd::sum(simd::Vec<S>::from_packet(sum)));
   for (; i < end; ++i) {
-    result.non_finite = result.non_finite || (check && x[i] - x[i] != S(0));
-    if (sum_squares) result.sum_of_squares += double(x[i]) * double(x[i]);
+    const S v = static_cast<S>(x[i]);
+    result.non_finite = result.non_finite || (check && v - v != S(0));
+    if (sum_squares) result.sum_of_squares += double(v) * double(v);
   }
   return result;
+}
+template <class P>
+ScanResult scan(const Gradient16<P>& g, std::size_t begin, std::size_t end, bool sum_squares, bool check) {
+  return g.wide ? scan(g.wide, begin, end, sum_squares, check) : scan(g.narrow, begin, end, sum_squares, check);
 }
 
 }  // namespace detail

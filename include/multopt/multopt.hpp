@@ -40,18 +40,22 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer(const std::string& base, const s
   return make_optimizer_from<S>(AllBases{}, AllRules{}, base, rule, settings);
 }
 
-// make_optimizer<S> compiles every base × rule combination: a minute or more per scalar type.
+// make_optimizer<P> compiles every base × rule combination: a minute or more per parameter type.
 // A program that calls it from several files can compile it once (docs/integration.md,
 // "Compile time"): define MULTOPT_EXTERN_MAKE_OPTIMIZER for every file, and in one file per
-// scalar type write MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(float) at namespace scope.
+// parameter type write MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(float) at namespace scope.
 #define MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(S)                                          \
   template std::unique_ptr<::multopt::AnyOptimizer<S>> multopt::make_optimizer<S>(   \
       const std::string&, const std::string&, const ::multopt::Settings&);
 #ifdef MULTOPT_EXTERN_MAKE_OPTIMIZER
-extern template std::unique_ptr<AnyOptimizer<float>> make_optimizer<float>(const std::string&, const std::string&,
-                                                                           const Settings&);
-extern template std::unique_ptr<AnyOptimizer<double>> make_optimizer<double>(const std::string&, const std::string&,
-                                                                             const Settings&);
+#define MULTOPT_EXTERN_INSTANCE(P)                                                                   \
+  extern template std::unique_ptr<AnyOptimizer<P>> make_optimizer<P>(const std::string&, const std::string&, \
+                                                                     const Settings&);
+MULTOPT_EXTERN_INSTANCE(float)
+MULTOPT_EXTERN_INSTANCE(double)
+MULTOPT_EXTERN_INSTANCE(Eigen::bfloat16)
+MULTOPT_EXTERN_INSTANCE(Eigen::half)
+#undef MULTOPT_EXTERN_INSTANCE
 #endif
 
 // The paper's names: no prefix additive, M multiplicative, H hybrid, E exponential.

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "simd.hpp"
+#include "storage.hpp"
 
 namespace multopt {
 
@@ -44,11 +45,26 @@ class NonFiniteGradient : public std::invalid_argument {
 namespace detail {
 
 // The index of the first NaN or infinity in x[0, size), or size if there is none.
-template <class S>
-std::size_t first_non_finite(const S* x, std::size_t size) {
+template <class G>
+std::size_t first_non_finite(const G* x, std::size_t size) {
+  using S = Arithmetic<G>;
   std::size_t i = 0;
-  while (i < size && x[i] - x[i] == S(0)) ++i;
+  while (i < size && static_cast<S>(x[i]) - static_cast<S>(x[i]) == S(0)) ++i;
   return i;
+}
+template <class P>
+std::size_t first_non_finite(const Gradient16<P>& g, std::size_t size) {
+  return g.wide ? first_non_finite(g.wide, size) : first_non_finite(g.narrow, size);
+}
+
+// Element i of a gradient, as a double.
+template <class G>
+double element(const G* x, std::size_t i) {
+  return double(static_cast<Arithmetic<G>>(x[i]));
+}
+template <class P>
+double element(const Gradient16<P>& g, std::size_t i) {
+  return g.wide ? element(g.wide, i) : element(g.narrow, i);
 }
 
 }  // namespace detail

@@ -1,5 +1,7 @@
-// Optimizer<Base, Rule, Scalar>: steps parameter tensors that live in the caller's memory.
-// It owns only the optimizer state, allocated on a tensor's first step.
+// Optimizer<Base, Rule, P>: steps parameter tensors of type P (float, double, Eigen::bfloat16,
+// Eigen::half) that live in the caller's memory. It owns only the optimizer state, allocated on
+// a tensor's first step; 16-bit parameters are computed in float, with float state
+// (storage.hpp, docs/mixed-precision.md).
 #pragma once
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include "non_finite.hpp"
 #include "state_array.hpp"
 #include "step.hpp"
+#include "storage.hpp"
 #include "tensor_state.hpp"
 
 namespace multopt {
@@ -28,15 +31,17 @@ namespace multopt {
 template <class Opt>
 struct CheckpointAccess;  // checkpoint.hpp: reads and restores the private state
 
-template <class Base, class Rule, class S>
+template <class Base, class Rule, class P>
 class Optimizer {
+  using S = Arithmetic<P>;
   static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>,
-                "multopt optimizers step float or double parameters");
+                "multopt optimizers step float, double, Eigen::bfloat16 or Eigen::half parameters");
   static_assert(contract::check_base<Base, S>() && contract::check_rule<Rule, S>());
   static_assert(Rule::template supports<Base>, "this update rule is not defined on this base");
 
  public:
-  using Scalar = S;
+  using Scalar = P;   // the parameters' type
+  using Compute = S;  // the type they are computed in, and the state's
   using BaseType = Base;
   using RuleType = Rule;
   using Hyper = multopt::Hyper<Base, Rule>;
@@ -108,26 +113,65 @@ class Optimizer {
 
   // Registers size parameters at `param` whose gradients the caller writes at `grad` before
   // each step(). Both buffers stay the caller's and must outlive the optimizer's use of them.
-  std::size_t add_params(S* param, const S* grad, std::size_t size, std::size_t group = 0) {
+  std::size_t add_params(P* param, const P* grad, std::size_t size, std::size_t group = 0) {
+    GradientPointer<P> gradient{};
+    if constexpr (is_16bit<P>) gradient.narrow = grad;
+    else gradient = grad;
+    return add_tensor(param, gradient, grad, size, group);
+  }
+  // 16-bit parameters may have fp32 gradients (as gradient accumulation gives them).
+  template <class Q = P, std::enable_if_t<is_16bit<Q>, int> = 0>
+  std::size_t add_params(P* param, const float* grad, std::size_t size, std::size_t group = 0) {
+    GradientPointer<P> gradient{};
+    gradient.wide = grad;
+    return add_tensor(param, gradient, grad, size, group);
+  }
+
+  // How 16-bit parameters are stored after each step (storage.hpp); Rounding::master by default.
+  // A tensor's master weights are made from its parameters on its first step under
+  // Rounding::master and dropped on a step under another mode. float and double parameters
+  // are stored as computed: setting a mode for them throws.
+  const StorageMode& storage() const { return storage_; }
+  void set_storage(const StorageMode& storage) {
+    if (!is_16bit<P>)
+      throw std::invalid_argument("multopt: float and double parameters are stored as computed; storage modes are "
+                                  "for Eigen::bfloat16 and Eigen::half parameters");
+    if (storage.rounding != Rounding::master && storage.rounding != Rounding::nearest &&
+        storage.rounding != Rounding::stochastic)
+      reject("rounding", double(storage.rounding), "master, nearest or stochastic");
+    storage_ = storage;
+  }
+  // A 16-bit tensor's master weights, or null while it has none.
+  const S* master(std::size_t tensor) const {
+    const auto& array = tensors_[checked_tensor(tensor)].master;
+    return array.empty() ? nullptr : array.data();
+  }
+
+ private:
+  // grad_address: where the caller's gradients are, of either type.
+  std::size_t add_tensor(P* param, GradientPointer<P> grad, const void* grad_address, std::size_t size,
+                         std::size_t group) {
     checked_group(group);
     require_buffer("param", param, size);
-    require_buffer("grad", grad, size);
+    require_buffer("grad", grad_address, size);
     if (size > StateArray<S>().max_size() / Base::slot_count) {
       throw std::length_error("multopt: a tensor of " + std::to_string(size) +
                               " elements is too large for its state to be addressed");
     }
-    tensors_.push_back(TensorState<S, Base>{param, grad, size, group});
+    tensors_.push_back(TensorState<P, Base>{param, grad, size, group});
     plan_stale_ = true;
     return tensors_.size() - 1;
   }
 
+ public:
+
   // The same for Eigen arrays, matrices and maps with contiguous storage.
-  template <class P, class G>
-  std::size_t add_params(P&& param, const Eigen::DenseBase<G>& grad, std::size_t group = 0) {
-    using Param = std::decay_t<P>;
+  template <class A, class G>
+  std::size_t add_params(A&& param, const Eigen::DenseBase<G>& grad, std::size_t group = 0) {
+    using Param = std::decay_t<A>;
     static_assert(std::is_base_of_v<Eigen::DenseBase<Param>, Param>,
                   "add_params takes an Eigen object or (pointer, pointer, size)");
-    static_assert(std::is_lvalue_reference_v<P> || !std::is_base_of_v<Eigen::PlainObjectBase<Param>, Param>,
+    static_assert(std::is_lvalue_reference_v<A> || !std::is_base_of_v<Eigen::PlainObjectBase<Param>, Param>,
                   "a temporary Eigen array would be freed while the optimizer still steps it");
     if (param.size() != grad.size()) {
       throw std::invalid_argument("multopt: grad has " + std::to_string(grad.size()) +
@@ -137,11 +181,11 @@ class Optimizer {
     require_contiguous("grad", grad.derived());
     return add_params(param.data(), grad.derived().data(), std::size_t(param.size()), group);
   }
-  template <class P, class G>
-  std::size_t add_params(P&& param, Eigen::DenseBase<G>&& grad, std::size_t group = 0) {
+  template <class A, class G>
+  std::size_t add_params(A&& param, Eigen::DenseBase<G>&& grad, std::size_t group = 0) {
     static_assert(!std::is_base_of_v<Eigen::PlainObjectBase<G>, G>,
                   "a temporary Eigen gradient array would be freed while the optimizer still reads it");
-    return add_params(std::forward<P>(param), static_cast<const Eigen::DenseBase<G>&>(grad), group);
+    return add_params(std::forward<A>(param), static_cast<const Eigen::DenseBase<G>&>(grad), group);
   }
 
   // Steps every tensor once. Everything that can fail (the non-finite check under
@@ -160,8 +204,8 @@ class Optimizer {
       norm = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !work_.skipped(k); }));
       clip = clip_factor(max_grad_norm_, norm);
     }
-    work_.make_jobs(tensors_, groups_, clip);
-    work_.allocate_state(tensors_, groups_);
+    work_.make_jobs(tensors_, groups_, clip, storage_);
+    work_.allocate_state(tensors_, groups_, storage_.rounding);
     grad_norm_ = norm;
     work_.run(tensors_, total_size_, parallel_);
   }
@@ -285,13 +329,14 @@ class Optimizer {
   }
 
   std::vector<Hyper> groups_;
-  std::vector<TensorState<S, Base>> tensors_;
+  std::vector<TensorState<P, Base>> tensors_;
   Parallel parallel_;
   NonFinitePolicy non_finite_ = NonFinitePolicy::propagate;
   double max_grad_norm_ = std::numeric_limits<double>::infinity();
   double grad_norm_ = 0.0;
+  StorageMode storage_;
   // What a step works from, kept between steps so that a step allocates nothing.
-  StepWork<Base, Rule, S> work_;
+  StepWork<Base, Rule, P> work_;
   GradientScan scan_;
   std::size_t total_size_ = 0;
   bool plan_stale_ = true;

@@ -2,7 +2,9 @@
 // their configuration from files, and the settings vocabulary they are configured with.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -95,8 +97,10 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(TypeList<Bases...> bases, T
 }
 
 // Settings as text, as configuration and golden case files write them: every hyperparameter
-// of the group by its name (booleans 0/1; `g` is g_mix), and two of the optimizer's own:
-// `max_grad_norm` (clipping) and `momentum_type none|tanh` (tanh momentum is a rule of its own).
+// of the group by its name (booleans 0/1; `g` is g_mix), and the optimizer's own:
+// `max_grad_norm` (clipping), `momentum_type none|tanh` (tanh momentum is a rule of its own) and,
+// for 16-bit parameters, `rounding master|nearest|stochastic` and `rounding_seed` (a whole
+// number below 2^64) for their storage mode (storage.hpp).
 using Settings = std::vector<std::pair<std::string, std::string>>;
 
 template <class S, class BaseList, class RuleList>
@@ -104,6 +108,8 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(BaseList bases, RuleList ru
                                                      std::string rule, const Settings& settings) {
   NamedValues numeric;
   double max_grad_norm = std::numeric_limits<double>::infinity();
+  StorageMode storage;
+  bool storage_set = false;
   for (const auto& [name, text] : settings) {
     if (name == "momentum_type") {
       if (text == "tanh" && rule == "multiplicative" && base == "sgd") {
@@ -117,6 +123,21 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(BaseList bases, RuleList ru
       }
     } else if (name == "max_grad_norm") {
       max_grad_norm = detail::parse_number(name, text);
+    } else if (name == "rounding") {
+      const Rounding modes[] = {Rounding::master, Rounding::nearest, Rounding::stochastic};
+      const std::string& word = text;  // a structured binding cannot be captured in C++17
+      const auto* mode = std::find_if(std::begin(modes), std::end(modes), [&](Rounding r) { return word == to_string(r); });
+      if (mode == std::end(modes))
+        throw std::invalid_argument("multopt: rounding = " + detail::quoted(text) +
+                                    " is unknown; known: master, nearest, stochastic");
+      storage.rounding = *mode;
+      storage_set = true;
+    } else if (name == "rounding_seed") {
+      const auto [stop, error] = std::from_chars(text.data(), text.data() + text.size(), storage.seed);
+      if (error != std::errc() || stop != text.data() + text.size() || text.empty())
+        throw std::invalid_argument("multopt: rounding_seed = " + detail::quoted(text) +
+                                    " is not a whole number in [0, 2^64)");
+      storage_set = true;
     } else {
       numeric.emplace_back(name, detail::parse_number(name, text));
     }
@@ -124,6 +145,7 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(BaseList bases, RuleList ru
   auto made = make_optimizer_from<S>(bases, rules, base, rule);
   made->set_all(numeric);
   made->set_max_grad_norm(max_grad_norm);
+  if (storage_set) made->set_storage(storage);
   return made;
 }
 

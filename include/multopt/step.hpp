@@ -3,16 +3,19 @@
 // packet at a time (between the base and the rule, a block's directions wait in a small
 // buffer). A tensor's last partial packet goes through the same packet code on a padded copy,
 // so every element sees the same arithmetic wherever it sits, and the OpenMP split, whatever
-// the thread count, gives results bit-identical to the serial loop.
+// the thread count, gives results bit-identical to the serial loop. 16-bit parameters go
+// through the same float loop, a block at a time (step_16bit).
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "prestep.hpp"
 #include "simd.hpp"
+#include "storage.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -26,16 +29,21 @@
 
 namespace multopt {
 
-// One tensor's step: where its arrays are and the coefficients of this step.
-template <class Base, class Rule, class S>
+// One tensor's step: where its arrays are and the coefficients of this step. P is how the
+// parameter is stored, S = Arithmetic<P> what it is computed in (storage.hpp).
+template <class Base, class Rule, class P>
 struct TensorStep {
-  S* param;
-  const S* grad;
+  using S = Arithmetic<P>;
+  P* param;
+  GradientPointer<P> grad;
   std::size_t size;
   std::array<S*, Base::slot_count> slots;  // null where the base does not use the slot
   typename Base::template Coeffs<S> base;
   typename Rule::template Coeffs<S> rule;
   Prestep<S> prestep;
+  S* master = nullptr;                  // 16-bit P under Rounding::master: the fp32 weights
+  Rounding rounding = Rounding::master;  // 16-bit P: how the result is stored
+  std::uint64_t rounding_key = 0;        // Rounding::stochastic: this tensor's step's key
 };
 
 // A piece of work for one thread: elements [begin, end) of one tensor.
@@ -110,18 +118,56 @@ void step_tail(const TensorStep<Base, Rule, S>& t, std::size_t full) {
     if (slots[k]) std::copy_n(state[k], rest, t.slots[k] + full);
 }
 
+// Elements [begin, end) of a float or double tensor; begin is a multiple of the packet width.
+template <class Base, class Rule, class S>
+void step_float(const TensorStep<Base, Rule, S>& t, std::size_t begin, std::size_t end) {
+  constexpr std::size_t width = simd::Vec<S>::size;
+  const std::size_t full = std::min(end, t.size - t.size % width);
+  if (begin < full) step_packets(t, t.param, t.grad, t.slots, begin, full);
+  if (end == t.size && full < end) step_tail(t, full);
+}
+
+// 16-bit parameters, a block at a time: widened into a float buffer (or read from the master
+// weights, and the gradients where they are fp32), stepped by the float loop above, the same
+// compiled code as Optimizer<Base, Rule, float>'s (so that the master weights follow it bit for
+// bit, however a compiler fuses multiplies and adds), and stored rounded. The buffers stay in
+// the L1 cache: memory sees one read and one write of each 16-bit element.
+template <class Base, class Rule, class P>
+void step_16bit(const TensorStep<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
+  constexpr std::size_t block = 1024;  // a multiple of every packet width
+  alignas(64) float theta[block], gradient[block];
+  for (std::size_t first = begin; first < end; first += block) {
+    const std::size_t n = std::min(end, first + block) - first;
+    float* param = t.master ? t.master + first : theta;
+    if (!t.master) Storage<P>::widen(t.param + first, theta, n);
+    const float* grad = t.grad.wide ? t.grad.wide + first : gradient;
+    if (!t.grad.wide) Storage<P>::widen(t.grad.narrow + first, gradient, n);
+    TensorStep<Base, Rule, float> view{param, grad, n, {}, t.base, t.rule, t.prestep};
+    for (std::size_t k = 0; k < view.slots.size(); ++k) view.slots[k] = t.slots[k] ? t.slots[k] + first : nullptr;
+    step_float(view, 0, n);
+    if (t.rounding == Rounding::stochastic) Storage<P>::narrow_stochastic(param, t.param + first, n, t.rounding_key, first);
+    else Storage<P>::narrow_nearest(param, t.param + first, n);
+  }
+}
+
 // Asks the caches for the first lines of a chunk's arrays (at most `bytes` of each). A chunk
 // that starts a tensor starts new memory streams, which the processor's prefetchers pick up
 // only after a few misses, and a small tensor ends before they do: requested while the previous
 // chunk is stepped, its first lines arrive in the shadow of that work (docs/performance.md).
-template <class Base, class Rule, class S>
-void prefetch_chunk(const TensorStep<Base, Rule, S>& t, const Chunk& chunk, std::size_t bytes) {
+template <class Base, class Rule, class P>
+void prefetch_chunk(const TensorStep<Base, Rule, P>& t, const Chunk& chunk, std::size_t bytes) {
 #if defined(__GNUC__)
+  using S = Arithmetic<P>;
   constexpr std::size_t line = 64 / sizeof(S);
   const std::size_t end = std::min(chunk.end, chunk.begin + bytes / sizeof(S));
   for (std::size_t i = chunk.begin; i < end; i += line) {
     __builtin_prefetch(t.param + i, 1);
-    __builtin_prefetch(t.grad + i, 0);
+    if constexpr (is_16bit<P>) {
+      __builtin_prefetch(t.grad.wide ? static_cast<const void*>(t.grad.wide + i) : t.grad.narrow + i, 0);
+      if (t.master) __builtin_prefetch(t.master + i, 1);
+    } else {
+      __builtin_prefetch(t.grad + i, 0);
+    }
     for (S* slot : t.slots)
       if (slot) __builtin_prefetch(slot + i, 1);
   }
@@ -133,12 +179,10 @@ void prefetch_chunk(const TensorStep<Base, Rule, S>& t, const Chunk& chunk, std:
 }  // namespace detail
 
 // Steps elements [begin, end) of a tensor; begin is a multiple of the packet width.
-template <class Base, class Rule, class S>
-void step_range(const TensorStep<Base, Rule, S>& t, std::size_t begin, std::size_t end) {
-  constexpr std::size_t width = simd::Vec<S>::size;
-  const std::size_t full = std::min(end, t.size - t.size % width);
-  if (begin < full) detail::step_packets(t, t.param, t.grad, t.slots, begin, full);
-  if (end == t.size && full < end) detail::step_tail(t, full);
+template <class Base, class Rule, class P>
+void step_range(const TensorStep<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
+  if constexpr (is_16bit<P>) detail::step_16bit(t, begin, end);
+  else detail::step_float(t, begin, end);
 }
 
 // Splits tensors of these sizes into chunks of about `chunk` elements, cut at packet bounds.
@@ -169,8 +213,8 @@ void for_each_chunk(std::size_t count, std::size_t total_size, const Parallel& p
 }
 
 // Steps every chunk.
-template <class Base, class Rule, class S>
-void step_chunks(const std::vector<TensorStep<Base, Rule, S>>& tensors, const std::vector<Chunk>& chunks,
+template <class Base, class Rule, class P>
+void step_chunks(const std::vector<TensorStep<Base, Rule, P>>& tensors, const std::vector<Chunk>& chunks,
                  std::size_t total_size, const Parallel& parallel) {
   for_each_chunk(chunks.size(), total_size, parallel, [&](std::size_t c) {
     if (c + 1 < chunks.size()) {

@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -18,25 +19,28 @@
 #include "non_finite.hpp"
 #include "state_array.hpp"
 #include "step.hpp"
+#include "storage.hpp"
 
 namespace multopt {
 
-template <class S, class Base>
+template <class P, class Base>
 struct TensorState {
-  S* param;
-  const S* grad;
+  P* param;
+  GradientPointer<P> grad;
   std::size_t size;
   std::size_t group;
   long steps = 0;
-  std::array<StateArray<S>, Base::slot_count> slots{};
+  std::array<StateArray<Arithmetic<P>>, Base::slot_count> slots{};
+  StateArray<Arithmetic<P>> master{};  // 16-bit P under Rounding::master: the fp32 weights, from the first step
   unsigned fresh_slots = 0;  // bit k: slot k was created since the last step
   contract::Scalars<Base> scalars = contract::initial_scalars<Base>();  // per-tensor scalar state, if any
 };
 
-template <class Base, class Rule, class S>
+template <class Base, class Rule, class P>
 class StepWork {
  public:
-  using Tensor = TensorState<S, Base>;
+  using S = Arithmetic<P>;
+  using Tensor = TensorState<P, Base>;
   static constexpr bool has_scalars = contract::scalar_count<Base> > 0;
 
   void plan(const std::vector<std::size_t>& sizes, std::size_t chunk_length) {
@@ -56,7 +60,7 @@ class StepWork {
     if (scan && policy == NonFinitePolicy::throw_error) {
       scan->for_each_non_finite([&](std::size_t k) {
         const std::size_t index = detail::first_non_finite(tensors[k].grad, tensors[k].size);
-        throw NonFiniteGradient(k, index, double(tensors[k].grad[index]));
+        throw NonFiniteGradient(k, index, detail::element(tensors[k].grad, index));
       });
     }
     for (std::size_t k : skipped_) skip_[k] = 0;
@@ -71,15 +75,18 @@ class StepWork {
   bool skipped(std::size_t tensor) const { return skip_[tensor] != 0; }
   const std::vector<std::size_t>& skipped_tensors() const { return skipped_; }
 
-  // Makes the state arrays this step's hyperparameters need and frees those they no longer
-  // use, all or nothing: every new array is allocated before any tensor changes. The jobs of
+  // Makes the state arrays this step's hyperparameters need (and the master weights of 16-bit
+  // tensors under Rounding::master, from the parameters) and frees those they no longer use,
+  // all or nothing: every new array is allocated before any tensor changes. The jobs of
   // make_jobs() then point at them.
   template <class Hyper>
-  void allocate_state(std::vector<Tensor>& tensors, const std::vector<Hyper>& groups) {
+  void allocate_state(std::vector<Tensor>& tensors, const std::vector<Hyper>& groups, Rounding rounding) {
     new_state_.clear();
     for (std::size_t k = 0; k < tensors.size(); ++k) {
       const Tensor& t = tensors[k];
       if (skip_[k] || t.size == 0) continue;
+      if (is_16bit<P> && rounding == Rounding::master && t.master.empty())
+        new_state_.push_back({k, master_slot, StateArray<S>(t.param, t.param + t.size)});
       for (int slot = 0; slot < Base::slot_count; ++slot) {
         const auto& base = groups[t.group].base;
         if (Base::uses_slot(base, slot) && t.slots[std::size_t(slot)].empty())
@@ -93,8 +100,17 @@ class StepWork {
         StateArray<S>().swap(tensors[k].slots[std::size_t(slot)]);
         jobs_[k].slots[std::size_t(slot)] = nullptr;
       }
+      if (rounding != Rounding::master) {
+        StateArray<S>().swap(tensors[k].master);
+        jobs_[k].master = nullptr;
+      }
     }
     for (NewState& made : new_state_) {
+      if (made.slot == master_slot) {
+        tensors[made.tensor].master.swap(made.values);
+        jobs_[made.tensor].master = tensors[made.tensor].master.data();
+        continue;
+      }
       auto& array = tensors[made.tensor].slots[std::size_t(made.slot)];
       array.swap(made.values);
       tensors[made.tensor].fresh_slots |= 1u << made.slot;
@@ -106,7 +122,8 @@ class StepWork {
   // on unit data first (refuse_overflow); the scalar state that coeffs() advances waits in
   // next_scalars_ until run() commits it. Changes nothing in `tensors`.
   template <class Hyper>
-  void make_jobs(std::vector<Tensor>& tensors, const std::vector<Hyper>& groups, double clip) {
+  void make_jobs(std::vector<Tensor>& tensors, const std::vector<Hyper>& groups, double clip,
+                 const StorageMode& storage) {
     for (std::size_t k = 0; k < tensors.size(); ++k) {
       fresh_[k] = tensors[k].fresh_slots | new_slots(tensors[k], groups, k);
       const bool same_coeffs = k > 0 && shares_coeffs(tensors, k);
@@ -114,6 +131,11 @@ class StepWork {
       if constexpr (has_scalars) scalars = same_coeffs ? next_scalars_[k - 1] : tensors[k].scalars;
       jobs_[k] = make_job(tensors[k], fresh_[k], groups[tensors[k].group], clip, same_coeffs ? &jobs_[k - 1] : nullptr,
                           scalars);
+      if constexpr (is_16bit<P>) {
+        jobs_[k].rounding = storage.rounding;
+        jobs_[k].master = tensors[k].master.empty() ? nullptr : tensors[k].master.data();
+        jobs_[k].rounding_key = detail::rounding_key(storage.seed, k, std::uint64_t(tensors[k].steps + 1));
+      }
     }
   }
 
@@ -131,9 +153,10 @@ class StepWork {
  private:
   struct NewState {
     std::size_t tensor;
-    int slot;
+    int slot;  // master_slot: the master weights
     StateArray<S> values;
   };
+  static constexpr int master_slot = -1;
 
   // The slots allocate_state() will create for tensor k, as bits.
   template <class Hyper>
@@ -154,9 +177,9 @@ class StepWork {
   // The coefficients are copied from `same` where given: computing them (Adam: two pow) costs
   // about as much as stepping a tensor of a hundred elements.
   template <class Hyper>
-  static TensorStep<Base, Rule, S> make_job(Tensor& t, unsigned fresh_slots, const Hyper& h, double clip,
-                                            const TensorStep<Base, Rule, S>* same, contract::Scalars<Base>& scalars) {
-    TensorStep<Base, Rule, S> job{t.param, t.grad, t.size, {}, {}, {}, {}};
+  static TensorStep<Base, Rule, P> make_job(Tensor& t, unsigned fresh_slots, const Hyper& h, double clip,
+                                            const TensorStep<Base, Rule, P>* same, contract::Scalars<Base>& scalars) {
+    TensorStep<Base, Rule, P> job{t.param, t.grad, t.size, {}, {}, {}, {}};
     if (same) {
       job.base = same->base;
       job.rule = same->rule;
@@ -178,8 +201,9 @@ class StepWork {
   // once per set of coefficients, and a result beyond half the range of S is refused, naming
   // every setting of the group that differs from its default, with its value.
   template <class Hyper>
-  static void refuse_overflow(const TensorStep<Base, Rule, S>& job, const Hyper& h, std::size_t group, long step) {
+  static void refuse_overflow(const TensorStep<Base, Rule, P>& job, const Hyper& h, std::size_t group, long step) {
     constexpr std::size_t width = simd::Vec<S>::size;
+    const TensorStep<Base, Rule, S> coeffs{nullptr, nullptr, width, {}, job.base, job.rule, job.prestep};
     alignas(64) S param[width], grad[width], state[Base::slot_count][width];
     std::array<S*, Base::slot_count> slots{};
     for (std::size_t i = 0; i < width; ++i) {
@@ -191,7 +215,7 @@ class StepWork {
       slots[std::size_t(slot)] = state[slot];
       std::fill_n(state[slot], width, S(Base::initial_value(h.base, slot)));
     }
-    detail::step_packets(job, param, grad, slots, 0, width);
+    detail::step_packets(coeffs, param, grad, slots, 0, width);
     // Half the range: one binade of headroom for the rounding of other data of size 1.
     const auto too_large = [](S x) { return !(std::abs(x) <= std::numeric_limits<S>::max() / 2); };
     const S* overflow = std::find_if(param, param + width, too_large);
@@ -236,7 +260,7 @@ class StepWork {
     else return (void)k, no_scalars_;
   }
 
-  std::vector<TensorStep<Base, Rule, S>> jobs_;
+  std::vector<TensorStep<Base, Rule, P>> jobs_;
   std::vector<contract::Scalars<Base>> next_scalars_;  // empty for a base without scalar state
   contract::Scalars<Base> no_scalars_{};
   std::vector<Chunk> chunks_;

@@ -45,6 +45,11 @@ void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, cons
   }
   if (saved.scalar != "float" && saved.scalar != "double")
     malformed("unknown scalar type '" + saved.scalar + "'");
+  const auto is_16bit_name = [](const std::string& name) { return name == "bf16" || name == "fp16"; };
+  if (saved.parameter != saved.scalar && !(is_16bit_name(saved.parameter) && saved.scalar == "float"))
+    malformed("parameters of type '" + saved.parameter + "' with state of type '" + saved.scalar + "'");
+  if (saved.parameter != here.parameter && (is_16bit_name(saved.parameter) || is_16bit_name(here.parameter)))
+    mismatch("it is of " + saved.parameter + " parameters, the optimizer steps " + here.parameter);
   if (saved.scalar == "double" && here.scalar == "float" && !options.allow_narrowing) {
     mismatch(
         "it holds double state and the optimizer steps float; rounding the state changes the "
@@ -76,6 +81,8 @@ void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, cons
     if (s.group != h.group)
       mismatch("its " + tensor + " is in group " + std::to_string(s.group) + ", the optimizer's in group " +
                std::to_string(h.group));
+    if (s.master > 1 || (s.master && !is_16bit_name(saved.parameter)))
+      malformed(tensor + " has a master-weights flag of " + std::to_string(s.master));
     if (((s.slot_mask | s.fresh_slots) & ~slot_masks) != 0)
       malformed(tensor + " has state slots the " + saved.base + " base does not have");
     if (s.steps > most) malformed(tensor + " has an impossible step count" + beyond(s.steps));
@@ -130,15 +137,39 @@ std::vector<Hyper> restored_groups(const CheckpointHeader& saved, std::uint32_t 
   return groups;
 }
 
-// The clipping setting: saved once (version 2), or off (version 1, which had none).
-inline double restored_max_grad_norm(const CheckpointHeader& saved, std::uint32_t version) {
-  if (version == 1) return std::numeric_limits<double>::infinity();
-  for (const auto& [name, value] : saved.settings)
-    if (name != "max_grad_norm") malformed("unknown optimizer setting '" + name + "'");
-  if (occurrences(saved.settings, "max_grad_norm") != 1) malformed("max_grad_norm is not saved once");
-  const double max_norm = saved.settings.front().second;
-  if (!(max_norm > 0.0)) malformed("max_grad_norm = " + std::to_string(max_norm) + " is not > 0");
-  return max_norm;
+// The optimizer's settings: the clipping norm, saved once (version 2 and later) or off (version
+// 1, which had none), and for 16-bit parameters the storage mode (version 3: the rounding, 0
+// master, 1 nearest, 2 stochastic, and the seed's two 32-bit halves, each exact in a double).
+struct RestoredSettings {
+  double max_grad_norm = std::numeric_limits<double>::infinity();
+  StorageMode storage;
+};
+
+inline RestoredSettings restored_settings(const CheckpointHeader& saved, std::uint32_t version) {
+  RestoredSettings restored;
+  if (version == 1) return restored;
+  const bool storage = saved.parameter == "bf16" || saved.parameter == "fp16";
+  const auto once = [&](const std::string& name) {
+    if (occurrences(saved.settings, name) != 1) malformed(name + " is not saved once");
+    for (const auto& [key, value] : saved.settings)
+      if (key == name) return value;
+    return 0.0;
+  };
+  for (const auto& [name, value] : saved.settings) {
+    const bool known = name == "max_grad_norm" ||
+                       (storage && (name == "rounding" || name == "rounding_seed_high" || name == "rounding_seed_low"));
+    if (!known) malformed("unknown optimizer setting '" + name + "'");
+  }
+  restored.max_grad_norm = once("max_grad_norm");
+  if (!(restored.max_grad_norm > 0.0))
+    malformed("max_grad_norm = " + std::to_string(restored.max_grad_norm) + " is not > 0");
+  if (!storage) return restored;
+  const double rounding = once("rounding"), high = once("rounding_seed_high"), low = once("rounding_seed_low");
+  if (!(rounding == 0 || rounding == 1 || rounding == 2)) malformed("rounding = " + std::to_string(rounding));
+  const auto half = [](double v) { return v >= 0 && v <= 4294967295.0 && v == std::floor(v); };
+  if (!half(high) || !half(low)) malformed("the rounding seed's halves are not 32-bit whole numbers");
+  restored.storage = {Rounding(int(rounding)), std::uint64_t(high) << 32 | std::uint64_t(low)};
+  return restored;
 }
 
 }  // namespace detail

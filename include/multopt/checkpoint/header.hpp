@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "../storage.hpp"
 #include "encoding.hpp"
 
 namespace multopt::detail {
@@ -18,13 +19,18 @@ namespace multopt::detail {
 inline constexpr char checkpoint_magic[8] = {'M', 'U', 'L', 'T', 'O', 'P', 'T', '\0'};
 // Version 2 added the optimizer's settings (max_grad_norm), the hyperparameters of the stages
 // before the base (lr_factor, maximize, decoupled_weight_decay) and, in each tensor's record,
-// the count and values of the base's scalar state; version 1 files load.
-inline constexpr std::uint32_t checkpoint_version = 2;
+// the count and values of the base's scalar state. Version 3 added the parameters' type (16-bit
+// parameters keep float state), the storage mode of 16-bit parameters among the settings, and
+// per tensor whether its fp32 master weights follow its state arrays; optimizers of float and
+// double parameters still write version 2, which says all they have. Versions 1 and 2 load.
+inline constexpr std::uint32_t checkpoint_version = 3;
 inline constexpr std::uint64_t all_groups_on_disk = ~std::uint64_t(0);
 
 template <class S>
 const char* scalar_name() {
-  return std::is_same_v<S, float> ? "float" : "double";
+  if constexpr (std::is_same_v<S, Eigen::bfloat16>) return "bf16";
+  else if constexpr (std::is_same_v<S, Eigen::half>) return "fp16";
+  else return std::is_same_v<S, float> ? "float" : "double";
 }
 
 inline std::string group_name(std::uint64_t group) {
@@ -36,12 +42,13 @@ struct CheckpointHeader {
   struct Tensor {
     std::uint64_t size, group, steps, slot_mask, fresh_slots;
     std::vector<double> scalars;  // the base's per-tensor scalar state (NAdam's mu_product); v2
+    std::uint64_t master = 0;     // 1: its master weights follow its state arrays; v3
   };
   struct Position {
     std::string kind;
     std::uint64_t group, epoch;
   };
-  std::string scalar, base, rule;
+  std::string scalar, parameter, base, rule;  // scalar: the state's type; parameter: v3 (before, scalar)
   std::vector<std::vector<std::pair<std::string, double>>> groups;  // hyperparameters by name
   std::vector<std::pair<std::string, double>> settings;              // the optimizer's, by name (v2)
   std::vector<Tensor> tensors;
@@ -50,9 +57,11 @@ struct CheckpointHeader {
 
 using SchedulePosition = CheckpointHeader::Position;
 
-inline Bytes encode(const CheckpointHeader& header) {
+// The header in format version 2 or 3.
+inline Bytes encode(const CheckpointHeader& header, std::uint32_t version = checkpoint_version) {
   Bytes out;
   put_text(out, header.scalar);
+  if (version >= 3) put_text(out, header.parameter);
   put_text(out, header.base);
   put_text(out, header.rule);
   put<std::uint64_t>(out, header.groups.size());
@@ -68,6 +77,7 @@ inline Bytes encode(const CheckpointHeader& header) {
   put<std::uint64_t>(out, header.tensors.size());
   for (const auto& t : header.tensors) {
     for (std::uint64_t field : {t.size, t.group, t.steps, t.slot_mask, t.fresh_slots}) put(out, field);
+    if (version >= 3) put(out, t.master);
     put<std::uint64_t>(out, t.scalars.size());
     for (double value : t.scalars) put(out, bits_of(value));
   }
@@ -124,6 +134,7 @@ inline CheckpointHeader decode(const Bytes& bytes, std::uint32_t version) {
   HeaderParser in(bytes);
   CheckpointHeader header;
   header.scalar = in.text();
+  header.parameter = version >= 3 ? in.text() : header.scalar;
   header.base = in.text();
   header.rule = in.text();
   const auto read_named = [&in](std::vector<std::pair<std::string, double>>& values) {
@@ -140,6 +151,7 @@ inline CheckpointHeader decode(const Bytes& bytes, std::uint32_t version) {
   for (auto& t : header.tensors) {
     for (std::uint64_t* field : {&t.size, &t.group, &t.steps, &t.slot_mask, &t.fresh_slots})
       *field = in.number();
+    if (version >= 3) t.master = in.number();
     if (version >= 2) {
       t.scalars.resize(in.count());
       for (double& value : t.scalars) value = in.real();

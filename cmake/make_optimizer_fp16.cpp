@@ -1,0 +1,4 @@
+// make_optimizer<Eigen::half> for every program of this repository (CMakeLists.txt, multopt_make_optimizer).
+#include <multopt/multopt.hpp>
+
+MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(Eigen::half)

@@ -1,0 +1,202 @@
+// How a parameter is stored, as distinct from how it is computed (docs/mixed-precision.md).
+// float and double are stored as they are computed. A 16-bit parameter (Eigen::bfloat16,
+// Eigen::half) is a way of storing a float: the step loop (step.hpp) widens it into float, every
+// base and rule computes in float with float state, and the store rounds, in one of three ways
+// (Rounding). The conversions here are exact: widening is exact, and narrowing rounds to nearest
+// even with NaN kept NaN, ±inf kept, overflow to ±inf and subnormals produced as IEEE does,
+// whatever the processor's flush-to-zero settings (the AVX-512 BF16 instruction flushes
+// subnormals, so it is not used).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "simd.hpp"
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+namespace multopt {
+
+template <class P>
+inline constexpr bool is_16bit = std::is_same_v<P, Eigen::bfloat16> || std::is_same_v<P, Eigen::half>;
+
+// The type a parameter of type P is computed in, and its state stored in.
+template <class P>
+using Arithmetic = std::conditional_t<is_16bit<P>, float, P>;
+
+// How a step stores its fp32 result in a 16-bit parameter.
+enum class Rounding {
+  master,      // the optimizer keeps an fp32 copy, steps it, and stores it rounded to nearest even
+  nearest,     // rounded to nearest even: an update below half a unit in the last place is lost
+  stochastic,  // up or down with the probabilities that make the expected stored value exact
+};
+
+inline const char* to_string(Rounding rounding) {
+  switch (rounding) {
+    case Rounding::master: return "master";
+    case Rounding::nearest: return "nearest";
+    case Rounding::stochastic: return "stochastic";
+  }
+  return "unknown";
+}
+
+// An optimizer's storage mode; the seed keys stochastic rounding's random bits.
+struct StorageMode {
+  Rounding rounding = Rounding::master;
+  std::uint64_t seed = 0;
+};
+
+// A 16-bit tensor's gradient: of the parameter's type (as autograd gives it) or fp32 (as
+// gradient accumulation gives it); one of the two is set.
+template <class P>
+struct Gradient16 {
+  const P* narrow = nullptr;
+  const float* wide = nullptr;
+};
+
+template <class P>
+using GradientPointer = std::conditional_t<is_16bit<P>, Gradient16<P>, const P*>;
+
+namespace detail {
+
+inline std::uint32_t float_bits(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+inline float float_of(std::uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+template <class P>
+std::uint16_t bits16(P x) {
+  return Eigen::numext::bit_cast<std::uint16_t>(x);
+}
+template <class P>
+P from_bits16(std::uint16_t u) {
+  return Eigen::numext::bit_cast<P>(u);
+}
+
+// 64 bits mixed (SplitMix64's finalizer).
+inline std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return z ^ (z >> 31);
+}
+// 32 bits mixed (a two-multiply integer hash of low bias).
+inline std::uint32_t mix32(std::uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  return x ^ (x >> 16);
+}
+
+// The key of one tensor's step for stochastic rounding: a counter-based generator gives each
+// element of it 32 random bits from (key, element index) alone, so that the bits do not depend
+// on which thread steps the element, or in which chunk.
+inline std::uint64_t rounding_key(std::uint64_t seed, std::uint64_t tensor, std::uint64_t step) {
+  return mix64(seed ^ mix64(tensor ^ mix64(step + 0x9e3779b97f4a7c15u)));
+}
+inline std::uint32_t random_bits(std::uint64_t key, std::uint64_t index) {
+  const std::uint64_t k = key + (index >> 32) * 0x9e3779b97f4a7c15u;
+  return mix32(mix32(std::uint32_t(index) ^ std::uint32_t(k)) + std::uint32_t(k >> 32));
+}
+
+// bfloat16 is the upper half of a float: widening is a shift; narrowing to nearest even adds
+// 0x7fff plus the kept part's lowest bit; stochastic narrowing adds 16 random bits and cuts,
+// which rounds up with probability (cut part)/2^16 exactly, across binades, into subnormals and
+// from the largest finite value to infinity alike. NaN stays a quiet NaN of its sign.
+inline float widen(Eigen::bfloat16 x) { return float_of(std::uint32_t(bits16(x)) << 16); }
+inline std::uint16_t nearest_bits(float x, Eigen::bfloat16) {
+  const std::uint32_t u = float_bits(x);
+  if (x != x) return std::uint16_t((u >> 16) | 0x40u);
+  return std::uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline std::uint16_t stochastic_bits(float x, std::uint32_t random, Eigen::bfloat16 type) {
+  if (x != x) return nearest_bits(x, type);
+  return std::uint16_t((float_bits(x) + (random >> 16)) >> 16);
+}
+
+// IEEE half. Stochastic narrowing: |x| rounded toward zero to the half `low`, then up to the
+// next half with probability (|x| − low)/ulp, computed exactly (the difference of nearby floats
+// and the division by a power of two are exact) and compared with 24 random bits: exact but
+// below 2^-48, where the probability is rounded up to a multiple of 2^-24. Above the largest
+// finite half the grid goes on to 2^16, which stands for infinity.
+inline float widen(Eigen::half x) { return float(x); }
+inline std::uint16_t nearest_bits(float x, Eigen::half) { return bits16(Eigen::half(x)); }
+inline std::uint16_t stochastic_bits(float x, std::uint32_t random, Eigen::half type) {
+  const float a = std::abs(x);
+  if (!(a < std::numeric_limits<float>::infinity())) return nearest_bits(x, type);
+  std::uint16_t low = nearest_bits(a, type);
+  if (widen(from_bits16<Eigen::half>(low)) > a) --low;
+  const float low_value = widen(from_bits16<Eigen::half>(low));
+  const unsigned exponent = std::max(1u, unsigned(low >> 10));  // of a finite half; 1 for subnormals
+  const float ulp = float_of((exponent + 127u - 25u) << 23);
+  const float fraction = (a - low_value) / ulp;
+  const bool up = float(random >> 8) < fraction * 16777216.0f;
+  return std::uint16_t((low + (up ? 1u : 0u)) | (float_bits(x) >> 16 & 0x8000u));
+}
+
+}  // namespace detail
+
+// How values of type P go between memory and packets of Arithmetic<P>. float, double: as they are.
+template <class P>
+struct Storage {
+  static simd::Vec<P> load(const P* x) { return simd::Vec<P>::load(x); }
+};
+
+// 16-bit types, an array at a time, through the exact scalar conversions above, which the
+// compiler turns into packet code (bfloat16: integer shifts and adds), or through F16C's
+// conversions eight at a time (half: they round to nearest even and keep subnormals).
+template <class P>
+struct Storage16 {
+  static void widen(const P* x, float* out, std::size_t n) {
+    std::size_t i = 0;
+#if defined(__F16C__)
+    if constexpr (std::is_same_v<P, Eigen::half>)
+      for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+#endif
+    for (; i < n; ++i) out[i] = detail::widen(x[i]);
+  }
+
+  static void narrow_nearest(const float* x, P* out, std::size_t n) {
+    std::size_t i = 0;
+#if defined(__F16C__)
+    if constexpr (std::is_same_v<P, Eigen::half>)
+      for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+    for (; i < n; ++i) out[i] = detail::from_bits16<P>(detail::nearest_bits(x[i], P()));
+  }
+
+  // `first`: the element index of x[0] in its tensor, which the random bits are keyed by.
+  static void narrow_stochastic(const float* x, P* out, std::size_t n, std::uint64_t key, std::size_t first) {
+    for (std::size_t i = 0; i < n; ++i)
+      out[i] = detail::from_bits16<P>(detail::stochastic_bits(x[i], detail::random_bits(key, first + i), P()));
+  }
+
+  // A packet of widened values (the gradient scan reads 16-bit gradients so).
+  static simd::Vec<float> load(const P* x) {
+    alignas(64) float lanes[simd::Vec<float>::size];
+    widen(x, lanes, simd::Vec<float>::size);
+    return simd::Vec<float>::load(lanes);
+  }
+};
+
+template <>
+struct Storage<Eigen::bfloat16> : Storage16<Eigen::bfloat16> {};
+template <>
+struct Storage<Eigen::half> : Storage16<Eigen::half> {};
+
+}  // namespace multopt

@@ -1,0 +1,374 @@
+// 16-bit parameters (storage.hpp): master weights step exactly as a float optimizer (every
+// base × rule, here and only here), round to nearest even equals rounding the float result,
+// stochastic rounding is unbiased, thread-count independent and resumable, overflow and
+// subnormals follow IEEE, and the non-finite policy and clipping see 16-bit gradients.
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace {
+
+using multopt::Rounding;
+using multopt::StorageMode;
+using bf16 = Eigen::bfloat16;
+using fp16 = Eigen::half;
+
+// Sizes that divide by no SIMD width, no chunk length and no thread count.
+constexpr std::array<std::size_t, 4> kSizes = {3, 1031, 20011, 1};
+
+template <class P>
+std::uint16_t bits(P x) {
+  return Eigen::numext::bit_cast<std::uint16_t>(x);
+}
+template <class P>
+float widen(P x) {
+  return static_cast<float>(x);
+}
+
+// The parallel settings the checks step under: threads and small chunks that cut every tensor.
+multopt::Parallel threaded(int threads, std::size_t chunk) {
+  multopt::Parallel parallel;
+  parallel.threads = threads;
+  parallel.serial_below = 0;
+  parallel.chunk = chunk;
+  return parallel;
+}
+
+// Optimizer<Base, Rule, P> beside Optimizer<Base, Rule, float>, on the same tensors (the float
+// one from the 16-bit start widened) and the same fp32 gradients.
+template <class Float, class P>
+struct Pair {
+  using Opt16 = multopt::Optimizer<typename Float::BaseType, typename Float::RuleType, P>;
+  Opt16 narrow;
+  Float wide;
+  std::vector<std::vector<P>> params16;
+  std::vector<std::vector<float>> params, grads;
+  std::mt19937 rng{5};
+
+  Pair(const StorageMode& storage, const multopt::Parallel& parallel)
+      : narrow(test::stateful_hyper<typename Float::Hyper>()), wide(test::stateful_hyper<typename Float::Hyper>()) {
+    narrow.set_storage(storage);
+    narrow.set_parallel(parallel);
+    wide.set_parallel(parallel);
+    for (std::size_t size : kSizes) {
+      auto& p16 = params16.emplace_back();
+      for (float x : test::uniform<float>(rng, size, 0.1, 2.0)) p16.push_back(P(x));
+      params.emplace_back(p16.size());
+      for (std::size_t i = 0; i < size; ++i) params.back()[i] = widen(p16[i]);
+      grads.emplace_back(size);
+    }
+    for (std::size_t k = 0; k < kSizes.size(); ++k) {
+      narrow.add_params(params16[k].data(), grads[k].data(), kSizes[k]);
+      wide.add_params(params[k].data(), grads[k].data(), kSizes[k]);
+    }
+  }
+  void new_gradients() {
+    for (auto& g : grads) {
+      const auto fresh = test::uniform<float>(rng, g.size(), -1.0, 1.0);
+      std::copy(fresh.begin(), fresh.end(), g.begin());
+    }
+  }
+  // Whether the state arrays of both are equal bit for bit.
+  bool same_state() const {
+    for (std::size_t k = 0; k < kSizes.size(); ++k)
+      for (int slot = 0; slot < Float::BaseType::slot_count; ++slot) {
+        const float* a = narrow.state(k, slot);
+        const float* b = wide.state(k, slot);
+        if ((a == nullptr) != (b == nullptr)) return false;
+        if (a && std::memcmp(a, b, kSizes[k] * sizeof(float)) != 0) return false;
+      }
+    return true;
+  }
+};
+
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("master weights step as the float optimizer, bit for bit, and are stored rounded",
+                        "[mixed][master]", test::EveryOptimizer<float>) {
+  Pair<TestType, bf16> pair(StorageMode{Rounding::master, 0}, threaded(3, 1000));
+  for (int t = 0; t < 8; ++t) {
+    pair.new_gradients();
+    pair.narrow.step();
+    pair.wide.step();
+  }
+  bool same_master = true, rounded = true;
+  for (std::size_t k = 0; k < kSizes.size(); ++k) {
+    same_master = same_master && std::memcmp(pair.narrow.master(k), pair.params[k].data(), kSizes[k] * 4) == 0;
+    for (std::size_t i = 0; i < kSizes[k]; ++i)
+      rounded = rounded && bits(pair.params16[k][i]) == bits(bf16(pair.params[k][i]));
+  }
+  CHECK(same_master);
+  CHECK(rounded);
+  CHECK(pair.same_state());
+}
+
+TEST_CASE("fp16 master weights, and 16-bit gradients, step as float does", "[mixed][master]") {
+  using Float = multopt::MAdam<float>;
+  Pair<Float, fp16> pair(StorageMode{Rounding::master, 0}, threaded(2, 512));
+  for (int t = 0; t < 6; ++t) {
+    pair.new_gradients();
+    pair.narrow.step();
+    pair.wide.step();
+  }
+  bool same = true;
+  for (std::size_t k = 0; k < kSizes.size(); ++k)
+    same = same && std::memcmp(pair.narrow.master(k), pair.params[k].data(), kSizes[k] * 4) == 0;
+  CHECK(same);
+
+  // Gradients of the parameter's type: as float gradients of the widened values.
+  std::vector<bf16> p16 = {bf16(0.5f), bf16(-1.25f), bf16(3.0f)}, g16 = {bf16(0.1f), bf16(-2.0f), bf16(0.7f)};
+  std::vector<float> p = {0.5f, -1.25f, 3.0f}, g = {widen(g16[0]), widen(g16[1]), widen(g16[2])};
+  multopt::Optimizer<multopt::bases::Adam, multopt::rules::Hybrid, bf16> narrow;
+  multopt::HAdam<float> wide;
+  narrow.add_params(p16.data(), g16.data(), 3);
+  wide.add_params(p.data(), g.data(), 3);
+  narrow.step(), wide.step(), narrow.step(), wide.step();
+  CHECK(std::memcmp(narrow.master(0), p.data(), 12) == 0);
+}
+
+TEST_CASE("round to nearest even stores the float step of the stored value, rounded", "[mixed][nearest]") {
+  auto check = [](auto float_tag, auto tag) {
+    using Float = typename decltype(float_tag)::type;
+    using P = typename decltype(tag)::type;
+    Pair<Float, P> pair(StorageMode{Rounding::nearest, 0}, threaded(2, 1000));
+    bool rounded = true;
+    for (int t = 0; t < 6; ++t) {
+      pair.new_gradients();
+      for (std::size_t k = 0; k < kSizes.size(); ++k)
+        for (std::size_t i = 0; i < kSizes[k]; ++i) pair.params[k][i] = widen(pair.params16[k][i]);
+      pair.narrow.step();
+      pair.wide.step();
+      for (std::size_t k = 0; k < kSizes.size(); ++k)
+        for (std::size_t i = 0; i < kSizes[k]; ++i)
+          rounded = rounded && bits(pair.params16[k][i]) == bits(P(pair.params[k][i]));
+    }
+    CHECK(rounded);
+    CHECK(pair.same_state());
+    CHECK(pair.narrow.master(0) == nullptr);
+  };
+  check(std::common_type<multopt::MAdam<float>>{}, std::common_type<bf16>{});
+  check(std::common_type<multopt::SGD<float>>{}, std::common_type<fp16>{});
+  check(std::common_type<multopt::HRMSprop<float>>{}, std::common_type<bf16>{});
+}
+
+// SGD with lr = 1 moves θ by −g exactly: each element's fp32 result is x = θ − g.
+template <class P>
+std::vector<P> stored_after_one_step(float theta, float step, std::size_t n, std::uint64_t seed, int threads = 1) {
+  std::vector<P> param(n, P(theta));
+  std::vector<float> grad(n, -step);
+  multopt::SGD<P> opt(multopt::arg::lr = 1.0);
+  opt.set_storage({Rounding::stochastic, seed});
+  opt.set_parallel(threaded(threads, 4096));
+  opt.add_params(param.data(), grad.data(), n);
+  opt.step();
+  return param;
+}
+
+TEST_CASE("stochastic rounding is unbiased", "[mixed][stochastic]") {
+  // n = 2^20 elements whose exact result x lies between the neighbours lo < hi: the number that
+  // round up is binomial(n, p = (x − lo)/(hi − lo)). Refused beyond 6 standard deviations:
+  // a false alarm has probability 2·10^-9 per check (the seed is fixed, so this run's outcome is too).
+  constexpr std::size_t n = std::size_t(1) << 20;
+  // x = theta + step lies between the neighbours lo < hi (hi = +inf standing for 65536 in fp16).
+  auto check = [&](auto tag, float theta, float step, double lo, double hi) {
+    using P = typename decltype(tag)::type;
+    const float x = theta + step;
+    const double top = std::isinf(hi) ? 65536.0 : hi;
+    const double p = (double(x) - lo) / (top - lo);
+    const auto stored = stored_after_one_step<P>(theta, step, n, 42);
+    std::size_t up = 0, down = 0;
+    for (const P& v : stored) {
+      up += widen(v) == hi;
+      down += widen(v) == lo;
+    }
+    INFO("theta " << theta << " step " << step << " in [" << lo << ", " << hi << "), p " << p);
+    CHECK(up + down == n);
+    CHECK(std::abs(double(up) - n * p) <= 6 * std::sqrt(n * p * (1 - p)));
+  };
+  const double tiny = std::ldexp(1.0, -24);  // fp16's smallest subnormal
+  for (float f : {0.3f, 0.001f, 0.75f}) {
+    check(std::common_type<bf16>{}, 1.0f, f / 128, 1.0, 1.0 + 1.0 / 128);               // bf16 ulp at 1: 2^-7
+    check(std::common_type<bf16>{}, -3.0f, -f / 64, -3.0 - 1.0 / 64, -3.0);             // negative
+    check(std::common_type<fp16>{}, 1.0f, f / 1024, 1.0, 1.0 + 1.0 / 1024);             // fp16 ulp at 1: 2^-10
+    check(std::common_type<fp16>{}, 0.0f, float(f * tiny), 0.0, tiny);                  // fp16 subnormals
+  }
+  check(std::common_type<bf16>{}, 2.0f - 1.0f / 128, 0.4f / 128, 2.0 - 1.0 / 128, 2.0);  // across a binade
+  check(std::common_type<fp16>{}, 65504.0f, 8.0f, 65504.0, std::numeric_limits<double>::infinity());
+}
+
+TEST_CASE("stochastic rounding is the same at any thread count and chunk length", "[mixed][stochastic]") {
+  auto run = [](const multopt::Parallel& parallel) {
+    Pair<multopt::HAdam<float>, fp16> pair(StorageMode{Rounding::stochastic, 99}, parallel);
+    for (int t = 0; t < 4; ++t) pair.new_gradients(), pair.narrow.step();
+    std::vector<std::uint16_t> all;
+    for (const auto& p : pair.params16)
+      for (fp16 v : p) all.push_back(bits(v));
+    return all;
+  };
+  const auto serial = run(threaded(1, 1u << 14));
+  for (int threads : {2, 3, 7})
+    for (std::size_t chunk : {std::size_t(1), std::size_t(1000)}) CHECK(run(threaded(threads, chunk)) == serial);
+  // Other seeds, other bits; the same seed, the same bits.
+  CHECK(stored_after_one_step<bf16>(1.0f, 0.3f / 128, 4096, 1) != stored_after_one_step<bf16>(1.0f, 0.3f / 128, 4096, 2));
+  const auto a = stored_after_one_step<bf16>(1.0f, 0.3f / 128, 70000, 3, 1);
+  const auto b = stored_after_one_step<bf16>(1.0f, 0.3f / 128, 70000, 3, 3);
+  CHECK(std::memcmp(a.data(), b.data(), a.size() * 2) == 0);
+}
+
+TEST_CASE("16-bit optimizers resume exactly from a checkpoint", "[mixed][checkpoint]") {
+  for (Rounding rounding : {Rounding::master, Rounding::stochastic, Rounding::nearest}) {
+    INFO(multopt::to_string(rounding));
+    using Float = multopt::MAdam<float>;
+    Pair<Float, bf16> straight(StorageMode{rounding, 12345}, threaded(2, 1000));
+    Pair<Float, bf16> resumed(StorageMode{rounding, 12345}, threaded(2, 1000));
+    for (int t = 0; t < 3; ++t) straight.new_gradients(), straight.narrow.step();
+    std::stringstream checkpoint;
+    multopt::save_checkpoint(checkpoint, straight.narrow);
+    CHECK(checkpoint.str()[8] == 3);  // format version 3
+    resumed.params16 = straight.params16;
+    resumed.narrow.set_storage({Rounding::nearest, 0});  // the checkpoint restores the mode and seed
+    multopt::load_checkpoint(checkpoint, resumed.narrow);
+    CHECK(resumed.narrow.storage().rounding == rounding);
+    CHECK(resumed.narrow.storage().seed == 12345);
+    resumed.rng = straight.rng;
+    for (int t = 0; t < 3; ++t) {
+      straight.new_gradients(), straight.narrow.step();
+      resumed.new_gradients(), resumed.narrow.step();
+    }
+    bool same = true;
+    for (std::size_t k = 0; k < kSizes.size(); ++k) {
+      same = same && std::memcmp(straight.params16[k].data(), resumed.params16[k].data(), kSizes[k] * 2) == 0;
+      if (rounding == Rounding::master)
+        same = same && std::memcmp(straight.narrow.master(k), resumed.narrow.master(k), kSizes[k] * 4) == 0;
+    }
+    CHECK(same);
+  }
+  // A float optimizer still writes version 2; a bf16 checkpoint does not load into an fp16 optimizer.
+  Pair<multopt::MAdam<float>, bf16> pair(StorageMode{}, threaded(1, 1000));
+  pair.wide.step();
+  std::stringstream f, b;
+  multopt::save_checkpoint(f, pair.wide);
+  multopt::save_checkpoint(b, pair.narrow);
+  CHECK(f.str()[8] == 2);
+  Pair<multopt::MAdam<float>, fp16> other(StorageMode{}, threaded(1, 1000));
+  CHECK_THROWS_WITH(multopt::load_checkpoint(b, other.narrow), Catch::Contains("bf16 parameters"));
+}
+
+TEST_CASE("16-bit overflow, subnormals and NaN are stored as IEEE says", "[mixed][extremes]") {
+  const float inf = std::numeric_limits<float>::infinity();
+  // fp16: the largest finite is 65504; 65520 (half a unit above) and beyond round to +inf.
+  CHECK(widen(stored_after_one_step<fp16>(65504.0f, 15.99f, 1, 0)[0]) <= 65536.0f);
+  auto nearest = [](auto tag, float theta, float step) {
+    using P = typename decltype(tag)::type;
+    std::vector<P> param = {P(theta)};
+    std::vector<float> grad = {-step};
+    multopt::SGD<P> opt(multopt::arg::lr = 1.0);
+    opt.set_storage({Rounding::nearest, 0});
+    opt.add_params(param.data(), grad.data(), 1);
+    opt.step();
+    return widen(param[0]);
+  };
+  CHECK(nearest(std::common_type<fp16>{}, 65504.0f, 15.0f) == 65504.0f);
+  CHECK(nearest(std::common_type<fp16>{}, 65504.0f, 16.0f) == inf);
+  CHECK(nearest(std::common_type<fp16>{}, -65504.0f, -16.0f) == -inf);
+  CHECK(nearest(std::common_type<bf16>{}, 3.3895314e38f, 1e37f) == inf);
+  // Subnormals: fp16 below 2^-14 on the grid 2^-24, bf16 below 2^-126 on 2^-133; not flushed.
+  CHECK(nearest(std::common_type<fp16>{}, 0.0f, 5 * 5.96046448e-8f) == 5 * 5.96046448e-8f);
+  CHECK(nearest(std::common_type<fp16>{}, 0.0f, 2.6 * 5.96046448e-8f) == 3 * 5.96046448e-8f);
+  CHECK(nearest(std::common_type<bf16>{}, 0.0f, std::ldexp(3.0f, -133)) == std::ldexp(3.0f, -133));
+  CHECK(nearest(std::common_type<bf16>{}, std::ldexp(1.0f, -130), std::ldexp(1.0f, -132)) == std::ldexp(1.25f, -130));
+  CHECK(std::isnan(nearest(std::common_type<bf16>{}, 1.0f, std::nanf(""))));
+  CHECK(std::isnan(widen(stored_after_one_step<fp16>(1.0f, std::nanf(""), 1, 0)[0])));
+  CHECK(widen(stored_after_one_step<bf16>(inf, 1.0f, 1, 0)[0]) == inf);
+
+  // Every bf16 and fp16 value widens exactly and narrows back to itself.
+  std::vector<bf16> x(0x10000), y(0x10000);
+  std::vector<fp16> h(0x10000), k(0x10000);
+  std::vector<float> wide(0x10000), wide_h(0x10000);
+  for (std::uint32_t b = 0; b < 0x10000u; ++b) {
+    x[b] = Eigen::numext::bit_cast<bf16>(std::uint16_t(b));
+    h[b] = Eigen::numext::bit_cast<fp16>(std::uint16_t(b));
+  }
+  multopt::Storage<bf16>::widen(x.data(), wide.data(), x.size());
+  multopt::Storage<fp16>::widen(h.data(), wide_h.data(), h.size());
+  multopt::Storage<bf16>::narrow_nearest(wide.data(), y.data(), x.size());
+  multopt::Storage<fp16>::narrow_nearest(wide_h.data(), k.data(), h.size());
+  bool exact = true;
+  for (std::uint32_t b = 0; b < 0x10000u; ++b) {
+    const bool nan = widen(x[b]) != widen(x[b]), nan_h = widen(h[b]) != widen(h[b]);
+    exact = exact && (nan ? wide[b] != wide[b] && widen(y[b]) != widen(y[b]) : bits(y[b]) == b && wide[b] == widen(x[b]));
+    exact = exact && (nan_h ? wide_h[b] != wide_h[b] && widen(k[b]) != widen(k[b]) : bits(k[b]) == b && wide_h[b] == widen(h[b]));
+  }
+  CHECK(exact);
+  // Random floats narrow as Eigen's scalar conversions (round to nearest even) do.
+  std::mt19937 rng(3);
+  std::vector<float> random(1 << 20);
+  for (float& v : random) v = multopt::detail::float_of(std::uint32_t(rng()));
+  y.resize(random.size()), k.resize(random.size());
+  multopt::Storage<bf16>::narrow_nearest(random.data(), y.data(), random.size());
+  multopt::Storage<fp16>::narrow_nearest(random.data(), k.data(), random.size());
+  bool as_eigen = true;
+  for (std::size_t i = 0; i < random.size(); ++i)
+    if (random[i] == random[i])
+      as_eigen = as_eigen && bits(y[i]) == bits(bf16(random[i])) && bits(k[i]) == bits(fp16(random[i]));
+  CHECK(as_eigen);
+}
+
+TEST_CASE("the non-finite policy and clipping read 16-bit gradients", "[mixed][non-finite]") {
+  std::vector<bf16> p = {bf16(1.0f), bf16(2.0f), bf16(3.0f)}, g = {bf16(0.5f), bf16(0.25f), bf16(-1.0f)};
+  std::vector<fp16> ph = {fp16(1.0f)}, gh = {fp16(0.5f)};
+  multopt::Adam<bf16> opt;
+  multopt::Adam<fp16> half;
+  opt.add_params(p.data(), g.data(), 3);
+  half.add_params(ph.data(), gh.data(), 1);
+  const auto before = p;
+  g[2] = bf16(std::numeric_limits<float>::infinity());
+  opt.set_non_finite_policy(multopt::NonFinitePolicy::throw_error);
+  CHECK_THROWS_AS(opt.step(), multopt::NonFiniteGradient);
+  CHECK_THROWS_WITH(opt.step(), Catch::Contains("inf at element 2"));
+  opt.set_non_finite_policy(multopt::NonFinitePolicy::skip);
+  opt.step();
+  CHECK(opt.skipped_tensors() == std::vector<std::size_t>{0});
+  CHECK(std::memcmp(p.data(), before.data(), 6) == 0);
+  CHECK(opt.master(0) == nullptr);
+  gh[0] = Eigen::numext::bit_cast<fp16>(std::uint16_t(0x7e00));  // a NaN
+  half.set_non_finite_policy(multopt::NonFinitePolicy::skip);
+  half.step();
+  CHECK(half.skipped_tensors() == std::vector<std::size_t>{0});
+
+  // Clipping: the norm of the widened gradients, as the float optimizer computes it.
+  g[2] = bf16(-1.0f);
+  std::vector<float> pf = {1.0f, 2.0f, 3.0f}, gf = {0.5f, 0.25f, -1.0f};
+  multopt::Adam<float> wide;
+  wide.add_params(pf.data(), gf.data(), 3);
+  opt.set_max_grad_norm(0.5);
+  wide.set_max_grad_norm(0.5);
+  opt.step();
+  wide.step();
+  CHECK(opt.grad_norm() == wide.grad_norm());
+  CHECK(std::memcmp(opt.master(0), pf.data(), 12) == 0);
+}
+
+TEST_CASE("storage modes by name, through AnyOptimizer", "[mixed][runtime]") {
+  auto opt = multopt::make_optimizer<bf16>("adam", "multiplicative", {{"rounding", "stochastic"}, {"rounding_seed", "7"}});
+  CHECK(opt->storage().rounding == Rounding::stochastic);
+  CHECK(opt->storage().seed == 7);
+  CHECK(multopt::make_optimizer<fp16>("sgd", "hybrid")->storage().rounding == Rounding::master);
+  CHECK_THROWS_MATCHES(multopt::make_optimizer<bf16>("adam", "additive", {{"rounding", "up"}}), std::invalid_argument,
+                       test::names({"rounding", "'up'"}));
+  CHECK_THROWS_MATCHES(multopt::make_optimizer<bf16>("adam", "additive", {{"rounding_seed", "-1"}}),
+                       std::invalid_argument, test::names({"rounding_seed", "'-1'"}));
+  CHECK_THROWS_MATCHES(multopt::make_optimizer<float>("adam", "additive", {{"rounding", "nearest"}}),
+                       std::invalid_argument, test::names({"float", "double"}));
+  std::vector<bf16> p = {bf16(1.0f)};
+  std::vector<float> g = {0.5f};
+  opt->add_params(p.data(), g.data(), 1);
+  opt->step();
+  CHECK(opt->master(0) == nullptr);
+  CHECK((widen(p[0]) == 1.0f || widen(p[0]) == 1.0f - 1.0f / 256));  // a step of 0.1% of 1: either neighbour
+}
