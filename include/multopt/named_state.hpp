@@ -50,6 +50,15 @@ template <class Base>
                               "'; it has: " + known);
 }
 
+// A slot number of the base (see its header), or out_of_range.
+template <class Base>
+int checked_slot(int slot) {
+  if (slot < 0 || slot >= Base::slot_count)
+    throw std::out_of_range("multopt: state slot " + std::to_string(slot) + " does not exist (" +
+                            std::string(Base::name) + " has " + std::to_string(Base::slot_count) + ")");
+  return slot;
+}
+
 // The slot of the state array `name`; a scalar's name is refused with where to find it.
 template <class Base>
 int slot_of(std::string_view name) {

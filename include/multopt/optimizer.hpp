@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "contract.hpp"
+#include "eigen_buffers.hpp"
 #include "gradient_scan.hpp"
 #include "hyper.hpp"
 #include "named_state.hpp"
@@ -114,71 +116,19 @@ class Optimizer {
   // Registers size parameters at `param` whose gradients the caller writes at `grad` before
   // each step(). Both buffers stay the caller's and must outlive the optimizer's use of them.
   std::size_t add_params(P* param, const P* grad, std::size_t size, std::size_t group = 0) {
-    GradientPointer<P> gradient{};
-    if constexpr (is_16bit<P>) gradient.narrow = grad;
-    else gradient = grad;
-    return add_tensor(param, gradient, grad, size, group);
+    if constexpr (is_16bit<P>) return add_tensor(param, {grad, nullptr}, grad, size, group);
+    else return add_tensor(param, grad, grad, size, group);
   }
   // 16-bit parameters may have fp32 gradients (as gradient accumulation gives them).
   template <class Q = P, std::enable_if_t<is_16bit<Q>, int> = 0>
   std::size_t add_params(P* param, const float* grad, std::size_t size, std::size_t group = 0) {
-    GradientPointer<P> gradient{};
-    gradient.wide = grad;
-    return add_tensor(param, gradient, grad, size, group);
+    return add_tensor(param, {nullptr, grad}, grad, size, group);
   }
-
-  // How 16-bit parameters are stored after each step (storage.hpp); Rounding::master by default.
-  // A tensor's master weights are made from its parameters on its first step under
-  // Rounding::master and dropped on a step under another mode. float and double parameters
-  // are stored as computed: setting a mode for them throws.
-  const StorageMode& storage() const { return storage_; }
-  void set_storage(const StorageMode& storage) {
-    if (!is_16bit<P>)
-      throw std::invalid_argument("multopt: float and double parameters are stored as computed; storage modes are "
-                                  "for Eigen::bfloat16 and Eigen::half parameters");
-    if (storage.rounding != Rounding::master && storage.rounding != Rounding::nearest &&
-        storage.rounding != Rounding::stochastic)
-      reject("rounding", double(storage.rounding), "master, nearest or stochastic");
-    storage_ = storage;
-  }
-  // A 16-bit tensor's master weights, or null while it has none.
-  const S* master(std::size_t tensor) const {
-    const auto& array = tensors_[checked_tensor(tensor)].master;
-    return array.empty() ? nullptr : array.data();
-  }
-
- private:
-  // grad_address: where the caller's gradients are, of either type.
-  std::size_t add_tensor(P* param, GradientPointer<P> grad, const void* grad_address, std::size_t size,
-                         std::size_t group) {
-    checked_group(group);
-    require_buffer("param", param, size);
-    require_buffer("grad", grad_address, size);
-    if (size > StateArray<S>().max_size() / Base::slot_count) {
-      throw std::length_error("multopt: a tensor of " + std::to_string(size) +
-                              " elements is too large for its state to be addressed");
-    }
-    tensors_.push_back(TensorState<P, Base>{param, grad, size, group});
-    plan_stale_ = true;
-    return tensors_.size() - 1;
-  }
-
- public:
 
   // The same for Eigen arrays, matrices and maps with contiguous storage.
   template <class A, class G>
   std::size_t add_params(A&& param, const Eigen::DenseBase<G>& grad, std::size_t group = 0) {
-    using Param = std::decay_t<A>;
-    static_assert(std::is_base_of_v<Eigen::DenseBase<Param>, Param>,
-                  "add_params takes an Eigen object or (pointer, pointer, size)");
-    static_assert(std::is_lvalue_reference_v<A> || !std::is_base_of_v<Eigen::PlainObjectBase<Param>, Param>,
-                  "a temporary Eigen array would be freed while the optimizer still steps it");
-    if (param.size() != grad.size()) {
-      throw std::invalid_argument("multopt: grad has " + std::to_string(grad.size()) +
-                                  " elements but param has " + std::to_string(param.size()));
-    }
-    require_contiguous("param", param);
-    require_contiguous("grad", grad.derived());
+    detail::require_eigen_buffers<A>(param, grad);
     return add_params(param.data(), grad.derived().data(), std::size_t(param.size()), group);
   }
   template <class A, class G>
@@ -233,6 +183,21 @@ class Optimizer {
     plan_stale_ = true;
   }
 
+  // How 16-bit parameters are stored after each step (storage.hpp); Rounding::master by default.
+  // A tensor's master weights are made from its parameters on its first step under
+  // Rounding::master and dropped on a step under another mode. float and double parameters
+  // are stored as computed: setting a mode for them throws.
+  const StorageMode& storage() const { return storage_; }
+  void set_storage(const StorageMode& storage) {
+    check_storage<P>(storage);
+    storage_ = storage;
+  }
+  // A 16-bit tensor's master weights, or null while it has none.
+  const S* master(std::size_t tensor) const {
+    const auto& array = tensors_[checked_tensor(tensor)].master;
+    return array.empty() ? nullptr : array.data();
+  }
+
   std::size_t tensor_count() const { return tensors_.size(); }
   std::size_t size(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].size; }
   std::size_t group_of(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].group; }
@@ -266,10 +231,7 @@ class Optimizer {
   const S* state(std::size_t tensor, std::string_view name) const { return state(tensor, detail::slot_of<Base>(name)); }
   // The same by slot number (see the base's header).
   const S* state(std::size_t tensor, int slot) const {
-    if (slot < 0 || slot >= Base::slot_count)
-      throw std::out_of_range("multopt: state slot " + std::to_string(slot) + " does not exist (" +
-                              std::string(Base::name) + " has " + std::to_string(Base::slot_count) + ")");
-    const auto& array = tensors_[checked_tensor(tensor)].slots[std::size_t(slot)];
+    const auto& array = tensors_[checked_tensor(tensor)].slots[std::size_t(detail::checked_slot<Base>(slot))];
     return array.empty() ? nullptr : array.data();
   }
   // Copies `size` values into the tensor's state array `name`, which its group's
@@ -293,38 +255,31 @@ class Optimizer {
   template <class Opt>
   friend struct CheckpointAccess;
 
-
-  std::size_t checked_group(std::size_t group) const {
-    if (group >= groups_.size()) {
-      throw std::out_of_range("multopt: group " + std::to_string(group) + " does not exist (" +
-                              std::to_string(groups_.size()) + " groups)");
+  // grad_address: where the caller's gradients are, of either type.
+  std::size_t add_tensor(P* param, GradientPointer<P> grad, const void* grad_address, std::size_t size,
+                         std::size_t group) {
+    checked_group(group);
+    require_buffer("param", param, size);
+    require_buffer("grad", grad_address, size);
+    if (size > StateArray<S>().max_size() / Base::slot_count) {
+      throw std::length_error("multopt: a tensor of " + std::to_string(size) +
+                              " elements is too large for its state to be addressed");
     }
-    return group;
+    tensors_.push_back(TensorState<P, Base>{param, grad, size, group});
+    plan_stale_ = true;
+    return tensors_.size() - 1;
   }
 
-  std::size_t checked_tensor(std::size_t tensor) const {
-    if (tensor >= tensors_.size()) {
-      throw std::out_of_range("multopt: tensor " + std::to_string(tensor) + " does not exist (" +
-                              std::to_string(tensors_.size()) + " tensors)");
-    }
-    return tensor;
-  }
 
-  template <class D>
-  static void require_contiguous(const char* what, const Eigen::DenseBase<D>& x) {
-    const auto& d = x.derived();
-    const bool contiguous = d.size() <= 1 || (d.innerStride() == 1 &&
-                            (d.outerSize() <= 1 || d.outerStride() == d.innerSize()));
-    if (!contiguous) throw std::invalid_argument(std::string("multopt: ") + what + " is not contiguous in memory");
-  }
+  std::size_t checked_group(std::size_t group) const { return checked_index("group", group, groups_.size()); }
+  std::size_t checked_tensor(std::size_t tensor) const { return checked_index("tensor", tensor, tensors_.size()); }
 
   void plan() {
     std::vector<std::size_t> sizes;
     for (const auto& t : tensors_) sizes.push_back(t.size);
     work_.plan(sizes, parallel_.chunk);
     scan_.plan(sizes);
-    total_size_ = 0;
-    for (std::size_t size : sizes) total_size_ += size;
+    total_size_ = std::accumulate(sizes.begin(), sizes.end(), std::size_t(0));
     plan_stale_ = false;
   }
 

@@ -14,9 +14,11 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <type_traits>
 
 #include "simd.hpp"
+#include "validate.hpp"
 
 #if defined(__F16C__)
 #include <immintrin.h>
@@ -52,6 +54,18 @@ struct StorageMode {
   Rounding rounding = Rounding::master;
   std::uint64_t seed = 0;
 };
+
+// A storage mode for parameters of type P: float and double are stored as computed, so they
+// take none; a 16-bit type takes any of the three.
+template <class P>
+void check_storage(const StorageMode& storage) {
+  if (!is_16bit<P>)
+    throw std::invalid_argument("multopt: float and double parameters are stored as computed; storage modes are "
+                                "for Eigen::bfloat16 and Eigen::half parameters");
+  if (storage.rounding != Rounding::master && storage.rounding != Rounding::nearest &&
+      storage.rounding != Rounding::stochastic)
+    reject("rounding", double(storage.rounding), "master, nearest or stochastic");
+}
 
 // A 16-bit tensor's gradient: of the parameter's type (as autograd gives it) or fp32 (as
 // gradient accumulation gives it); one of the two is set.

@@ -23,6 +23,15 @@ inline void require_buffer(const char* name, const void* pointer, std::size_t si
   if (size > 0 && pointer == nullptr) throw std::invalid_argument(std::string("multopt: ") + name + " is a null pointer");
 }
 
+// An index into `count` groups, tensors, ... (`what`, singular): out of range names both.
+inline std::size_t checked_index(const char* what, std::size_t index, std::size_t count) {
+  if (index >= count) {
+    throw std::out_of_range(std::string("multopt: ") + what + " " + std::to_string(index) + " does not exist (" +
+                            std::to_string(count) + " " + what + "s)");
+  }
+  return index;
+}
+
 inline void require_number(const char* name, double value) {
   if (value != value) reject(name, value, "a number");
 }
