@@ -146,6 +146,20 @@ class Optimizer {
     const auto& array = tensors_[checked_tensor(tensor)].master;
     return array.empty() ? nullptr : array.data();
   }
+  // Copies `size` values into a 16-bit tensor's master weights, as when a run resumes; the next
+  // step under Rounding::master continues from them, not from the parameters. On any error
+  // nothing changes.
+  void set_master(std::size_t tensor, const S* values, std::size_t size) {
+    auto& t = tensors_[checked_tensor(tensor)];
+    if (!is_16bit<P>)
+      throw std::invalid_argument("multopt: float and double parameters have no master weights");
+    if (size != t.size)
+      throw std::invalid_argument("multopt: the master weights of tensor " + std::to_string(tensor) + " need " +
+                                  std::to_string(t.size) + " values, not " + std::to_string(size));
+    require_buffer("values", values, size);
+    StateArray<S> copy(values, values + size);
+    t.master.swap(copy);
+  }
 
  private:
   // grad_address: where the caller's gradients are, of either type.
