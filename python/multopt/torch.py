@@ -12,8 +12,9 @@ that a scheduler moves every step size of the group by the same factor.
 
 bfloat16 and float16 parameters are computed in float32 with float32 state. Every class takes
 rounding="master" (the default: a float32 copy of them, stepped and stored rounded),
-"nearest" or "stochastic", and rounding_seed (stochastic rounding's key): the optimizer's own
-settings, not a group's. The master weights are state, under "master_weights".
+"nearest" or "stochastic", and rounding_seed (stochastic rounding's key, default 0): the
+optimizer's own settings, not a group's, refused where no parameter is 16-bit. The master
+weights are state, under "master_weights".
 """
 
 from collections import defaultdict
@@ -241,7 +242,7 @@ _RULES = [
 
 
 def _make_class(name, base, rule, arguments, keyword_only, decoupled=False):
-    doc = "multopt's {} base with the {} rule: {}(params, {})".format(
+    doc = "multopt's {} base with the {} rule: {}(params, {}, rounding=None, rounding_seed=None)".format(
         base, rule, name, ", ".join("{}={!r}".format(n, d) for n, d in arguments + keyword_only))
     cls = type(name, (_Optimizer,), {"_base": base, "_rule": rule, "_arguments": tuple(arguments),
                                      "_keyword_only": tuple(keyword_only), "_decoupled": decoupled,
