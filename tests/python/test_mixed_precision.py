@@ -227,6 +227,27 @@ def test_torch_optim_adam_on_bfloat16_against_master_weights():
     assert distance(master) < 0.01 < distance(theirs)
 
 
+def test_torch_optim_bfloat16_state_loads_widened():
+    # torch.optim.Adam's bf16 moments become multopt's float32 ones exactly; the master weights
+    # start from the parameters at the next step.
+    net = model(torch.bfloat16)
+    torch_adam = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for step in range(3):
+        backward(net, step)
+        torch_adam.step()
+    saved = torch_adam.state_dict()
+    opt = mt.Adam(net.parameters(), lr=1e-3)
+    opt.load_state_dict(saved)
+    state = opt.state_dict()["state"]
+    for k, theirs in saved["state"].items():
+        assert state[k]["exp_avg_sq"].dtype == torch.float32
+        assert torch.equal(state[k]["exp_avg_sq"], theirs["exp_avg_sq"].float()) and "master_weights" not in state[k]
+    start = [p.detach().float() for p in net.parameters()]
+    backward(net, 3)
+    opt.step()
+    assert all((m - p).abs().max() < 2e-3 for m, p in zip(master_weights(opt), start))
+
+
 def test_storage_settings_are_checked():
     p = torch.zeros(3, dtype=torch.bfloat16, requires_grad=True)
     with pytest.raises(ValueError, match="rounding = 'up' is unknown; known: master, nearest, stochastic"):
