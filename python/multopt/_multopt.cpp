@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -61,14 +62,18 @@ PYBIND11_MODULE(_multopt, m) {
              py::object master = state->master_weights.defined() ? py::cast(state->master_weights) : py::none();
              return py::make_tuple(state->steps, arrays, scalars, master);
            })
-      .def("set_state_of",
-           [](TorchSteps& steps, const at::Tensor& param, long count,
-              std::vector<std::pair<std::string, at::Tensor>> arrays, NamedValues scalars,
-              std::optional<at::Tensor> master_weights) {
-             steps.set_state_of(param, TorchTensorState{count, std::move(arrays), std::move(scalars),
-                                                        master_weights.value_or(at::Tensor())});
-           })
-      .def("clear_state", &TorchSteps::clear_state);
+      // [(parameter, steps, arrays, scalars, master weights or None)], all checked before any is taken.
+      .def("replace_states",
+           [](TorchSteps& steps,
+              std::vector<std::tuple<at::Tensor, long, std::vector<std::pair<std::string, at::Tensor>>, NamedValues,
+                                     std::optional<at::Tensor>>>
+                  states) {
+             std::vector<std::pair<at::Tensor, TorchTensorState>> converted;
+             for (auto& [param, count, arrays, scalars, master] : states)
+               converted.emplace_back(param, TorchTensorState{count, std::move(arrays), std::move(scalars),
+                                                              master.value_or(at::Tensor())});
+             steps.replace_states(std::move(converted));
+           });
 
   // Per-step factors of lr (lr_schedules.hpp), as callables for torch.optim.lr_scheduler.LambdaLR.
   namespace curves = multopt::curves;

@@ -158,18 +158,25 @@ class _Optimizer(torch.optim.Optimizer):
         saved = state_dict["param_groups"]
         if len(saved) == len(ours) and any(not set(o) <= set(s) for o, s in zip(ours, saved)):
             state_dict = dict(state_dict, param_groups=[{**o, "params": s["params"]} for o, s in zip(ours, saved)])
+        groups = self.param_groups
         super().load_state_dict(dict(state_dict, state={}))  # checks the groups and takes their settings
         saved_ids = (index for group in saved for index in group["params"])
         params = (param for group in self.param_groups for param in group["params"])
-        loaded = [(param, state_dict["state"][index]) for index, param in zip(saved_ids, params)
-                  if index in state_dict["state"]]
-        self._steps.clear_state()
         scalar_names = set(self._steps.scalar_state_names)
-        for param, state in loaded:
+        states = []
+        for index, param in zip(saved_ids, params):
+            state = state_dict["state"].get(index)
+            if state is None:
+                continue
             arrays = [(name, value) for name, value in state.items()
                       if name not in ("step", _MASTER) and name not in scalar_names and value is not None]
             scalars = [(name, float(state[name])) for name in scalar_names if name in state]
-            self._steps.set_state_of(param, int(float(state.get("step", 0))), arrays, scalars, state.get(_MASTER))
+            states.append((param, int(float(state.get("step", 0))), arrays, scalars, state.get(_MASTER)))
+        try:
+            self._steps.replace_states(states)
+        except Exception:
+            self.param_groups = groups  # a state that does not fit changes nothing
+            raise
 
 
 class ExponentialMix:

@@ -259,11 +259,20 @@ def test_storage_settings_are_checked():
     # One 16-bit group among float32 ones is enough; a float32 group added later too.
     opt = mt.Adam([{"params": [torch.zeros(3, requires_grad=True)]}, {"params": [p]}], rounding="nearest")
     opt.add_param_group({"params": [torch.zeros(2, requires_grad=True)]})
-    # Master weights are for 16-bit parameters: loading them into a float32 one is refused.
     p.grad = torch.ones(3, dtype=torch.bfloat16)
     bf16 = mt.Adam([p])
     bf16.step()
     saved = bf16.state_dict()
+    # Master weights are for 16-bit parameters: loading them into a float32 one is refused, and
+    # changes neither the optimizer's state nor its groups.
     wide = torch.zeros(3, requires_grad=True)
+    wide.grad = torch.ones(3)
+    opt = mt.Adam([wide], lr=0.5)
+    opt.step()
+    before = opt.state_dict()
+    saved["param_groups"][0]["lr"] = 0.25
     with pytest.raises(ValueError, match="master weights are for bfloat16 and float16 parameters, not Float"):
-        mt.Adam([wide]).load_state_dict(saved)
+        opt.load_state_dict(saved)
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"] and opt.param_groups[0]["lr"] == 0.5
+    assert all(torch.equal(after["state"][0][n], before["state"][0][n]) for n in before["state"][0])

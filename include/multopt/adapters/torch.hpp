@@ -116,7 +116,7 @@ class TorchOptimizer : public torch::optim::Optimizer {
       archive.read("group/" + std::to_string(g), group);
       param_groups_[g].options().serialize(group);
     }
-    steps_.clear_state();
+    std::vector<std::pair<at::Tensor, TorchTensorState>> states;
     const auto params = parameters_in_order();
     for (std::size_t k = 0; k < params.size(); ++k) {
       const std::string prefix = "state/" + std::to_string(k) + "/";
@@ -134,8 +134,9 @@ class TorchOptimizer : public torch::optim::Optimizer {
         }
       }
       archive.try_read(prefix + "master_weights", state.master_weights, true);
-      steps_.set_state_of(params[k], std::move(state));
+      states.emplace_back(params[k], std::move(state));
     }
+    steps_.replace_states(std::move(states));
   }
 
  private:

@@ -114,7 +114,25 @@ class TorchSteps {
   // Gives the parameter this state (torch's names; arrays of the parameter's shape, cast to the
   // dtype it is computed in: float for bf16 and fp16); its next step continues from it. Checked
   // first: on an error nothing changes.
-  void set_state_of(const at::Tensor& param, TorchTensorState state) {
+  void set_state_of(const at::Tensor& param, TorchTensorState state) { give(param, checked(param, std::move(state))); }
+
+  // Replaces every parameter's state by these (a loaded state_dict's), all checked first: on an
+  // error nothing changes.
+  void replace_states(std::vector<std::pair<at::Tensor, TorchTensorState>> states) {
+    for (auto& [param, state] : states) state = checked(param, std::move(state));
+    clear_state();
+    for (auto& [param, state] : states) give(param, std::move(state));
+  }
+
+  // Forgets every parameter's state.
+  void clear_state() {
+    for_each_lane([](auto& lane) { lane = {}; });
+    parked_.clear();
+  }
+
+ private:
+  // The state as set_state_of takes it in, or an exception naming what does not fit.
+  TorchTensorState checked(const at::Tensor& param, TorchTensorState state) const {
     if (state.steps < 0) reject("step", double(state.steps), ">= 0");
     c10::ScalarType compute = param.scalar_type();
     with_storage_type(param.scalar_type(), [&](auto tag) { compute = torch_dtype<Arithmetic<typename decltype(tag)::type>>(); });
@@ -138,8 +156,12 @@ class TorchSteps {
       if (std::find(scalar_names_.begin(), scalar_names_.end(), name) == scalar_names_.end()) unknown_state(name);
       detail::finite_state(name, value);
     }
-    // A bound parameter's lane hands all its state out, so that the next step binds again and
-    // takes this state in.
+    return state;
+  }
+
+  // Gives the parameter a checked state. A bound parameter's lane hands all its state out, so
+  // that the next step binds again and takes this state in.
+  void give(const at::Tensor& param, TorchTensorState state) {
     for_each_lane([&](auto& lane) {
       if (std::any_of(lane.bound.begin(), lane.bound.end(),
                       [&](const auto& b) { return b.key == param.unsafeGetTensorImpl(); }))
@@ -148,13 +170,6 @@ class TorchSteps {
     parked_[param.unsafeGetTensorImpl()] = std::move(state);
   }
 
-  // Forgets every parameter's state.
-  void clear_state() {
-    for_each_lane([](auto& lane) { lane = {}; });
-    parked_.clear();
-  }
-
- private:
   template <class S>
   struct Binding {
     const c10::TensorImpl* key;
