@@ -1,7 +1,8 @@
 // 16-bit parameters (storage.hpp): master weights step exactly as a float optimizer (every
 // base × rule, here and only here), round to nearest even equals rounding the float result,
-// stochastic rounding is unbiased, thread-count independent and resumable, overflow and
-// subnormals follow IEEE, and the non-finite policy and clipping see 16-bit gradients.
+// stochastic rounding is unbiased, thread-count independent and resumable, master weights
+// given back with set_master continue the run, overflow and subnormals follow IEEE, and the
+// non-finite policy and clipping see 16-bit gradients.
 #include <array>
 #include <cmath>
 #include <cstdint>
