@@ -1,13 +1,17 @@
 """One optimizer step inside PyTorch: multopt.torch against what its users run today.
 
     PYTHONPATH=build/python /usr/bin/python3 benchmarks/torch_peers.py [--repetitions 5] [--steps 3]
+        [--only TEXT]
 
-For 1 tensor of 2^24 floats and 1000 tensors of 2^14, on 1 thread and on every core, it times
+For 1 tensor of 2^24 elements and 1000 tensors of 2^14, on 1 thread and on every core, it times
 torch.optim.Adam (for-loop and foreach), the multiplicative and hybrid Adam of REFERENCE.md
 written in torch ops as the paper's package does (one op per formula line), and
-multopt.torch's Adam, MAdam and HAdam. The optimizers take turns within each repetition, so
-that the machine's drifting bandwidth hits all alike; it prints the median ns per element, the
-coefficient of variation over the repetitions, and the ratios.
+multopt.torch's Adam, MAdam and HAdam, over float32 parameters; and over bfloat16 parameters
+torch.optim.Adam (for-loop and foreach: torch 1.13's fused Adam is CUDA's only) and
+multopt.torch's Adam with master weights and with stochastic rounding. The optimizers take
+turns within each repetition, so that the machine's drifting bandwidth hits all alike; it
+prints the median ns per element, the coefficient of variation over the repetitions, and the
+ratios. --only times the rows whose name contains TEXT.
 """
 
 import argparse
@@ -50,28 +54,39 @@ class TorchOpsAdam:
                 p.sub_(self.g * step_size * p.abs() * torch.tanh(self.lr_in * d) + (1 - self.g) * self.lr / bias1 * d)
 
 
+# (name, parameter dtype, optimizer of those parameters)
 PEERS = [
-    ("torch.optim.Adam (for-loop)", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=False)),
-    ("torch.optim.Adam (foreach)", lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True)),
-    ("torch ops MAdam", lambda ps: TorchOpsAdam(ps, "multiplicative")),
-    ("torch ops HAdam", lambda ps: TorchOpsAdam(ps, "hybrid")),
-    ("multopt.torch.Adam", lambda ps: mt.Adam(ps, lr=1e-3)),
-    ("multopt.torch.MAdam", lambda ps: mt.MAdam(ps, lr_out=1e-3)),
-    ("multopt.torch.HAdam", lambda ps: mt.HAdam(ps, lr_out=1e-3, lr=1e-3, g=0.5)),
+    ("torch.optim.Adam (for-loop)", torch.float32, lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=False)),
+    ("torch.optim.Adam (foreach)", torch.float32, lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True)),
+    ("torch ops MAdam", torch.float32, lambda ps: TorchOpsAdam(ps, "multiplicative")),
+    ("torch ops HAdam", torch.float32, lambda ps: TorchOpsAdam(ps, "hybrid")),
+    ("multopt.torch.Adam", torch.float32, lambda ps: mt.Adam(ps, lr=1e-3)),
+    ("multopt.torch.MAdam", torch.float32, lambda ps: mt.MAdam(ps, lr_out=1e-3)),
+    ("multopt.torch.HAdam", torch.float32, lambda ps: mt.HAdam(ps, lr_out=1e-3, lr=1e-3, g=0.5)),
+    ("bf16 torch.optim.Adam (for-loop)", torch.bfloat16, lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=False)),
+    ("bf16 torch.optim.Adam (foreach)", torch.bfloat16, lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True)),
+    ("bf16 multopt.torch.Adam (master)", torch.bfloat16, lambda ps: mt.Adam(ps, lr=1e-3)),
+    ("bf16 multopt.torch.Adam (stochastic)", torch.bfloat16,
+     lambda ps: mt.Adam(ps, lr=1e-3, rounding="stochastic", rounding_seed=1)),
 ]
 RATIOS = [("torch ops MAdam", "multopt.torch.MAdam"), ("torch ops HAdam", "multopt.torch.HAdam"),
-          ("torch.optim.Adam (foreach)", "multopt.torch.Adam"), ("torch.optim.Adam (for-loop)", "multopt.torch.Adam")]
+          ("torch.optim.Adam (foreach)", "multopt.torch.Adam"), ("torch.optim.Adam (for-loop)", "multopt.torch.Adam"),
+          ("bf16 torch.optim.Adam (foreach)", "bf16 multopt.torch.Adam (master)"),
+          ("bf16 torch.optim.Adam (for-loop)", "bf16 multopt.torch.Adam (master)"),
+          ("bf16 torch.optim.Adam (foreach)", "bf16 multopt.torch.Adam (stochastic)")]
 
 
-def measure(tensors, size, threads, repetitions, steps):
+def measure(tensors, size, threads, repetitions, steps, only):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     # Every optimizer has its own parameters (the multiplicative rule keeps them away from 0).
     runs = []
-    for name, make in PEERS:
-        params = [(torch.rand(size) + 0.5).requires_grad_() for _ in range(tensors)]
+    for name, dtype, make in PEERS:
+        if only not in name:
+            continue
+        params = [(torch.rand(size) + 0.5).to(dtype).requires_grad_() for _ in range(tensors)]
         for p in params:
-            p.grad = torch.randn(size) * 1e-2
+            p.grad = (torch.randn(size) * 1e-2).to(dtype)
         opt = make(params)
         opt.step()  # allocates the state
         runs.append((name, opt, []))
@@ -88,21 +103,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="steps per timing")
+    parser.add_argument("--only", default="", help="time only the rows whose name contains this")
     args = parser.parse_args()
     cores = os.cpu_count()
     print("torch {}, {} cores; ns per element: median over {} repetitions of {} steps (cv)".format(
         torch.__version__, cores, args.repetitions, args.steps))
     for tensors, size, label in [(1, 1 << 24, "1 x 2^24"), (1000, 1 << 14, "1000 x 2^14")]:
         for threads in sorted({1, cores}):
-            results = measure(tensors, size, threads, args.repetitions, args.steps)
-            print("\n{} floats, {} thread{}".format(label, threads, "s" if threads > 1 else ""))
+            results = measure(tensors, size, threads, args.repetitions, args.steps, args.only)
+            print("\n{} elements, {} thread{}".format(label, threads, "s" if threads > 1 else ""))
             medians = {}
             for name, times in results.items():
                 medians[name] = statistics.median(times)
                 cv = statistics.stdev(times) / statistics.mean(times) if len(times) > 1 else 0.0
-                print("  {:30s} {:8.2f} ns  (cv {:4.1%})".format(name, medians[name], cv))
+                print("  {:36s} {:8.2f} ns  (cv {:4.1%})".format(name, medians[name], cv))
             for slow, fast in RATIOS:
-                print("  {:30s} {:6.1f}x faster than {}".format(fast, medians[slow] / medians[fast], slow))
+                if slow in medians and fast in medians:
+                    print("  {:36s} {:6.1f}x faster than {}".format(fast, medians[slow] / medians[fast], slow))
 
 
 if __name__ == "__main__":

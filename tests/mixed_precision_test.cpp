@@ -1,7 +1,8 @@
 // 16-bit parameters (storage.hpp): master weights step exactly as a float optimizer (every
 // base × rule, here and only here), round to nearest even equals rounding the float result,
-// stochastic rounding is unbiased, thread-count independent and resumable, overflow and
-// subnormals follow IEEE, and the non-finite policy and clipping see 16-bit gradients.
+// stochastic rounding is unbiased, thread-count independent and resumable, master weights
+// given back with set_master continue the run, overflow and subnormals follow IEEE, and the
+// non-finite policy and clipping see 16-bit gradients.
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -371,4 +372,31 @@ TEST_CASE("storage modes by name, through AnyOptimizer", "[mixed][runtime]") {
   opt->step();
   CHECK(opt->master(0) == nullptr);
   CHECK((widen(p[0]) == 1.0f || widen(p[0]) == 1.0f - 1.0f / 256));  // a step of 0.1% of 1: either neighbour
+}
+
+TEST_CASE("master weights given back continue the run; refused where they do not fit", "[mixed]") {
+  // `second` takes `first`'s state and master weights after a step: both continue alike (from
+  // its own rounded parameters `second` would not).
+  std::vector<bf16> p = {bf16(1.0f), bf16(2.0f), bf16(3.0f)}, q = p;
+  const std::vector<bf16> g = {bf16(0.5f), bf16(0.25f), bf16(-1.0f)};
+  multopt::MAdam<bf16> first(multopt::arg::lr_out = 1e-3), second(multopt::arg::lr_out = 1e-3);
+  first.add_params(p.data(), g.data(), 3);
+  second.add_params(q.data(), g.data(), 3);
+  first.step();
+  q = p;
+  second.set_step_count(0, 1);
+  for (const char* name : {"exp_avg", "exp_avg_sq"}) second.set_state(0, name, first.state(0, name), 3);
+  second.set_master(0, first.master(0), 3);
+  for (int k = 0; k < 3; ++k) {
+    first.step();
+    second.step();
+  }
+  CHECK(std::memcmp(first.master(0), second.master(0), 12) == 0);
+  CHECK(std::memcmp(p.data(), q.data(), 6) == 0);
+  CHECK_THROWS_MATCHES(second.set_master(0, first.master(0), 2), std::invalid_argument,
+                       test::names({"master weights", "3", "2"}));
+  std::vector<float> pf = {1.0f}, gf = {0.5f};
+  multopt::Adam<float> wide;
+  wide.add_params(pf.data(), gf.data(), 1);
+  CHECK_THROWS_MATCHES(wide.set_master(0, pf.data(), 1), std::invalid_argument, test::names({"float", "double"}));
 }

@@ -105,6 +105,7 @@ class AnyOptimizer {
   virtual const StorageMode& storage() const = 0;
   virtual void set_storage(const StorageMode& storage) = 0;
   virtual const S* master(std::size_t tensor) const = 0;
+  virtual void set_master(std::size_t tensor, const S* values, std::size_t size) = 0;
 
   // Checkpoints: save_checkpoint(out, any, schedules...) and load_checkpoint below call these.
   virtual void save(std::ostream& out, const std::vector<detail::SchedulePosition>& schedules) const = 0;
@@ -188,6 +189,9 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   const StorageMode& storage() const override { return opt_.storage(); }
   void set_storage(const StorageMode& storage) override { opt_.set_storage(storage); }
   const S* master(std::size_t tensor) const override { return opt_.master(tensor); }
+  void set_master(std::size_t tensor, const S* values, std::size_t size) override {
+    opt_.set_master(tensor, values, size);
+  }
 
   void save(std::ostream& out, const std::vector<detail::SchedulePosition>& schedules) const override {
     detail::save(out, opt_, schedules);

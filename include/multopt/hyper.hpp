@@ -3,6 +3,8 @@
 // configuration files and schedules.
 #pragma once
 
+#include <cmath>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -83,6 +85,15 @@ struct Hyper {
     require_non_negative("weight_decay", weight_decay);
     require_non_negative("decoupled_weight_decay", decoupled_weight_decay);
     require_non_negative("lr_factor", lr_factor);
+  }
+  // validate(), and every value within the range of S, the type a step computes in.
+  template <class S>
+  void validate_for() const {
+    validate();
+    fields(*this, [](const char* name, const auto& value) {
+      if (!(std::abs(double(value)) <= double(std::numeric_limits<S>::max())))
+        reject(name, double(value), std::is_same_v<S, float> ? "within the range of float" : "finite");
+    });
   }
 
   // What the decoupled decay takes from θ this step: θ ← θ·(1 − decoupled_decay_step()).

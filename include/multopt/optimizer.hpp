@@ -86,13 +86,7 @@ class Optimizer {
     groups_[group] = hyper;
   }
   // Hyper::validate(), and every value within the range of S, which the step computes in.
-  static void check_hyper(const Hyper& hyper) {
-    hyper.validate();
-    Hyper::fields(hyper, [](const char* name, const auto& value) {
-      if (!(std::abs(double(value)) <= double(std::numeric_limits<S>::max())))
-        reject(name, double(value), std::is_same_v<S, float> ? "within the range of float" : "finite");
-    });
-  }
+  static void check_hyper(const Hyper& hyper) { hyper.template validate_for<S>(); }
   void set(std::string_view name, double value, std::size_t group = 0) {
     Hyper changed = groups_[checked_group(group)];
     changed.set(name, value);
@@ -183,19 +177,18 @@ class Optimizer {
     plan_stale_ = true;
   }
 
-  // How 16-bit parameters are stored after each step (storage.hpp); Rounding::master by default.
-  // A tensor's master weights are made from its parameters on its first step under
-  // Rounding::master and dropped on a step under another mode. float and double parameters
-  // are stored as computed: setting a mode for them throws.
+  // How 16-bit parameters are stored after each step (storage.hpp; Rounding::master by default).
+  // Master weights are made from the parameters on a tensor's first step under Rounding::master
+  // and dropped on a step under another mode. float and double parameters take no mode.
   const StorageMode& storage() const { return storage_; }
-  void set_storage(const StorageMode& storage) {
-    check_storage<P>(storage);
-    storage_ = storage;
-  }
+  void set_storage(const StorageMode& storage) { check_storage<P>(storage); storage_ = storage; }
   // A 16-bit tensor's master weights, or null while it has none.
-  const S* master(std::size_t tensor) const {
-    const auto& array = tensors_[checked_tensor(tensor)].master;
-    return array.empty() ? nullptr : array.data();
+  const S* master(std::size_t tensor) const { return data_or_null(tensors_[checked_tensor(tensor)].master); }
+  // Copies `size` values into a 16-bit tensor's master weights, as when a run resumes; the next
+  // step under Rounding::master continues from them. On any error nothing changes.
+  void set_master(std::size_t tensor, const S* values, std::size_t size) {
+    if (!is_16bit<P>) throw std::invalid_argument("multopt: float and double parameters have no master weights");
+    copy_into(tensors_[checked_tensor(tensor)].master, "master weights", tensor, values, size);
   }
 
   std::size_t tensor_count() const { return tensors_.size(); }
@@ -231,8 +224,7 @@ class Optimizer {
   const S* state(std::size_t tensor, std::string_view name) const { return state(tensor, detail::slot_of<Base>(name)); }
   // The same by slot number (see the base's header).
   const S* state(std::size_t tensor, int slot) const {
-    const auto& array = tensors_[checked_tensor(tensor)].slots[std::size_t(detail::checked_slot<Base>(slot))];
-    return array.empty() ? nullptr : array.data();
+    return data_or_null(tensors_[checked_tensor(tensor)].slots[std::size_t(detail::checked_slot<Base>(slot))]);
   }
   // Copies `size` values into the tensor's state array `name`, which its group's
   // hyperparameters must use; the next step continues from them. On any error nothing changes.
@@ -242,12 +234,7 @@ class Optimizer {
     if (!Base::uses_slot(groups_[t.group].base, slot))
       throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
                                   "' is not used with the hyperparameters of group " + std::to_string(t.group));
-    if (size != t.size)
-      throw std::invalid_argument("multopt: state '" + std::string(name) + "' of tensor " + std::to_string(tensor) +
-                                  " needs " + std::to_string(t.size) + " values, not " + std::to_string(size));
-    require_buffer("values", values, size);
-    StateArray<S> copy(values, values + size);
-    t.slots[std::size_t(slot)].swap(copy);
+    copy_into(t.slots[std::size_t(slot)], "state '" + std::string(name) + "'", tensor, values, size);
     t.fresh_slots &= ~(1u << slot);
   }
 
@@ -270,6 +257,18 @@ class Optimizer {
     return tensors_.size() - 1;
   }
 
+
+  // Replaces `array`, the tensor's `what`, by a copy of `size` values (one per element).
+  void copy_into(StateArray<S>& array, const std::string& what, std::size_t tensor, const S* values,
+                 std::size_t size) {
+    if (size != tensors_[tensor].size)
+      throw std::invalid_argument("multopt: tensor " + std::to_string(tensor) + " has " +
+                                  std::to_string(tensors_[tensor].size) + " elements, not the " + std::to_string(size) +
+                                  " values given for its " + what);
+    require_buffer("values", values, size);
+    StateArray<S> copy(values, values + size);
+    array.swap(copy);
+  }
 
   std::size_t checked_group(std::size_t group) const { return checked_index("group", group, groups_.size()); }
   std::size_t checked_tensor(std::size_t tensor) const { return checked_index("tensor", tensor, tensors_.size()); }

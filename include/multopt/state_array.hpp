@@ -33,4 +33,10 @@ struct CacheLineAllocator {
 template <class S>
 using StateArray = std::vector<S, CacheLineAllocator<S>>;
 
+// Where an array's values are, or null while it has none.
+template <class S>
+S* data_or_null(StateArray<S>& array) { return array.empty() ? nullptr : array.data(); }
+template <class S>
+const S* data_or_null(const StateArray<S>& array) { return array.empty() ? nullptr : array.data(); }
+
 }  // namespace multopt

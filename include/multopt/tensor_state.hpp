@@ -133,7 +133,7 @@ class StepWork {
                           scalars);
       if constexpr (is_16bit<P>) {
         jobs_[k].rounding = storage.rounding;
-        jobs_[k].master = tensors[k].master.empty() ? nullptr : tensors[k].master.data();
+        jobs_[k].master = data_or_null(tensors[k].master);
         jobs_[k].rounding_key = detail::rounding_key(storage.seed, k, std::uint64_t(tensors[k].steps + 1));
       }
     }
@@ -191,7 +191,7 @@ class StepWork {
       refuse_overflow(job, h, t.group, t.steps + 1);
     }
     for (std::size_t k = 0; k < t.slots.size(); ++k)
-      job.slots[k] = t.slots[k].empty() ? nullptr : t.slots[k].data();  // allocate_state() updates what it changes
+      job.slots[k] = data_or_null(t.slots[k]);  // allocate_state() updates what it changes
     return job;
   }
 

@@ -7,7 +7,9 @@
 #include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -34,7 +36,8 @@ PYBIND11_MODULE(_multopt, m) {
   m.doc() = "multopt's fused optimizer steps over torch tensors (see multopt.torch)";
 
   py::class_<TorchSteps>(m, "Steps")
-      .def(py::init<std::string, std::string>(), py::arg("base"), py::arg("rule"))
+      .def(py::init<std::string, std::string, multopt::Settings>(), py::arg("base"), py::arg("rule"),
+           py::arg("storage") = multopt::Settings{})
       .def_property_readonly("base", &TorchSteps::base)
       .def_property_readonly("rule", &TorchSteps::rule)
       .def_property_readonly("hyperparameter_names", &TorchSteps::hyperparameter_names)
@@ -47,7 +50,8 @@ PYBIND11_MODULE(_multopt, m) {
              py::gil_scoped_release release;
              steps.step(converted, threads);
            })
-      // None before the parameter's first step, else (steps, {array name: tensor}, {scalar name: value}).
+      // None before the parameter's first step, else (steps, {array name: tensor}, {scalar name:
+      // value}, master weights or None).
       .def("state_of",
            [](const TorchSteps& steps, const at::Tensor& param) -> py::object {
              const auto state = steps.state_of(param);
@@ -55,14 +59,21 @@ PYBIND11_MODULE(_multopt, m) {
              py::dict arrays, scalars;
              for (const auto& [name, array] : state->arrays) arrays[py::str(name)] = array;
              for (const auto& [name, value] : state->scalars) scalars[py::str(name)] = value;
-             return py::make_tuple(state->steps, arrays, scalars);
+             py::object master = state->master_weights.defined() ? py::cast(state->master_weights) : py::none();
+             return py::make_tuple(state->steps, arrays, scalars, master);
            })
-      .def("set_state_of",
-           [](TorchSteps& steps, const at::Tensor& param, long count,
-              std::vector<std::pair<std::string, at::Tensor>> arrays, NamedValues scalars) {
-             steps.set_state_of(param, TorchTensorState{count, std::move(arrays), std::move(scalars)});
-           })
-      .def("clear_state", &TorchSteps::clear_state);
+      // [(parameter, steps, arrays, scalars, master weights or None)], all checked before any is taken.
+      .def("replace_states",
+           [](TorchSteps& steps,
+              std::vector<std::tuple<at::Tensor, long, std::vector<std::pair<std::string, at::Tensor>>, NamedValues,
+                                     std::optional<at::Tensor>>>
+                  states) {
+             std::vector<std::pair<at::Tensor, TorchTensorState>> converted;
+             for (auto& [param, count, arrays, scalars, master] : states)
+               converted.emplace_back(param, TorchTensorState{count, std::move(arrays), std::move(scalars),
+                                                              master.value_or(at::Tensor())});
+             steps.replace_states(std::move(converted));
+           });
 
   // Per-step factors of lr (lr_schedules.hpp), as callables for torch.optim.lr_scheduler.LambdaLR.
   namespace curves = multopt::curves;

@@ -9,6 +9,12 @@ Learning-rate schedulers change param_groups[i]['lr']. The additive rule steps w
 is; the M and H classes scale lr_out by lr / initial_lr, initial_lr being the group's lr when
 it was made (for M classes, whose rule has no additive lr, the group's lr starts at lr_out), so
 that a scheduler moves every step size of the group by the same factor.
+
+bfloat16 and float16 parameters are computed in float32 with float32 state. Every class takes
+rounding="master" (the default: a float32 copy of them, stepped and stored rounded),
+"nearest" or "stochastic", and rounding_seed (stochastic rounding's key, default 0): the
+optimizer's own settings, not a group's, refused where no parameter is 16-bit. The master
+weights are state, under "master_weights".
 """
 
 from collections import defaultdict
@@ -23,6 +29,8 @@ __all__ = ["ExponentialMix"]  # and every optimizer class, added below
 # implementation, and CPU steps need no capture.
 _IGNORED = {"foreach", "capturable", "differentiable", "fused"}
 _REFUSED_IF_SET = ("capturable", "differentiable", "fused")
+# The state name of a 16-bit parameter's float32 master weights (TorchOptimizer's too).
+_MASTER = "master_weights"
 
 
 def _check_range(name, value, low=0.0, high=None, closed=True):
@@ -71,7 +79,7 @@ class _Optimizer(torch.optim.Optimizer):
     _keyword_only = ()  # (name, default): torch.optim's keyword-only arguments
     _decoupled = False  # weight_decay is the decoupled kind (AdamW, Lion)
 
-    def __init__(self, params, *args, **kwargs):
+    def __init__(self, params, *args, rounding=None, rounding_seed=None, **kwargs):
         names = [name for name, _ in self._arguments]
         if len(args) > len(names):
             raise TypeError("{}() takes at most {} positional arguments after params ({} given)".format(
@@ -85,8 +93,12 @@ class _Optimizer(torch.optim.Optimizer):
                 raise TypeError("{}() got multiple values for argument '{}'".format(type(self).__name__, name))
             values[name] = value
         _validate(values)
-        self._steps = _multopt.Steps(self._base, self._rule)
+        storage = [(name, str(value)) for name, value in (("rounding", rounding), ("rounding_seed", rounding_seed))
+                   if value is not None]
+        steps = _multopt.Steps(self._base, self._rule, storage)
         super().__init__(params, values)
+        self._steps = steps  # from here on add_param_group checks: the storage check needs every group
+        self._steps.check([self._group(group) for group in self.param_groups])
 
     def add_param_group(self, param_group):
         _validate(param_group)
@@ -95,7 +107,8 @@ class _Optimizer(torch.optim.Optimizer):
         if self._rule != "additive":
             group.setdefault("lr", group["lr_out"])
             group.setdefault("initial_lr", group["lr"])
-        self._steps.check([self._group(group)])
+        if hasattr(self, "_steps"):
+            self._steps.check([self._group(group) for group in self.param_groups])
 
     def _group(self, group):
         """(parameters, settings by multopt's names) of one param group."""
@@ -126,10 +139,11 @@ class _Optimizer(torch.optim.Optimizer):
             for param in group["params"]:
                 state = self._steps.state_of(param)
                 if state is not None:
-                    steps, arrays, scalars = state
-                    # Scalars (NAdam's mu_product) stay Python floats: load_state_dict would cast
-                    # tensors to the parameter's dtype.
+                    steps, arrays, scalars, master = state
+                    # Scalars (NAdam's mu_product) stay Python floats, as torch.optim keeps them.
                     self.state[param] = {"step": torch.tensor(float(steps)), **arrays, **scalars}
+                    if master is not None:
+                        self.state[param][_MASTER] = master
         try:
             return super().state_dict()
         finally:
@@ -137,20 +151,32 @@ class _Optimizer(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict):
         """Loads a state_dict of this class, or the state (moments, step) of another optimizer
-        of the same base (torch.optim.Adam's into Adam or MAdam), keeping this one's settings."""
+        of the same base (torch.optim.Adam's into Adam or MAdam), keeping this one's settings.
+        State arrays are taken as saved, not cast to the parameter's dtype as torch.optim casts
+        them (the state of 16-bit parameters is float32)."""
         ours = [{key: value for key, value in group.items() if key != "params"} for group in self.param_groups]
         saved = state_dict["param_groups"]
         if len(saved) == len(ours) and any(not set(o) <= set(s) for o, s in zip(ours, saved)):
             state_dict = dict(state_dict, param_groups=[{**o, "params": s["params"]} for o, s in zip(ours, saved)])
-        super().load_state_dict(state_dict)
-        loaded, self.state = self.state, defaultdict(dict)
-        self._steps.clear_state()
+        groups = self.param_groups
+        super().load_state_dict(dict(state_dict, state={}))  # checks the groups and takes their settings
+        saved_ids = (index for group in saved for index in group["params"])
+        params = (param for group in self.param_groups for param in group["params"])
         scalar_names = set(self._steps.scalar_state_names)
-        for param, state in loaded.items():
+        states = []
+        for index, param in zip(saved_ids, params):
+            state = state_dict["state"].get(index)
+            if state is None:
+                continue
             arrays = [(name, value) for name, value in state.items()
-                      if name != "step" and name not in scalar_names and value is not None]
+                      if name not in ("step", _MASTER) and name not in scalar_names and value is not None]
             scalars = [(name, float(state[name])) for name in scalar_names if name in state]
-            self._steps.set_state_of(param, int(float(state.get("step", 0))), arrays, scalars)
+            states.append((param, int(float(state.get("step", 0))), arrays, scalars, state.get(_MASTER)))
+        try:
+            self._steps.replace_states(states)
+        except Exception:
+            self.param_groups = groups  # a state that does not fit changes nothing
+            raise
 
 
 class ExponentialMix:
@@ -223,7 +249,7 @@ _RULES = [
 
 
 def _make_class(name, base, rule, arguments, keyword_only, decoupled=False):
-    doc = "multopt's {} base with the {} rule: {}(params, {})".format(
+    doc = "multopt's {} base with the {} rule: {}(params, {}, rounding=None, rounding_seed=None)".format(
         base, rule, name, ", ".join("{}={!r}".format(n, d) for n, d in arguments + keyword_only))
     cls = type(name, (_Optimizer,), {"_base": base, "_rule": rule, "_arguments": tuple(arguments),
                                      "_keyword_only": tuple(keyword_only), "_decoupled": decoupled,

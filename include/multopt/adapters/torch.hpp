@@ -64,19 +64,21 @@ class TorchOptions : public torch::optim::OptimizerCloneableOptions<TorchOptions
 
 // A torch::optim::Optimizer of any multopt base and rule: TorchOptimizer(model->parameters(),
 // "adam", "multiplicative", {{"lr_out", 1e-3}}). A group made with options of its own
-// (TorchOptions) has those; otherwise the defaults.
+// (TorchOptions) has those; otherwise the defaults. `storage`: how bf16 and fp16 parameters
+// are stored, {{"rounding", "stochastic"}, {"rounding_seed", "7"}} (TorchSteps; unset: master
+// weights); the optimizer's own, not a group's, and not saved with its state.
 class TorchOptimizer : public torch::optim::Optimizer {
  public:
   TorchOptimizer(std::vector<torch::optim::OptimizerParamGroup> groups, const std::string& base,
-                 const std::string& rule, NamedValues defaults = {})
+                 const std::string& rule, NamedValues defaults = {}, Settings storage = {})
       : torch::optim::Optimizer(std::move(groups), std::make_unique<TorchOptions>(std::move(defaults))),
-        steps_(base, rule) {
+        steps_(base, rule, std::move(storage)) {
     steps_.check(torch_groups());
   }
   TorchOptimizer(std::vector<at::Tensor> params, const std::string& base, const std::string& rule,
-                 NamedValues defaults = {})
+                 NamedValues defaults = {}, Settings storage = {})
       : TorchOptimizer(std::vector<torch::optim::OptimizerParamGroup>{torch::optim::OptimizerParamGroup(std::move(params))},
-                       base, rule, std::move(defaults)) {}
+                       base, rule, std::move(defaults), std::move(storage)) {}
 
   at::Tensor step(LossClosure closure = nullptr) override {
     at::Tensor loss;
@@ -105,6 +107,7 @@ class TorchOptimizer : public torch::optim::Optimizer {
       archive.write(prefix + "step", c10::IValue(int64_t(state->steps)));
       for (const auto& [name, array] : state->arrays) archive.write(prefix + name, array, true);
       for (const auto& [name, value] : state->scalars) archive.write(prefix + name, c10::IValue(value));
+      if (state->master_weights.defined()) archive.write(prefix + "master_weights", state->master_weights, true);
     }
   }
   void load(torch::serialize::InputArchive& archive) override {
@@ -113,7 +116,7 @@ class TorchOptimizer : public torch::optim::Optimizer {
       archive.read("group/" + std::to_string(g), group);
       param_groups_[g].options().serialize(group);
     }
-    steps_.clear_state();
+    std::vector<std::pair<at::Tensor, TorchTensorState>> states;
     const auto params = parameters_in_order();
     for (std::size_t k = 0; k < params.size(); ++k) {
       const std::string prefix = "state/" + std::to_string(k) + "/";
@@ -130,8 +133,10 @@ class TorchOptimizer : public torch::optim::Optimizer {
           state.arrays.emplace_back(name, array);
         }
       }
-      steps_.set_state_of(params[k], std::move(state));
+      archive.try_read(prefix + "master_weights", state.master_weights, true);
+      states.emplace_back(params[k], std::move(state));
     }
+    steps_.replace_states(std::move(states));
   }
 
  private:

@@ -24,8 +24,15 @@ namespace multopt::adapters {
 
 class TorchSteps {
  public:
-  // The optimizer of that base and rule (names as make_optimizer's: "adam", "hybrid").
-  TorchSteps(std::string base, std::string rule) : base_(std::move(base)), rule_(std::move(rule)) {
+  // The optimizer of that base and rule (names as make_optimizer's: "adam", "hybrid"). `storage`:
+  // how bf16 and fp16 parameters are stored, in make_optimizer's settings "rounding" and
+  // "rounding_seed" (storage.hpp; unset: master weights).
+  TorchSteps(std::string base, std::string rule, Settings storage = {})
+      : base_(std::move(base)), rule_(std::move(rule)), storage_(std::move(storage)) {
+    for (const auto& setting : storage_)
+      if (setting.first != "rounding" && setting.first != "rounding_seed")
+        throw std::invalid_argument("multopt: '" + setting.first + "' is no storage setting; they are rounding and rounding_seed");
+    make_optimizer<Eigen::bfloat16>(base_, rule_, storage_);  // refuses a bad mode or seed
     auto probe = make_optimizer<double>(base_, rule_);
     double x = 0.0, g = 0.0;
     probe->add_params(&x, &g, 1);
@@ -53,8 +60,11 @@ class TorchSteps {
         check_pair(param, param.grad(), g, k);
         with_storage_type(param.scalar_type(), [&](auto tag) {
           using S = typename decltype(tag)::type;
+          const bool fp32_grad = param.grad().scalar_type() != param.scalar_type();  // check_pair allowed it
           std::get<Bindings<S>>(bindings).push_back(
-              {param.unsafeGetTensorImpl(), param, param.data_ptr<S>(), param.grad().data_ptr<S>(), g});
+              {param.unsafeGetTensorImpl(), param, data_as<S>(param),
+               fp32_grad ? static_cast<const void*>(param.grad().data_ptr<float>()) : data_as<S>(param.grad()),
+               fp32_grad, g});
         });
       }
     }
@@ -74,10 +84,18 @@ class TorchSteps {
   }
 
   // Refuses settings that a step would refuse (in double: each step checks them again against
-  // the storage type of its tensors).
+  // the storage type of its tensors), and a storage setting without a bf16 or fp16 parameter,
+  // as the core refuses one for a float or double optimizer.
   void check(const std::vector<TorchGroup>& groups) const {
     const auto probe = make_optimizer<double>(base_, rule_);
     for (const auto& values : settings_of(groups)) check_settings(*probe, values);
+    bool any_narrow = false;
+    for (const auto& group : groups)
+      any_narrow = any_narrow || std::any_of(group.params.begin(), group.params.end(), is_narrow);
+    if (!storage_.empty() && !any_narrow)
+      throw std::invalid_argument("multopt: " + storage_.front().first + " = '" + storage_.front().second +
+                                  "' is for bfloat16 and float16 parameters, and these have none (float and double "
+                                  "parameters are stored as computed)");
   }
 
   // The parameter's state, or none before its first step.
@@ -93,29 +111,17 @@ class TorchSteps {
     return std::nullopt;
   }
 
-  // Gives the parameter this state (torch's names; arrays of the parameter's shape, cast to its
-  // dtype); its next step continues from it. Checked first: on an error nothing changes.
-  void set_state_of(const at::Tensor& param, TorchTensorState state) {
-    if (state.steps < 0) reject("step", double(state.steps), ">= 0");
-    for (auto& [name, array] : state.arrays) {
-      if (!is_array_state(name)) unknown_state(name);
-      if (array.numel() != param.numel())
-        throw std::invalid_argument("multopt: state '" + name + "' has " + std::to_string(array.numel()) +
-                                    " elements but its parameter has " + std::to_string(param.numel()));
-      array = array.detach().to(param.scalar_type()).contiguous().clone();
-    }
-    for (const auto& [name, value] : state.scalars) {
-      if (std::find(scalar_names_.begin(), scalar_names_.end(), name) == scalar_names_.end()) unknown_state(name);
-      detail::finite_state(name, value);
-    }
-    // A bound parameter's lane hands all its state out, so that the next step binds again and
-    // takes this state in.
-    for_each_lane([&](auto& lane) {
-      if (std::any_of(lane.bound.begin(), lane.bound.end(),
-                      [&](const auto& b) { return b.key == param.unsafeGetTensorImpl(); }))
-        park(lane);
-    });
-    parked_[param.unsafeGetTensorImpl()] = std::move(state);
+  // Gives the parameter this state (torch's names; arrays of the parameter's shape, cast to the
+  // dtype it is computed in: float for bf16 and fp16); its next step continues from it. Checked
+  // first: on an error nothing changes.
+  void set_state_of(const at::Tensor& param, TorchTensorState state) { give(param, checked(param, std::move(state))); }
+
+  // Replaces every parameter's state by these (a loaded state_dict's), all checked first: on an
+  // error nothing changes.
+  void replace_states(std::vector<std::pair<at::Tensor, TorchTensorState>> states) {
+    for (auto& [param, state] : states) state = checked(param, std::move(state));
+    clear_state();
+    for (auto& [param, state] : states) give(param, std::move(state));
   }
 
   // Forgets every parameter's state.
@@ -125,14 +131,56 @@ class TorchSteps {
   }
 
  private:
+  // The state as set_state_of takes it in, or an exception naming what does not fit.
+  TorchTensorState checked(const at::Tensor& param, TorchTensorState state) const {
+    if (state.steps < 0) reject("step", double(state.steps), ">= 0");
+    c10::ScalarType compute = param.scalar_type();
+    with_storage_type(param.scalar_type(), [&](auto tag) { compute = torch_dtype<Arithmetic<typename decltype(tag)::type>>(); });
+    const auto copied = [&](const std::string& name, const at::Tensor& array) {
+      if (array.numel() != param.numel())
+        throw std::invalid_argument("multopt: state '" + name + "' has " + std::to_string(array.numel()) +
+                                    " elements but its parameter has " + std::to_string(param.numel()));
+      return array.detach().to(compute).contiguous().clone();
+    };
+    for (auto& [name, array] : state.arrays) {
+      if (!is_array_state(name)) unknown_state(name);
+      array = copied(name, array);
+    }
+    if (state.master_weights.defined()) {
+      if (compute == param.scalar_type())
+        throw std::invalid_argument(std::string("multopt: master weights are for bfloat16 and float16 parameters, not ") +
+                                    c10::toString(param.scalar_type()) + " (copy them into the parameter instead)");
+      state.master_weights = copied("master_weights", state.master_weights);
+    }
+    for (const auto& [name, value] : state.scalars) {
+      if (std::find(scalar_names_.begin(), scalar_names_.end(), name) == scalar_names_.end()) unknown_state(name);
+      detail::finite_state(name, value);
+    }
+    return state;
+  }
+
+  // Gives the parameter a checked state. A bound parameter's lane hands all its state out, so
+  // that the next step binds again and takes this state in.
+  void give(const at::Tensor& param, TorchTensorState state) {
+    for_each_lane([&](auto& lane) {
+      if (std::any_of(lane.bound.begin(), lane.bound.end(),
+                      [&](const auto& b) { return b.key == param.unsafeGetTensorImpl(); }))
+        park(lane);
+    });
+    parked_[param.unsafeGetTensorImpl()] = std::move(state);
+  }
+
   template <class S>
   struct Binding {
     const c10::TensorImpl* key;
     at::Tensor param;
     S* data;
-    const S* grad;
+    const void* grad;  // an S, or for 16-bit S a float when fp32_grad
+    bool fp32_grad;
     std::size_t group;
-    bool operator==(const Binding& o) const { return key == o.key && data == o.data && grad == o.grad && group == o.group; }
+    bool operator==(const Binding& o) const {
+      return key == o.key && data == o.data && grad == o.grad && fp32_grad == o.fp32_grad && group == o.group;
+    }
   };
   template <class S>
   using Bindings = std::vector<Binding<S>>;
@@ -156,6 +204,11 @@ class TorchSteps {
     std::apply([&](const auto&... lane) { (f(lane), ...); }, lanes_);
   }
 
+  // A bf16 or fp16 tensor.
+  static bool is_narrow(const at::Tensor& tensor) {
+    return tensor.scalar_type() == at::kBFloat16 || tensor.scalar_type() == at::kHalf;
+  }
+
   static void check_pair(const at::Tensor& param, const at::Tensor& grad, std::size_t group, std::size_t k) {
     const std::string which = "parameter " + std::to_string(k) + " of group " + std::to_string(group);
     if (!param.device().is_cpu())
@@ -168,9 +221,11 @@ class TorchSteps {
       throw std::invalid_argument("multopt: " + which + (param.is_contiguous() ? "'s gradient" : "") +
                                   " is not contiguous (strides " + c10::str(param.is_contiguous() ? grad.strides() : param.strides()) +
                                   "); multopt steps contiguous tensors");
-    if (grad.scalar_type() != param.scalar_type())
+    const bool narrow = is_narrow(param);
+    if (grad.scalar_type() != param.scalar_type() && !(narrow && grad.scalar_type() == at::kFloat))
       throw std::invalid_argument("multopt: the gradient of " + which + " is " + c10::toString(grad.scalar_type()) +
-                                  " but the parameter is " + c10::toString(param.scalar_type()));
+                                  " but the parameter is " + c10::toString(param.scalar_type()) +
+                                  (narrow ? " (its gradient may be that or Float)" : ""));
     if (grad.numel() != param.numel())
       throw std::invalid_argument("multopt: the gradient of " + which + " has " + std::to_string(grad.numel()) +
                                   " elements but the parameter has " + std::to_string(param.numel()));
@@ -209,18 +264,19 @@ class TorchSteps {
 
   template <class S>
   TorchTensorState copy_out(const AnyOptimizer<S>& opt, std::size_t k, const at::Tensor& param) const {
+    using Compute = Arithmetic<S>;
+    const auto copy = [&](const Compute* values) {
+      at::Tensor array = at::empty(param.sizes(), param.options().dtype(torch_dtype<Compute>()).requires_grad(false));
+      std::copy(values, values + opt.size(k), array.template data_ptr<Compute>());
+      return array;
+    };
     TorchTensorState state;
     state.steps = opt.step_count(k);
     for (const auto& name : opt.state_names(k)) {
-      if (!is_array_state(name)) {
-        state.scalars.emplace_back(name, opt.scalar_state(k, name));
-        continue;
-      }
-      const S* values = opt.state(k, name);
-      at::Tensor array = at::empty(param.sizes(), param.options().requires_grad(false));
-      std::copy(values, values + opt.size(k), array.data_ptr<S>());
-      state.arrays.emplace_back(name, std::move(array));
+      if (is_array_state(name)) state.arrays.emplace_back(name, copy(opt.state(k, name)));
+      else state.scalars.emplace_back(name, opt.scalar_state(k, name));
     }
+    if (opt.master(k)) state.master_weights = copy(opt.master(k));
     return state;
   }
 
@@ -236,10 +292,19 @@ class TorchSteps {
   // given gradients to another set of them), continuing from every state it had.
   template <class S>
   void rebind(Lane<S>& lane, const std::vector<Binding<S>>& bound, const std::vector<NamedValues>& settings) {
-    auto opt = make_optimizer<S>(base_, rule_);
+    auto opt = make_optimizer<S>(base_, rule_, is_16bit<S> ? storage_ : Settings{});
     opt->set_all(settings.front(), 0);
     for (std::size_t g = 1; g < settings.size(); ++g) opt->add_group(settings[g]);
-    for (const auto& b : bound) opt->add_params(b.data, b.grad, std::size_t(b.param.numel()), b.group);
+    for (const auto& b : bound) {
+      const auto size = std::size_t(b.param.numel());
+      if constexpr (is_16bit<S>) {
+        if (b.fp32_grad) {
+          opt->add_params(b.data, static_cast<const float*>(b.grad), size, b.group);
+          continue;
+        }
+      }
+      opt->add_params(b.data, static_cast<const S*>(b.grad), size, b.group);
+    }
     if (lane.opt) park(lane);
     for (std::size_t k = 0; k < bound.size(); ++k) {
       const auto parked = parked_.find(bound[k].key);
@@ -247,10 +312,15 @@ class TorchSteps {
       const TorchTensorState& state = parked->second;
       opt->set_step_count(k, state.steps);
       for (const auto& [name, value] : state.scalars) opt->set_scalar_state(k, name, value);
+      const auto size = std::size_t(bound[k].param.numel());
+      if constexpr (is_16bit<S>) {
+        if (state.master_weights.defined() && state.master_weights.numel() == bound[k].param.numel())
+          opt->set_master(k, state.master_weights.template data_ptr<float>(), size);
+      }
       for (const auto& [name, array] : state.arrays) {
         if (array.numel() != bound[k].param.numel()) continue;  // torch replaced the parameter's data
         try {
-          opt->set_state(k, name, array.template data_ptr<S>(), std::size_t(array.numel()));
+          opt->set_state(k, name, array.template data_ptr<Arithmetic<S>>(), size);
         } catch (const std::invalid_argument&) {
           // The only refusal left: an array the group's settings no longer use (AMSGrad turned
           // off), which torch.optim ignores too.
@@ -263,6 +333,7 @@ class TorchSteps {
   }
 
   std::string base_, rule_;
+  Settings storage_;
   std::vector<std::string> hyperparameter_names_, state_names_, scalar_names_;
   decltype(over_storage_types<Lane>(TorchStorageTypes{})) lanes_;
   std::map<const c10::TensorImpl*, TorchTensorState> parked_;

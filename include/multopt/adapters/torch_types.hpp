@@ -15,10 +15,34 @@
 namespace multopt::adapters {
 
 // The parameter dtypes multopt steps, each with the C++ type it steps as: the one place where
-// a torch dtype becomes a multopt storage type (bf16 and fp16 are one entry each here).
-using TorchStorageTypes = TypeList<float, double>;
+// a torch dtype becomes a multopt storage type.
+using TorchStorageTypes = TypeList<float, double, Eigen::bfloat16, Eigen::half>;
+
+// The C++ type torch keeps a dtype's values in: S, or for 16-bit S c10's type of the same bits
+// (bfloat16: the upper half of a float; half: IEEE binary16).
 template <class S>
-constexpr c10::ScalarType torch_dtype() { return c10::CppTypeToScalarType<S>::value; }
+struct TorchElement {
+  using type = S;
+};
+template <>
+struct TorchElement<Eigen::bfloat16> {
+  using type = c10::BFloat16;
+};
+template <>
+struct TorchElement<Eigen::half> {
+  using type = c10::Half;
+};
+
+template <class S>
+constexpr c10::ScalarType torch_dtype() { return c10::CppTypeToScalarType<typename TorchElement<S>::type>::value; }
+
+// A tensor's values as S: torch's 16-bit types and Eigen's are the same bits, so the pointer is
+// reinterpreted.
+template <class S, class T = typename TorchElement<S>::type>
+S* data_as(const at::Tensor& tensor) {
+  static_assert(sizeof(T) == sizeof(S) && alignof(T) == alignof(S), "torch's and multopt's types differ in layout");
+  return reinterpret_cast<S*>(tensor.data_ptr<T>());
+}
 
 // Calls f(tag) with decltype(tag)::type the storage type of `dtype`; refuses any other dtype.
 template <class F>
@@ -44,6 +68,7 @@ struct TorchTensorState {
   long steps = 0;
   std::vector<std::pair<std::string, at::Tensor>> arrays;  // exp_avg, ... shaped as the parameter
   NamedValues scalars;                                      // NAdam's mu_product
+  at::Tensor master_weights;  // a 16-bit parameter's fp32 copy under Rounding::master, if it has one
 };
 
 // A torch parameter group as multopt sees it: its tensors and its hyperparameters by multopt's
