@@ -22,7 +22,7 @@ namespace demo {
 struct TrainingConfig {
   int epochs;
   int batch_size;
-  unsigned seed;  // the order of the mini-batches; the same for every optimizer
+  unsigned seed;  // the order of the mini-batches, the same for every optimizer; stochastic rounding's bits
   Precision precision;
 };
 
