@@ -47,7 +47,7 @@ demo::Mlp initial_model(const demo::TrainTest& data, const demo::Options& option
 }
 
 demo::TrainingConfig training_config(const demo::Options& options) {
-  return {options.epochs, options.batch_size, options.seed};
+  return {options.epochs, options.batch_size, options.seed, options.precision};
 }
 
 int run_comparison(const demo::Options& options) {
@@ -59,6 +59,8 @@ int run_comparison(const demo::Options& options) {
               int(data.train.images.rows()), hidden_units, demo::class_count, options.epochs, options.batch_size);
   std::printf("initial model: training loss %.4f, test accuracy %.2f%%\n", initial_state.train_loss,
               100.0 * initial_state.test.accuracy);
+  if (options.precision != demo::Precision::fp32)
+    std::printf("weights stored as --precision %s, computed in fp32\n", demo::to_string(options.precision).c_str());
 
   std::vector<demo::RunSummary> runs;
   bool every_loss_fell = true;
@@ -106,7 +108,8 @@ int run_comparison(const demo::Options& options) {
   const std::string title = std::string(options.digits ? "digits" : "Fashion-MNIST") + ", MLP " +
                             std::to_string(data.train.images.rows()) + "-" + std::to_string(hidden_units) + "-" +
                             std::to_string(demo::class_count) +
-                            ", one initialization for all; M: multiplicative rule, H: hybrid rule";
+                            ", one initialization for all; M: multiplicative rule, H: hybrid rule" +
+                            (options.precision == demo::Precision::fp32 ? "" : "; " + demo::to_string(options.precision));
   const bool plotted = demo::plot_png(options.out_dir, runs, title);
   std::printf("\nwrote %s/curves.csv, noise.csv%s\n", options.out_dir.c_str(), plotted ? ", curves.png" : "");
 
@@ -127,8 +130,8 @@ int run_sweep(const demo::Options& options) {
   const demo::Dataset validation = data.train.slice(data.train.size() - validation_size, validation_size);
   const demo::Mlp initial = initial_model(data, options);
   const demo::EpochRecord initial_state = demo::initial_record(initial, fit, validation);
-  std::printf("sweep: %d training and %d validation samples, %d epochs\n\n", fit.size(), validation.size(),
-              options.epochs);
+  std::printf("sweep: %d training and %d validation samples, %d epochs, weights in %s\n\n", fit.size(),
+              validation.size(), options.epochs, demo::to_string(options.precision).c_str());
 
   std::filesystem::create_directories(options.out_dir);
   std::ofstream csv = demo::open_for_writing(options.out_dir + "/sweep.csv");

@@ -142,6 +142,36 @@ inline multopt::Settings full_settings(const OptimizerSpec& spec, const multopt:
   return settings;
 }
 
+// How the model's weights are stored (--precision): in fp32, or in bf16 as a 16-bit optimizer
+// stores them, rounded to nearest, from fp32 master weights, or rounded stochastically.
+enum class Precision { fp32, bf16, bf16_master, bf16_stochastic };
+
+inline const std::vector<std::pair<Precision, std::string>>& precision_names() {
+  static const std::vector<std::pair<Precision, std::string>> names{{Precision::fp32, "fp32"},
+                                                                    {Precision::bf16, "bf16"},
+                                                                    {Precision::bf16_master, "bf16-master"},
+                                                                    {Precision::bf16_stochastic, "bf16-stochastic"}};
+  return names;
+}
+
+inline std::string to_string(Precision precision) {
+  for (const auto& [value, name] : precision_names())
+    if (value == precision) return name;
+  throw std::logic_error("no name for a precision");
+}
+
+// The settings that choose a bf16 optimizer's storage mode (multopt's `rounding`); stochastic
+// rounding draws its bits from `seed`.
+inline multopt::Settings storage_settings(Precision precision, unsigned seed) {
+  switch (precision) {
+    case Precision::fp32: return {};
+    case Precision::bf16: return {{"rounding", "nearest"}};
+    case Precision::bf16_master: return {{"rounding", "master"}};
+    case Precision::bf16_stochastic: return {{"rounding", "stochastic"}, {"rounding_seed", std::to_string(seed)}};
+  }
+  throw std::logic_error("no storage settings for a precision");
+}
+
 // Settings as one readable string, "lr_out=0.01 lr=0.001".
 inline std::string describe(const multopt::Settings& settings) {
   std::string text;

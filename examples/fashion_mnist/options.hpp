@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "optimizers.hpp"
+
 // Where Debian's dataset-fashion-mnist installs the data set.
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 // CMake passes the vendored file's absolute path; this default suits runs from the repository.
@@ -42,6 +44,7 @@ struct Options {
   int train_size = 0;      // the first N training samples; 0: all, or the Fashion-MNIST study's 10 000
   int jobs = 0;            // the study's parallel runs; 0: one per core
   bool reduced_grid = false;
+  Precision precision = Precision::fp32;
   bool help = false;
 };
 
@@ -61,7 +64,13 @@ inline std::string usage() {
          "  --target ACC              test accuracy in (0, 1) to count epochs to (default 0.85;\n"
          "                            the Fashion-MNIST study: 0.80)\n"
          "  --batch-size N            mini-batch size (default 64)\n"
-         "  --seed N                  seed of the initial weights and batch order (default 1)\n"
+         "  --seed N                  seed of the initial weights, batch order and stochastic\n"
+         "                            rounding (default 1)\n"
+         "  --precision fp32|bf16|bf16-master|bf16-stochastic\n"
+         "                            how the weights are stored (default fp32): in bf16,\n"
+         "                            rounded to nearest, from fp32 master weights, or rounded\n"
+         "                            stochastically (seeded by --seed); the forward and backward\n"
+         "                            passes compute in fp32 on the stored weights\n"
          "  --out DIR                 output directory (default fashion_mnist_out)\n"
          "  --sweep                   run the learning-rate sweep instead: train each optimizer\n"
          "                            with each of its five candidate rates on the first five\n"
@@ -110,6 +119,15 @@ inline std::string one_of(const std::string& flag, const std::string& text, cons
   return text;
 }
 
+inline Precision precision_named(const std::string& flag, const std::string& text) {
+  std::string known;
+  for (const auto& [precision, name] : precision_names()) {
+    if (text == name) return precision;
+    known += (known.empty() ? "" : ", ") + name;
+  }
+  throw UsageError(flag + " is one of " + known + ", not '" + text + "'");
+}
+
 }  // namespace detail
 
 // Accepts "--flag value" and "--flag=value".
@@ -134,12 +152,7 @@ inline Options parse_options(int argc, const char* const* argv) {
       options.digits = detail::one_of(flag, value(), "fashion", "digits") == "digits";
     } else if (flag == "--data") {
       options.data_path = value();
-      if (options.sweep && options.study) throw UsageError("--sweep and --study exclude each other");
-  const bool fashion_study = options.study && !options.digits;
-  if (options.epochs == 0) options.epochs = fashion_study ? study_fashion_epochs : 10;
-  if (options.target == 0.0) options.target = fashion_study ? study_fashion_target : 0.85;
-  if (options.train_size == 0 && fashion_study) options.train_size = study_fashion_train_size;
-  if (options.data_path.empty()) throw UsageError("--data needs a path");
+      if (options.data_path.empty()) throw UsageError("--data needs a path");
     } else if (flag == "--epochs") {
       options.epochs = int(detail::parse_integer(flag, value(), 1, 1000));
     } else if (flag == "--optimizers") {
@@ -150,6 +163,8 @@ inline Options parse_options(int argc, const char* const* argv) {
       options.batch_size = int(detail::parse_integer(flag, value(), 1, 65536));
     } else if (flag == "--seed") {
       options.seed = unsigned(detail::parse_integer(flag, value(), 0, 4294967295LL));
+    } else if (flag == "--precision") {
+      options.precision = detail::precision_named(flag, value());
     } else if (flag == "--out") {
       options.out_dir = value();
       if (options.out_dir.empty()) throw UsageError("--out needs a directory");
@@ -179,6 +194,9 @@ inline Options parse_options(int argc, const char* const* argv) {
     }
   }
   if (options.sweep && options.study) throw UsageError("--sweep and --study exclude each other");
+  if (options.study && options.precision != Precision::fp32)
+    throw UsageError("--precision " + to_string(options.precision) + " is for the comparison and the sweep; the study "
+                     "trains in fp32");
   const bool fashion_study = options.study && !options.digits;
   if (options.epochs == 0) options.epochs = fashion_study ? study_fashion_epochs : 10;
   if (options.target == 0.0) options.target = fashion_study ? study_fashion_target : 0.85;

@@ -160,7 +160,7 @@ inline std::vector<StudyRun> run_study(const StudyGrid& grid, const TrainTest& d
         full_settings(run.cell.spec, scaled_rates(chosen_rates(run.cell.spec), run.cell.lr_multiplier));
     const auto loss_is_finite = [](const EpochRecord& record) { return std::isfinite(record.train_loss); };
     run.epochs = train(start.model, start.record, run.cell.spec, settings, data.train, data.test,
-                       {grid.epochs, batch_size, run.cell.seed}, loss_is_finite)
+                       {grid.epochs, batch_size, run.cell.seed, Precision::fp32}, loss_is_finite)
                      .epochs;
     const EpochRecord& last = run.epochs.back();
     run.diverged = !std::isfinite(last.train_loss) || last.test.accuracy < diverged_accuracy;

@@ -22,7 +22,8 @@ namespace demo {
 struct TrainingConfig {
   int epochs;
   int batch_size;
-  unsigned seed;  // the order of the mini-batches; the same for every optimizer
+  unsigned seed;  // the order of the mini-batches, the same for every optimizer; stochastic rounding's bits
+  Precision precision;
 };
 
 struct EpochRecord {
@@ -44,6 +45,58 @@ inline multopt::Parallel single_thread() {
   serial.threads = 1;
   return serial;
 }
+
+// A run's optimizer and the weights it steps. fp32: the model's own tensors. bf16: a bf16 copy
+// of each tensor (the model's initial weights rounded to nearest), which a 16-bit optimizer
+// steps with the model's fp32 gradients in the chosen storage mode; after every step the model
+// gets the stored weights widened, so that its forward and backward passes compute in fp32 on
+// exactly the weights that bf16 storage holds.
+class StoredWeights {
+ public:
+  StoredWeights(Mlp& model, const OptimizerSpec& spec, const multopt::Settings& settings,
+                const TrainingConfig& config)
+      : views_(model.parameters()) {
+    if (config.precision == Precision::fp32) {
+      fp32_ = multopt::make_optimizer<float>(spec.base, spec.rule, settings);
+      fp32_->set_parallel(single_thread());
+      for (const ParameterView& p : views_) fp32_->add_params(p.values, p.grads, p.size);
+      return;
+    }
+    multopt::Settings stored_settings = settings;
+    for (const auto& setting : storage_settings(config.precision, config.seed)) stored_settings.push_back(setting);
+    bf16_ = multopt::make_optimizer<Eigen::bfloat16>(spec.base, spec.rule, stored_settings);
+    bf16_->set_parallel(single_thread());
+    stored_.reserve(views_.size());
+    for (const ParameterView& p : views_) {
+      stored_.emplace_back(p.size);
+      Bf16Storage::narrow_nearest(p.values, stored_.back().data(), p.size);
+      bf16_->add_params(stored_.back().data(), p.grads, p.size);
+    }
+    widen_into_model();
+  }
+
+  void step() {
+    if (fp32_) {
+      fp32_->step();
+      return;
+    }
+    bf16_->step();
+    widen_into_model();
+  }
+
+ private:
+  using Bf16Storage = multopt::Storage<Eigen::bfloat16>;
+
+  void widen_into_model() {
+    for (std::size_t k = 0; k < views_.size(); ++k)
+      Bf16Storage::widen(stored_[k].data(), views_[k].values, views_[k].size);
+  }
+
+  std::vector<ParameterView> views_;  // the model's tensors and gradients
+  std::unique_ptr<multopt::AnyOptimizer<float>> fp32_;
+  std::unique_ptr<multopt::AnyOptimizer<Eigen::bfloat16>> bf16_;
+  std::vector<std::vector<Eigen::bfloat16>> stored_;  // bf16 only: one per tensor of views_
+};
 
 // The state every optimizer starts from; evaluated once since it is the same for all.
 inline EpochRecord initial_record(const Mlp& initial, const Dataset& train, const Dataset& test) {
@@ -68,9 +121,7 @@ inline TrainedModel train(const Mlp& initial, const EpochRecord& initial_state, 
                           const Dataset& test_set, const TrainingConfig& config,
                           const std::function<bool(const EpochRecord&)>& on_epoch) {
   TrainedModel result{initial, {initial_state}};
-  const auto optimizer = multopt::make_optimizer<float>(spec.base, spec.rule, settings);
-  optimizer->set_parallel(single_thread());
-  for (const ParameterView& p : result.model.parameters()) optimizer->add_params(p.values, p.grads, p.size);
+  StoredWeights weights(result.model, spec, settings, config);
 
   std::mt19937 shuffler(config.seed);
   std::vector<int> order(std::size_t(train_set.size()));
@@ -87,7 +138,7 @@ inline TrainedModel train(const Mlp& initial, const EpochRecord& initial_state, 
       const int count = std::min(config.batch_size, train_set.size() - first);
       gather_batch(train_set, order, first, count, batch, batch_labels);
       loss_sum += result.model.train_batch(batch, batch_labels);
-      optimizer->step();
+      weights.step();
     }
     train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.epochs.push_back({epoch, loss_sum / batches, result.model.evaluate(test_set), train_seconds});
