@@ -10,6 +10,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
@@ -125,12 +126,26 @@ inline bases::Sgd::Params base_params<bases::Sgd>() {
   return p;
 }
 
+// The state arrays a base uses at the parameters it is benchmarked with.
+template <class Base>
+int used_slots() {
+  int slots = 0;
+  for (int k = 0; k < Base::slot_count; ++k) slots += Base::uses_slot(base_params<Base>(), k) ? 1 : 0;
+  return slots;
+}
+
 // Bytes a step moves: parameter, gradient and each state array read; parameter and state written.
 template <class Base, class S>
 double step_bytes(std::size_t n) {
-  int slots = 0;
-  for (int k = 0; k < Base::slot_count; ++k) slots += Base::uses_slot(base_params<Base>(), k) ? 1 : 0;
-  return double(n) * double(sizeof(S)) * double(3 + 2 * slots);
+  return double(n) * double(sizeof(S)) * double(3 + 2 * used_slots<Base>());
+}
+
+// Bytes a 16-bit step moves (docs/mixed-precision.md): the fp32 state read and written; the
+// gradient (2 or 4 bytes) read; the 16-bit parameter written, and read unless the fp32 master
+// weights are, which are read and written.
+inline double step16_bytes(int slots, bool master, std::size_t gradient_bytes, std::size_t n) {
+  const double param = master ? 2.0 + 8.0 : 4.0;
+  return double(n) * (param + double(gradient_bytes) + 8.0 * double(slots));
 }
 
 // What a step does besides the base and the rule. Both decays stay at 0.
@@ -139,20 +154,23 @@ struct StepOptions {
   // Clipping by the global norm at half the least norm the gradients can have (each is at least
   // kLeastGradient in magnitude), so that every step scales them (by about 0.08).
   bool clipped = false;
+  multopt::StorageMode storage;  // of 16-bit parameters
 };
 
-// A real multopt optimizer over caller buffers: one tensor per entry of sizes.
-template <class Base, class Rule, class S>
+// A real multopt optimizer over caller buffers: one tensor per entry of sizes, its parameters of
+// type S, its gradients of type G (S, or float for 16-bit S).
+template <class Base, class Rule, class S, class G = S>
 class StepCase final : public Case {
  public:
   explicit StepCase(const std::vector<std::size_t>& sizes, const StepOptions& options = {})
       : opt_(rule_params<Rule>(), base_params<Base>()) {
     opt_.set_non_finite_policy(options.policy);
+    if constexpr (multopt::is_16bit<S>) opt_.set_storage(options.storage);
     std::uint64_t seed = 1;
     std::size_t total = 0;
     for (std::size_t size : sizes) {
       params_.push_back(allocate<S>(size));
-      grads_.push_back(allocate<S>(size));
+      grads_.push_back(allocate<G>(size));
       fill_params(params_.back().get(), size, seed++);
       fill_grads(grads_.back().get(), size, seed++);
       opt_.add_params(params_.back().get(), grads_.back().get(), size);
@@ -176,7 +194,8 @@ class StepCase final : public Case {
 
  private:
   multopt::Optimizer<Base, Rule, S> opt_;
-  std::vector<Buffer<S>> params_, grads_;
+  std::vector<Buffer<S>> params_;
+  std::vector<Buffer<G>> grads_;
 };
 
 // The bandwidth yardstick of an Adam step: a plain loop that reads 4 arrays and writes 3, with
@@ -215,6 +234,76 @@ class TrafficCase final : public Case {
  private:
   std::size_t n_;
   Buffer<S> p_, g_, m_, v_;
+};
+
+// The bandwidth yardstick of a 16-bit step: the traffic loop's arithmetic over the arrays the
+// step reads and writes (docs/mixed-precision.md): the 16-bit parameters, the fp32 master
+// weights where Master, gradients of type G (16-bit or float), and one or two fp32 state
+// arrays. 16-bit values are widened and narrowed as bfloat16 is, by shifts (next to no
+// arithmetic, in packets), fp16 values alike: only the bytes count.
+template <int Slots, bool Master, class G>
+void traffic16(std::uint16_t* __restrict p, float* __restrict master, const G* __restrict g,
+               float* __restrict m, float* __restrict v, std::size_t n) {
+  static_assert(Slots == 1 || Slots == 2, "the yardsticks of SGD with momentum and of Adam");
+  using multopt::detail::float_bits;
+  using multopt::detail::float_of;
+  const float b1 = 0.9f, c1 = 0.1f, b2 = 0.999f, c2 = 0.001f, lr = float(kLr);
+  const long count = long(n);
+#ifdef _OPENMP
+  const bool threaded = n >= multopt::Parallel{}.serial_below && g_threads != 1;
+#endif
+  MULTOPT_BENCH_PRAGMA(omp parallel for simd schedule(static) num_threads(g_threads) if (parallel : threaded))
+  for (long i = 0; i < count; ++i) {
+    float gi;
+    if constexpr (std::is_same_v<G, float>) gi = g[i];
+    else gi = float_of(std::uint32_t(g[i]) << 16);
+    const float mi = b1 * m[i] + c1 * gi;
+    m[i] = mi;
+    float d = mi;
+    if constexpr (Slots == 2) {
+      const float vi = b2 * v[i] + c2 * gi * gi;
+      v[i] = vi;
+      d += vi;
+    }
+    const float theta = (Master ? master[i] : float_of(std::uint32_t(p[i]) << 16)) - lr * d;
+    if constexpr (Master) master[i] = theta;
+    p[i] = std::uint16_t(float_bits(theta) >> 16);
+  }
+}
+
+template <int Slots, bool Master, class G>
+class Traffic16Case final : public Case {
+ public:
+  explicit Traffic16Case(std::size_t n)
+      : n_(n), p_(allocate<std::uint16_t>(n)), master_(allocate<float>(Master ? n : 1)), g_(allocate<G>(n)),
+        m_(allocate<float>(n)), v_(allocate<float>(Slots == 2 ? n : 1)) {
+    Buffer<float> wide = allocate<float>(n);  // the float yardstick's values, cut to 16 bits
+    fill_params(wide.get(), n, 1);
+    narrow(wide.get(), p_.get(), n);
+    if constexpr (Master) fill_params(master_.get(), n, 1);
+    if constexpr (std::is_same_v<G, float>) {
+      fill_grads(g_.get(), n, 2);
+    } else {
+      fill_grads(wide.get(), n, 2);
+      narrow(wide.get(), g_.get(), n);
+    }
+    fill_random(m_.get(), n, 3, 0.0, 0.1);
+    if constexpr (Slots == 2) fill_random(v_.get(), n, 4, 0.0, 0.1);
+  }
+  void run() override { traffic16<Slots, Master, G>(p_.get(), master_.get(), g_.get(), m_.get(), v_.get(), n_); }
+
+ private:
+  static void narrow(const float* x, std::uint16_t* out, std::size_t n) {
+    const long count = long(n);
+    MULTOPT_BENCH_PRAGMA(omp parallel for schedule(static) num_threads(g_threads))
+    for (long i = 0; i < count; ++i) out[i] = std::uint16_t(multopt::detail::float_bits(x[i]) >> 16);
+  }
+
+  std::size_t n_;
+  Buffer<std::uint16_t> p_;
+  Buffer<float> master_;
+  Buffer<G> g_;
+  Buffer<float> m_, v_;
 };
 
 // What a straightforward port of the PyTorch reference writes for Adam + multiplicative: one

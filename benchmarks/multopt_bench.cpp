@@ -125,6 +125,58 @@ void add_base_steps(std::size_t n) {
   }
 }
 
+// 16-bit parameters (docs/mixed-precision.md): adam and sgd, additive and multiplicative, bf16
+// and fp16, in each storage mode with gradients of the parameter's type, and with fp32 ones
+// into master weights too (the CPU-offload case), as BM_Step/base/rule/bf16-master-g32/n and
+// the like; the steps of a base in one mode beside BM_Traffic16 over the same arrays.
+using Bases16 = multopt::TypeList<bases::Sgd, bases::Adam>;
+using Rules16 = multopt::TypeList<rules::Additive, rules::Multiplicative>;
+using Types16 = multopt::TypeList<Eigen::bfloat16, Eigen::half>;
+
+template <class G>
+std::unique_ptr<Case> make_traffic16(int slots, bool master, std::size_t n) {
+  if (slots == 1)
+    return master ? std::unique_ptr<Case>(std::make_unique<Traffic16Case<1, true, G>>(n))
+                  : std::make_unique<Traffic16Case<1, false, G>>(n);
+  return master ? std::unique_ptr<Case>(std::make_unique<Traffic16Case<2, true, G>>(n))
+                : std::make_unique<Traffic16Case<2, false, G>>(n);
+}
+
+// wide: fp32 gradients, else of the parameter's type.
+template <class Base, bool wide>
+void add_16bit_steps(std::size_t n, multopt::Rounding rounding) {
+  using G16 = std::conditional_t<wide, float, std::uint16_t>;
+  const std::string mode = storage16_mode(multopt::to_string(rounding), sizeof(G16));
+  const int slots = used_slots<Base>();
+  const bool master = rounding == multopt::Rounding::master;
+  const double bytes = step16_bytes(slots, master, sizeof(G16), n);
+  add(traffic16_name(Base::name, mode, n), n, bytes, [slots, master, n] { return make_traffic16<G16>(slots, master, n); });
+  StepOptions options;
+  options.storage.rounding = rounding;
+  options.storage.seed = 1;
+  multopt::for_each_type(Rules16{}, [&](auto rule) {
+    using Rule = typename decltype(rule)::type;
+    multopt::for_each_type(Types16{}, [&](auto type) {
+      using P = typename decltype(type)::type;
+      using G = std::conditional_t<wide, float, P>;
+      add(step_name("BM_Step", Base::name, Rule::name, scalar_name<P>() + ("-" + mode), n), n, bytes, [n, options] {
+        return std::make_unique<StepCase<Base, Rule, P, G>>(std::vector<std::size_t>{n}, options);
+      });
+    });
+  });
+}
+
+void register_16bit_benchmarks() {
+  using multopt::Rounding;
+  for (std::size_t n : {kInCache, kLarge})
+    multopt::for_each_type(Bases16{}, [n](auto base) {
+      using Base = typename decltype(base)::type;
+      add_16bit_steps<Base, true>(n, Rounding::master);
+      for (Rounding rounding : {Rounding::master, Rounding::nearest, Rounding::stochastic})
+        add_16bit_steps<Base, false>(n, rounding);
+    });
+}
+
 void register_benchmarks() {
   for (std::size_t n : {kInCache, kLarge}) {
     multopt::for_each_type(multopt::TypeList<float, double>{}, [n](auto scalar) {
@@ -156,6 +208,7 @@ void register_benchmarks() {
   add(many_tensors_name(), many, step_bytes<Adam, float>(many), [] {
     return std::make_unique<StepCase<Adam, Mult, float>>(std::vector<std::size_t>(kManyCount, kManySize));
   });
+  register_16bit_benchmarks();
 }
 
 void add_context() {

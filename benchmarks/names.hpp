@@ -18,6 +18,16 @@ inline std::string step_name(const std::string& family, const std::string& base,
   return family + "/" + base + "/" + rule + "/" + scalar + "/" + std::to_string(n);
 }
 
+// A 16-bit step's storage and gradient, for the scalar part of its name: "master-g32" (fp32
+// gradients into master weights), "nearest-g16", ...; "bf16-master-g32" with the type.
+inline std::string storage16_mode(const std::string& rounding, std::size_t gradient_bytes) {
+  return rounding + "-g" + std::to_string(8 * gradient_bytes);
+}
+// The yardstick of base's 16-bit steps in that mode: "BM_Traffic16/adam/master-g32/16777216".
+inline std::string traffic16_name(const std::string& base, const std::string& mode, std::size_t n) {
+  return "BM_Traffic16/" + base + "/" + mode + "/" + std::to_string(n);
+}
+
 inline std::string many_tensors_name() {
   return "BM_ManyTensors/adam/multiplicative/float/" + std::to_string(kManyCount) + "x" +
          std::to_string(kManySize);

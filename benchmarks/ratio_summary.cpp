@@ -96,11 +96,21 @@ class Summary {
       line(name, "BM_Traffic/" + p[3] + "/" + p[4], false, target ? 1.15 : 0);
     });
 
+    section("16-bit step / BM_Traffic16 over the same arrays (same base, storage mode, gradient and n; "
+            "target: 2^24 1.15)");
+    for_each_step([&](const std::vector<std::string>& p, const std::string& name) {
+      const std::size_t dash = p[3].find('-');
+      const std::string type = p[3].substr(0, dash);
+      if (dash == std::string::npos || (type != "bf16" && type != "fp16")) return;
+      line(name, traffic16_name(p[1], p[3].substr(dash + 1), std::stoul(p[4])), false, p[4] == large ? 1.15 : 0);
+    });
+
     section("Rule / additive rule of the same base (targets: 2^24 float 1.10, 2^24 double 1.20, 2^14 float 2.0)");
     for_each_step([&](const std::vector<std::string>& p, const std::string& name) {
       if (p[2] == "additive") return;
       double limit = 0;
-      if (p[4] == large) limit = p[3] == "float" ? 1.10 : 1.20;
+      if (p[4] == large && p[3] == "float") limit = 1.10;
+      if (p[4] == large && p[3] == "double") limit = 1.20;
       if (p[4] == in_cache && p[3] == "float") limit = 2.0;
       line(name, step_name("BM_Step", p[1], "additive", p[3], std::stoul(p[4])), false, limit);
     });

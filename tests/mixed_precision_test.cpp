@@ -320,6 +320,53 @@ TEST_CASE("16-bit overflow, subnormals and NaN are stored as IEEE says", "[mixed
   CHECK(as_eigen);
 }
 
+// Stochastic narrowing as documented (storage.hpp), element by element, fp16 in double through
+// Eigen's conversions: |x| rounded toward zero to the half `low`, then up where 24 random bits
+// fall below (|x| − low)/ulp · 2^24; bf16: 16 random bits added below the kept half, and cut.
+// NaN: a quiet NaN of its sign.
+std::uint16_t stochastic_fp16(float x, std::uint32_t random) {
+  const std::uint16_t sign = std::signbit(x) ? 0x8000u : 0u;
+  const float a = std::abs(x);
+  if (std::isnan(a)) return std::uint16_t(sign | 0x7e00u);
+  if (std::isinf(a)) return std::uint16_t(sign | 0x7c00u);
+  std::uint16_t low = bits(fp16(a));
+  if (widen(Eigen::numext::bit_cast<fp16>(low)) > a) --low;
+  const int exponent = std::max(1, int(low >> 10));
+  const double fraction = (double(a) - double(widen(Eigen::numext::bit_cast<fp16>(low)))) / std::ldexp(1.0, exponent - 25);
+  return std::uint16_t(sign | (low + (double(random >> 8) < fraction * 16777216.0 ? 1u : 0u)));
+}
+std::uint16_t stochastic_bf16(float x, std::uint32_t random) {
+  const std::uint32_t u = multopt::detail::float_bits(x);
+  return std::uint16_t(std::isnan(x) ? (u >> 16) | 0x40u : (u + (random >> 16)) >> 16);
+}
+
+TEST_CASE("stochastic narrowing of an array is its definition, element by element", "[mixed][stochastic]") {
+  // Random floats of every exponent, and each 16-bit value's neighbours as floats; element
+  // indices that cross 2^32, where the generator's upper index bits change.
+  std::mt19937 rng(11);
+  std::vector<float> x;
+  for (int k = 0; k < (1 << 18); ++k) x.push_back(multopt::detail::float_of(std::uint32_t(rng())));
+  for (std::uint32_t b = 0; b < 0x10000u; ++b) {
+    const float h = widen(Eigen::numext::bit_cast<fp16>(std::uint16_t(b)));
+    const float g = widen(Eigen::numext::bit_cast<bf16>(std::uint16_t(b)));
+    for (float v : {h, std::nextafter(h, 0.0f), std::nextafter(h, 2 * h), g, std::nextafter(g, 0.0f)}) x.push_back(v);
+  }
+  const std::uint64_t key = 0x0123456789abcdefu, first = (std::uint64_t(1) << 32) - 1000;
+  std::vector<fp16> h(x.size());
+  std::vector<bf16> b(x.size());
+  multopt::Storage<fp16>::narrow_stochastic(x.data(), h.data(), x.size(), key, first);
+  multopt::Storage<bf16>::narrow_stochastic(x.data(), b.data(), x.size(), key, first);
+  std::size_t wrong_fp16 = 0, wrong_bf16 = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const std::uint64_t index = first + i;
+    const std::uint32_t random = multopt::detail::random_bits(multopt::detail::index_key(key, index), std::uint32_t(index));
+    wrong_fp16 += bits(h[i]) != stochastic_fp16(x[i], random);
+    wrong_bf16 += bits(b[i]) != stochastic_bf16(x[i], random);
+  }
+  CHECK(wrong_fp16 == 0);
+  CHECK(wrong_bf16 == 0);
+}
+
 TEST_CASE("the non-finite policy and clipping read 16-bit gradients", "[mixed][non-finite]") {
   std::vector<bf16> p = {bf16(1.0f), bf16(2.0f), bf16(3.0f)}, g = {bf16(0.5f), bf16(0.25f), bf16(-1.0f)};
   std::vector<fp16> ph = {fp16(1.0f)}, gh = {fp16(0.5f)};

@@ -116,13 +116,25 @@ inline std::uint32_t mix32(std::uint32_t x) {
 
 // The key of one tensor's step for stochastic rounding: a counter-based generator gives each
 // element of it 32 random bits from (key, element index) alone, so that the bits do not depend
-// on which thread steps the element, or in which chunk.
+// on which thread steps the element, or in which chunk. The element index enters in two parts:
+// its upper 32 bits with the key (index_key, the same for 2^32 elements in a row), then its
+// lower 32 bits (random_bits), so that a loop over elements vectorizes in 32-bit lanes.
 inline std::uint64_t rounding_key(std::uint64_t seed, std::uint64_t tensor, std::uint64_t step) {
   return mix64(seed ^ mix64(tensor ^ mix64(step + 0x9e3779b97f4a7c15u)));
 }
-inline std::uint32_t random_bits(std::uint64_t key, std::uint64_t index) {
-  const std::uint64_t k = key + (index >> 32) * 0x9e3779b97f4a7c15u;
-  return mix32(mix32(std::uint32_t(index) ^ std::uint32_t(k)) + std::uint32_t(k >> 32));
+inline std::uint64_t index_key(std::uint64_t key, std::uint64_t index) {
+  return key + (index >> 32) * 0x9e3779b97f4a7c15u;
+}
+inline std::uint32_t random_bits(std::uint64_t keyed, std::uint32_t low_index) {
+  return mix32(mix32(low_index ^ std::uint32_t(keyed)) + std::uint32_t(keyed >> 32));
+}
+
+// a if c, else b: a select of computed values, which compilers turn into packet code where a
+// conditional expression over floating-point values can stay a branch (GCC keeps a possibly
+// trapping operation behind its condition, and then does not vectorize the loop).
+inline std::uint32_t select(bool c, std::uint32_t a, std::uint32_t b) {
+  const std::uint32_t mask = 0u - std::uint32_t(c);
+  return (a & mask) | (b & ~mask);
 }
 
 // bfloat16 is the upper half of a float: widening is a shift; narrowing to nearest even adds
@@ -140,24 +152,30 @@ inline std::uint16_t stochastic_bits(float x, std::uint32_t random, Eigen::bfloa
   return std::uint16_t((float_bits(x) + (random >> 16)) >> 16);
 }
 
-// IEEE half. Stochastic narrowing: |x| rounded toward zero to the half `low`, then up to the
-// next half with probability (|x| − low)/ulp, computed exactly (the difference of nearby floats
-// and the division by a power of two are exact) and compared with 24 random bits: exact but
-// below 2^-48, where the probability is rounded up to a multiple of 2^-24. Above the largest
-// finite half the grid goes on to 2^16, which stands for infinity.
+// IEEE half. Stochastic narrowing: |x| rounded toward zero to the half `low` (its exponent
+// rebiased and its mantissa cut; below 2^-14 the multiple of 2^-24 under it, as a·2^24 is exact),
+// then up to the next half with probability (|x| − low)/ulp, computed exactly (the difference
+// of nearby floats and the scaling by a power of two are exact) and compared with 24 random
+// bits: exact but below 2^-48, where the probability is rounded up to a multiple of 2^-24. Above
+// the largest finite half the grid goes on to 2^16, which stands for infinity. Integer selects
+// throughout, so that the loop over an array vectorizes. NaN gives the quiet NaN of its sign.
 inline float widen(Eigen::half x) { return float(x); }
 inline std::uint16_t nearest_bits(float x, Eigen::half) { return bits16(Eigen::half(x)); }
-inline std::uint16_t stochastic_bits(float x, std::uint32_t random, Eigen::half type) {
-  const float a = std::abs(x);
-  if (!(a < std::numeric_limits<float>::infinity())) return nearest_bits(x, type);
-  std::uint16_t low = nearest_bits(a, type);
-  if (widen(from_bits16<Eigen::half>(low)) > a) --low;
-  const float low_value = widen(from_bits16<Eigen::half>(low));
-  const unsigned exponent = std::max(1u, unsigned(low >> 10));  // of a finite half; 1 for subnormals
-  const float ulp = float_of((exponent + 127u - 25u) << 23);
-  const float fraction = (a - low_value) / ulp;
-  const bool up = float(random >> 8) < fraction * 16777216.0f;
-  return std::uint16_t((low + (up ? 1u : 0u)) | (float_bits(x) >> 16 & 0x8000u));
+inline std::uint16_t stochastic_bits(float x, std::uint32_t random, Eigen::half) {
+  const std::uint32_t u = float_bits(x), magnitude = u & 0x7fffffffu, sign = (u >> 16) & 0x8000u;
+  const float a = float_of(magnitude);
+  const std::uint32_t normal = std::min((magnitude >> 13) - 0x1c000u, 0x7bffu);
+  const std::uint32_t subnormal = std::uint32_t(std::int32_t(std::min(a, 0x1p-14f) * 0x1p24f));
+  const std::uint32_t low = select(magnitude >= 0x38800000u, normal, subnormal);
+  const float normal_value = float_of((low + 0x1c000u) << 13);
+  const float subnormal_value = float(std::int32_t(low)) * 0x1p-24f;
+  const float low_value = float_of(select(low >= 0x400u, float_bits(normal_value), float_bits(subnormal_value)));
+  const std::uint32_t exponent = std::max(1u, low >> 10);  // of a finite half; 1 for subnormals
+  const float inverse_ulp = float_of((127u + 25u - exponent) << 23);
+  const float fraction = (a - low_value) * inverse_ulp;
+  const std::uint32_t up = std::uint32_t(float(std::int32_t(random >> 8)) < fraction * 0x1p24f);
+  const std::uint32_t non_finite = select(magnitude > 0x7f800000u, 0x7e00u, 0x7c00u);
+  return std::uint16_t(select(magnitude >= 0x7f800000u, non_finite, low + up) | sign);
 }
 
 }  // namespace detail
@@ -194,10 +212,21 @@ struct Storage16 {
     for (; i < n; ++i) out[i] = detail::from_bits16<P>(detail::nearest_bits(x[i], P()));
   }
 
-  // `first`: the element index of x[0] in its tensor, which the random bits are keyed by.
+  // `first`: the element index of x[0] in its tensor, which the random bits are keyed by; the
+  // elements of one index_key at a time.
   static void narrow_stochastic(const float* x, P* out, std::size_t n, std::uint64_t key, std::size_t first) {
-    for (std::size_t i = 0; i < n; ++i)
-      out[i] = detail::from_bits16<P>(detail::stochastic_bits(x[i], detail::random_bits(key, first + i), P()));
+    for (std::size_t i = 0; i < n;) {
+      const std::uint64_t index = std::uint64_t(first + i);
+      const std::uint64_t same_key = (std::uint64_t(1) << 32) - (index & 0xffffffffu);
+      const std::size_t count = std::size_t(std::min<std::uint64_t>(n - i, same_key));
+      const std::uint64_t keyed = detail::index_key(key, index);
+      const std::uint32_t low_index = std::uint32_t(index);
+      for (std::size_t j = 0; j < count; ++j) {
+        const std::uint32_t random = detail::random_bits(keyed, low_index + std::uint32_t(j));
+        out[i + j] = detail::from_bits16<P>(detail::stochastic_bits(x[i + j], random, P()));
+      }
+      i += count;
+    }
   }
 
   // A packet of widened values (the gradient scan reads 16-bit gradients so).
