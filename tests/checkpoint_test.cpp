@@ -1,57 +1,37 @@
-// Checkpoints: resuming continues a trajectory bit for bit, for every base with the additive,
-// multiplicative and hybrid rules in float and double; every truncated, damaged or unfitting
-// stream is refused with a clear message and leaves the optimizer and schedules as they were.
-#include <catch2/catch.hpp>
+// Checkpoints: resuming continues a trajectory bit for bit, for every base and rule in float and
+// double; every truncated, damaged or unfitting stream is refused with a clear message and
+// leaves the optimizer and schedules as they were.
 #include <cmath>
 #include <cstdint>
-#include <multopt/multopt.hpp>
+#include <memory>
 #include <sstream>
 #include <string>
-#include <tuple>
-#include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "test_support.hpp"
 
 namespace arg = multopt::arg;
 
 namespace {
 
-template <class S>
-using Combinations =
-    std::tuple<multopt::SGD<S>, multopt::MSGD<S>, multopt::HSGD<S>, multopt::Adam<S>, multopt::MAdam<S>,
-               multopt::HAdam<S>, multopt::Adagrad<S>, multopt::MAdagrad<S>, multopt::HAdagrad<S>,
-               multopt::RMSprop<S>, multopt::MRMSprop<S>, multopt::HRMSprop<S>>;
-using EveryCombination =
-    decltype(std::tuple_cat(std::declval<Combinations<float>>(), std::declval<Combinations<double>>()));
-
-template <class Opt>
-constexpr bool is_hybrid = std::is_same_v<typename Opt::RuleType, multopt::rules::Hybrid>;
-
-// Settings under which each base keeps every state array it has.
-std::vector<std::pair<std::string, double>> stateful_settings(const std::string& base) {
-  if (base == "sgd") return {{"momentum", 0.9}, {"nesterov", 1}, {"weight_decay", 0.01}};
-  if (base == "adam") return {{"amsgrad", 1}, {"weight_decay", 0.01}};
-  if (base == "rmsprop") return {{"momentum", 0.5}, {"centered", 1}, {"weight_decay", 0.01}};
-  return {{"lr_decay", 0.01}, {"initial_accumulator_value", 0.1}, {"weight_decay", 0.01}};
-}
-
-// A training run: three tensors (one empty, one not a multiple of any packet width) in two
-// groups, the second with all state; a step schedule on the second group and, for the hybrid,
-// a random mix on both. Gradients depend on the parameters and the step count.
+// A training run of a typed optimizer or one made by name: three tensors (one empty, one not a
+// multiple of any packet width) in two groups, the second with all state; a step schedule on
+// the second group and, for the hybrid, a random mix on both. Gradients depend on the
+// parameters and the step count.
 template <class Opt>
 class Training {
  public:
   using S = typename Opt::Scalar;
 
-  explicit Training(std::uint64_t mix_seed = 11) : mix_({2, mix_seed}) {
-    auto hyper = opt.hyper(0);
-    hyper.set_all(stateful_settings(Opt::BaseType::name));
-    opt.add_group(hyper);
+  explicit Training(std::unique_ptr<Opt> made = std::make_unique<Opt>(), std::uint64_t mix_seed = 11)
+      : opt(std::move(made)), mix_({2, mix_seed}) {
+    test::add_group_with(*opt, test::stateful_settings(opt->hyperparameter_names()));
     const std::size_t sizes[] = {37, 0, 9};
     for (std::size_t k = 0; k < 3; ++k) {
       for (std::size_t i = 0; i < sizes[k]; ++i) params[k].push_back(S(std::sin(1.0 + double(i + 40 * k))));
       grads[k].assign(sizes[k], S(0));
-      opt.add_params(params[k].data(), grads[k].data(), sizes[k], k == 0 ? 0 : 1);
+      opt->add_params(params[k].data(), grads[k].data(), sizes[k], k == 0 ? 0 : 1);
     }
   }
   Training(const Training&) = delete;  // the optimizer points into params and grads
@@ -59,25 +39,25 @@ class Training {
 
   void train(int epochs) {
     for (int epoch = 0; epoch < epochs; ++epoch) {
-      const S step = S(opt.step_count(0) + 1);
+      const S step = S(opt->step_count(0) + 1);
       for (std::size_t k = 0; k < 3; ++k)
         for (std::size_t i = 0; i < params[k].size(); ++i)
           grads[k][i] = std::sin(params[k][i] * step) + S(0.1) * S(i % 5);
-      opt.step();
-      step_schedule_.apply(opt);
-      if constexpr (is_hybrid<Opt>) mix_.apply(opt);
+      opt->step();
+      step_schedule_.apply(*opt);
+      if (is_hybrid()) mix_.apply(*opt);
     }
   }
 
   std::string save() const {
     std::ostringstream out(std::ios::binary);
-    with_schedules(*this, [&](const auto&... schedules) { multopt::save_checkpoint(out, opt, schedules...); });
+    with_schedules(*this, [&](const auto&... schedules) { multopt::save_checkpoint(out, *opt, schedules...); });
     return out.str();
   }
   void load(const std::string& bytes, const multopt::LoadOptions& options = {}) {
     std::istringstream in(bytes, std::ios::binary);
     with_schedules(*this,
-                   [&](auto&... schedules) { multopt::load_checkpoint(in, opt, options, schedules...); });
+                   [&](auto&... schedules) { multopt::load_checkpoint(in, *opt, options, schedules...); });
   }
   // The parameters live in the caller's memory, which a checkpoint does not hold.
   void copy_params_from(const Training& other) {
@@ -86,13 +66,15 @@ class Training {
   }
   long schedule_epoch() const { return step_schedule_.epoch(); }
 
-  Opt opt;
+  std::unique_ptr<Opt> opt;
   std::vector<S> params[3], grads[3];
 
  private:
+  bool is_hybrid() const { return std::string(opt->rule_name()) == "hybrid"; }
+
   template <class Self, class F>
   static void with_schedules(Self& self, F&& f) {
-    if constexpr (is_hybrid<Opt>) {
+    if (self.is_hybrid()) {
       f(self.step_schedule_, self.mix_);
     } else {
       f(self.step_schedule_);
@@ -129,6 +111,9 @@ bool refused_cleanly(Training<Opt>& run, const std::string& bytes, const char* e
   return clean;
 }
 
+template <class S>
+using Named = Training<multopt::AnyOptimizer<S>>;
+
 std::string with_byte(std::string bytes, std::size_t at, unsigned char value) {
   bytes[at] = char(value);
   return bytes;
@@ -136,9 +121,13 @@ std::string with_byte(std::string bytes, std::size_t at, unsigned char value) {
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("10 steps, save, load, 10 more is bit-identical to 20 straight", "[checkpoint]",
-                        EveryCombination) {
-  Training<TestType> straight, first, resumed;
+// Every combination made by name (the checkpoint is the typed optimizer's bytes), in float and double.
+TEMPLATE_TEST_CASE("10 steps, save, load, 10 more is bit-identical to 20 straight", "[checkpoint]", float,
+                   double) {
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
+  Named<TestType> straight(test::make_named<TestType>(combination)), first(test::make_named<TestType>(combination)),
+      resumed(test::make_named<TestType>(combination));
   straight.train(20);
   first.train(10);
   const std::string saved = first.save();
@@ -150,11 +139,13 @@ TEMPLATE_LIST_TEST_CASE("10 steps, save, load, 10 more is bit-identical to 20 st
   for (std::size_t k = 0; k < 3; ++k) CHECK(resumed.params[k] == straight.params[k]);
   CHECK(resumed.save() == straight.save());
   CHECK(resumed.schedule_epoch() == 20);
-  CHECK(resumed.opt.step_count(2) == 20);
+  CHECK(resumed.opt->step_count(2) == 20);
 }
 
-TEMPLATE_LIST_TEST_CASE("a truncated checkpoint is refused at every length", "[checkpoint]", EveryCombination) {
-  Training<TestType> saver, target;
+TEMPLATE_TEST_CASE("a truncated checkpoint is refused at every length", "[checkpoint]", float, double) {
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
+  Named<TestType> saver(test::make_named<TestType>(combination)), target(test::make_named<TestType>(combination));
   saver.train(4);
   target.train(2);
   const std::string saved = saver.save();
@@ -166,8 +157,10 @@ TEMPLATE_LIST_TEST_CASE("a truncated checkpoint is refused at every length", "[c
   CHECK(target.save() == saved);
 }
 
-TEMPLATE_LIST_TEST_CASE("a checkpoint with any byte changed is refused", "[checkpoint]", EveryCombination) {
-  Training<TestType> saver, target;
+TEMPLATE_TEST_CASE("a checkpoint with any byte changed is refused", "[checkpoint]", float, double) {
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
+  Named<TestType> saver(test::make_named<TestType>(combination)), target(test::make_named<TestType>(combination));
   saver.train(4);
   target.train(2);
   const std::string saved = saver.save();
@@ -279,12 +272,12 @@ TEST_CASE("a float checkpoint widens into a double optimizer exactly", "[checkpo
   single.train(5);
   twice.load(single.save());
   for (std::size_t tensor : {0, 2}) {
-    CHECK(twice.opt.step_count(tensor) == 5);
+    CHECK(twice.opt->step_count(tensor) == 5);
     for (int slot = 0; slot < 3; ++slot) {
-      const float* narrow = single.opt.state(tensor, slot);
-      const double* wide = twice.opt.state(tensor, slot);
+      const float* narrow = single.opt->state(tensor, slot);
+      const double* wide = twice.opt->state(tensor, slot);
       REQUIRE((narrow == nullptr) == (wide == nullptr));
-      for (std::size_t i = 0; narrow && i < single.opt.size(tensor); ++i) CHECK(wide[i] == double(narrow[i]));
+      for (std::size_t i = 0; narrow && i < single.opt->size(tensor); ++i) CHECK(wide[i] == double(narrow[i]));
     }
   }
   CHECK(twice.schedule_epoch() == 5);
@@ -299,8 +292,8 @@ TEST_CASE("a double checkpoint loads into a float optimizer only when narrowing 
   narrow.load(saved, multopt::LoadOptions{true});
   for (int slot = 0; slot < 3; ++slot)
     for (std::size_t i = 0; i < 9; ++i)
-      CHECK(narrow.opt.state(2, slot)[i] == float(wide.opt.state(2, slot)[i]));
-  CHECK(narrow.opt.hyper(1).rule.g_mix == wide.opt.hyper(1).rule.g_mix);
+      CHECK(narrow.opt->state(2, slot)[i] == float(wide.opt->state(2, slot)[i]));
+  CHECK(narrow.opt->hyper(1).rule.g_mix == wide.opt->hyper(1).rule.g_mix);
 
   // A state value beyond float's range cannot narrow.
   multopt::Adagrad<double> huge(arg::lr = 1.0, arg::initial_accumulator_value = 1e300);
@@ -327,7 +320,7 @@ TEST_CASE("a checkpoint inside a longer stream is read to its end and no further
   stream.seekg(start);
   multopt::StepSchedule schedule({3, 0.5, 0.5, 0.5}, 1);
   multopt::RandomMixSchedule mix({2, 11});
-  multopt::load_checkpoint(stream, target.opt, schedule, mix);
+  multopt::load_checkpoint(stream, *target.opt, schedule, mix);
   std::string rest;
   std::getline(stream, rest);
   CHECK(rest == ",and after");
@@ -338,8 +331,8 @@ TEST_CASE("an optimizer that never stepped saves and loads with no state arrays"
   Training<multopt::Adam<double>> fresh, trained;
   trained.train(2);
   trained.load(fresh.save());
-  CHECK(trained.opt.step_count(0) == 0);
-  CHECK(trained.opt.state(0, 0) == nullptr);
+  CHECK(trained.opt->step_count(0) == 0);
+  CHECK(trained.opt->state(0, 0) == nullptr);
   CHECK(trained.save() == fresh.save());
 }
 

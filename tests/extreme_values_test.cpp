@@ -7,7 +7,6 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "test_support.hpp"
@@ -16,13 +15,26 @@ namespace arg = multopt::arg;
 
 namespace {
 
-using Every = decltype(std::tuple_cat(std::declval<test::EveryOptimizer<double>>(),
-                                      std::declval<test::EveryOptimizer<float>>()));
+namespace rules = multopt::rules;
 
-template <class Rule>
-constexpr bool keeps_signs = std::is_same_v<Rule, multopt::rules::Multiplicative> ||
-                             std::is_same_v<Rule, multopt::rules::Exponential> ||
-                             std::is_same_v<Rule, multopt::rules::TanhMomentum>;
+// The rules under which no step changes a parameter's sign.
+bool keeps_signs(const test::Combination& c) {
+  return c.second == rules::Multiplicative::name || c.second == rules::Exponential::name ||
+         c.second == rules::TanhMomentum::name;
+}
+
+bool is_nonnegative(const test::Combination& c) {
+  return c.second == rules::NonNegativeClip::name || c.second == rules::NonNegativeReflect::name;
+}
+
+// Sets the learning rates (lr, and lr_out where the rule has one) to `rate`.
+template <class P>
+void set_rates(multopt::AnyOptimizer<P>& opt, double rate) {
+  multopt::NamedValues rates;
+  for (const auto& name : opt.hyperparameter_names())
+    if (name == "lr" || name == "lr_out") rates.emplace_back(name, rate);
+  opt.set_all(rates);
+}
 
 // Magnitudes from zero to `top`: 0, the smallest subnormal, the smallest normal, then powers of
 // ten up to `top`, each with both signs.
@@ -45,17 +57,18 @@ double largest_gradient() {
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("every base and rule stays finite, and keeps signs where it should, from subnormal "
-                        "to huge parameters and gradients",
-                        "[extreme]", Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
+// Every combination made by name; the 16-bit types have ranges of their own (mixed_precision_test).
+TEMPLATE_TEST_CASE("every base and rule stays finite, and keeps signs where it should, from subnormal "
+                   "to huge parameters and gradients",
+                   "[extreme]", double, float) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
   const std::vector<S> params = magnitudes<S>(std::numeric_limits<S>::max() / 4);
   const std::vector<S> grads = magnitudes<S>(largest_gradient<S>());
   for (const bool stateful : {false, true}) {
-    INFO((stateful ? "every state array in use" : "default settings"));
-    Opt opt = stateful ? test::make<Opt>(test::stateful_hyper<typename Opt::Hyper>()) : Opt();
-    opt.set("weight_decay", 0.0);  // θ·weight_decay would add a huge gradient to a small one
+    INFO(test::describe(combination) << ", " << (stateful ? "every state array in use" : "default settings"));
+    auto opt = stateful ? test::make_stateful<S>(combination) : test::make_named<S>(combination);
+    opt->set("weight_decay", 0.0);  // θ·weight_decay would add a huge gradient to a small one
     // Every parameter against every gradient.
     std::vector<S> theta, grad;
     for (S p : params)
@@ -64,12 +77,12 @@ TEMPLATE_LIST_TEST_CASE("every base and rule stays finite, and keeps signs where
         grad.push_back(g);
       }
     const std::vector<S> start = theta;
-    opt.add_params(theta.data(), grad.data(), theta.size());
-    for (int k = 0; k < 5; ++k) opt.step();
+    opt->add_params(theta.data(), grad.data(), theta.size());
+    for (int k = 0; k < 5; ++k) opt->step();
     for (std::size_t i = 0; i < theta.size(); ++i) {
       INFO("theta " << start[i] << " grad " << grad[i] << " -> " << theta[i]);
       REQUIRE(std::isfinite(theta[i]));
-      if constexpr (keeps_signs<typename Opt::RuleType>) {
+      if (keeps_signs(combination)) {
         if (start[i] == 0) REQUIRE(theta[i] == 0);  // either sign of zero: -0 - (-0) is +0 in IEEE
         else REQUIRE(std::signbit(theta[i]) == std::signbit(start[i]));
       }
@@ -77,26 +90,24 @@ TEMPLATE_LIST_TEST_CASE("every base and rule stays finite, and keeps signs where
   }
 }
 
-TEMPLATE_LIST_TEST_CASE("zero learning rates leave every parameter as it was", "[extreme]", Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
-  auto hyper = test::stateful_hyper<typename Opt::Hyper>();
-  for (const auto& name : Opt::Hyper::names())
-    if (name == "lr" || name == "lr_out") hyper.set(name, 0.0);
-  Opt opt = test::make<Opt>(hyper);
+TEMPLATE_TEST_CASE("zero learning rates leave every parameter as it was", "[extreme]", double, float) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
+  auto opt = test::make_stateful<S>(combination);
+  set_rates(*opt, 0.0);
   std::vector<S> theta = magnitudes<S>(1e6), grad(theta.size());
   for (std::size_t i = 0; i < grad.size(); ++i) grad[i] = S(std::sin(double(i)));
   // The non-negative rules still project onto θ >= 0.
-  using Rule = typename Opt::RuleType;
   std::vector<S> expected = theta;
   for (S& x : expected) {
-    if constexpr (std::is_same_v<Rule, multopt::rules::NonNegativeClip>) x = std::max(x, S(0));
-    if constexpr (std::is_same_v<Rule, multopt::rules::NonNegativeReflect>) x = std::abs(x);
+    if (combination.second == rules::NonNegativeClip::name) x = std::max(x, S(0));
+    if (combination.second == rules::NonNegativeReflect::name) x = std::abs(x);
   }
-  opt.add_params(theta.data(), grad.data(), theta.size());
-  for (int k = 0; k < 3; ++k) opt.step();
+  opt->add_params(theta.data(), grad.data(), theta.size());
+  for (int k = 0; k < 3; ++k) opt->step();
   CHECK(theta == expected);  // bit for bit but for the sign of zeros: -0 - (-0) is +0 in IEEE
-  CHECK(opt.step_count(0) == 3);
+  CHECK(opt->step_count(0) == 3);
 }
 
 TEMPLATE_TEST_CASE("a saturated tanh moves a multiplicative weight by exactly s*lr_out*|theta|", "[extreme]", float,
@@ -146,26 +157,24 @@ TEMPLATE_TEST_CASE("the exponential rule at the edges of the range: overflow to 
   CHECK(huge.step_count(0) == 0);
 }
 
-TEMPLATE_LIST_TEST_CASE("a long run: 10^6 steps of a quadratic stay finite and reach its minimum", "[extreme][long]",
-                        Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
+TEMPLATE_TEST_CASE("a long run: 10^6 steps of a quadratic stay finite and reach its minimum", "[extreme][long]",
+                   double, float) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
   // f(θ) = ½·Σ (θ_i − c_i)², from θ on the same side of zero as c (multiplicative rules keep signs).
   std::vector<S> target = {S(1.5), S(-0.75), S(2.0), S(0.25), S(-3.0)};
   std::vector<S> theta = {S(0.5), S(-1.5), S(1.0), S(1.25), S(-2.0)}, grad(theta.size());
-  if constexpr (std::is_same_v<typename Opt::RuleType, multopt::rules::NonNegativeClip> ||
-                std::is_same_v<typename Opt::RuleType, multopt::rules::NonNegativeReflect>) {
+  if (is_nonnegative(combination)) {
     for (S& c : target) c = std::abs(c);
     for (S& x : theta) x = std::abs(x);
   }
-  auto hyper = typename Opt::Hyper();
-  for (const auto& name : Opt::Hyper::names())
-    if (name == "lr" || name == "lr_out") hyper.set(name, 0.01);
-  Opt opt = test::make<Opt>(hyper);
-  opt.add_params(theta.data(), grad.data(), theta.size());
+  auto opt = test::make_named<S>(combination);
+  set_rates(*opt, 0.01);
+  opt->add_params(theta.data(), grad.data(), theta.size());
   for (long step = 0; step < 1000000; ++step) {
     for (std::size_t i = 0; i < theta.size(); ++i) grad[i] = theta[i] - target[i];
-    opt.step();
+    opt->step();
   }
   for (std::size_t i = 0; i < theta.size(); ++i) {
     INFO("theta " << theta[i] << " target " << target[i]);
@@ -187,14 +196,14 @@ std::vector<double> extreme_settings() {
 }
 
 // Sets `name` (a hyperparameter, or max_grad_norm, the setting of the optimizer itself) to value.
-template <class Opt>
-void set_setting(Opt& opt, const std::string& name, double value) {
+template <class P>
+void set_setting(multopt::AnyOptimizer<P>& opt, const std::string& name, double value) {
   if (name == "max_grad_norm") opt.set_max_grad_norm(value);
   else opt.set(name, value);
 }
 
-template <class Opt>
-double get_setting(const Opt& opt, const std::string& name) {
+template <class P>
+double get_setting(const multopt::AnyOptimizer<P>& opt, const std::string& name) {
   return name == "max_grad_norm" ? opt.max_grad_norm() : opt.get(name);
 }
 
@@ -205,47 +214,44 @@ double get_setting(const Opt& opt, const std::string& name) {
 // gives finite parameters. Both from the defaults and with every state array and rule term in
 // use (Nesterov momentum, AMSGrad, centered RMSprop, coupled decay). The parameters are reset
 // before each step: finite data each time, with the state the steps before built.
-TEMPLATE_LIST_TEST_CASE("every hyperparameter at +-inf, NaN, the largest double or the largest scalar is refused "
-                        "naming it, or steps finite data to finite parameters",
-                        "[extreme][hyper]", Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
+TEMPLATE_TEST_CASE("every hyperparameter at +-inf, NaN, the largest double or the largest scalar is refused "
+                   "naming it, or steps finite data to finite parameters",
+                   "[extreme][hyper]", double, float) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
   const std::vector<S> start = {S(1), S(-1), S(0.5), S(-0.25), S(1e-3), S(0), S(-0.0), S(0.75), S(-1e-6),
                                 S(0.125), S(-0.5)};
-  std::vector<std::string> settings = Opt::Hyper::names();
+  std::vector<std::string> settings = test::make_named<S>(combination)->hyperparameter_names();
   settings.push_back("max_grad_norm");
   for (const bool stateful : {false, true}) {
     for (const auto& name : settings) {
       for (const double value : extreme_settings<S>()) {
-        INFO(Opt::BaseType::name << " with the " << Opt::RuleType::name << " rule, "
-                                 << (stateful ? "every state array in use" : "default settings") << ": " << name
-                                 << " = " << test::text_of(value));
-        Opt opt = stateful ? test::make<Opt>(test::stateful_hyper<typename Opt::Hyper>()) : Opt();
+        INFO(test::describe(combination) << ", " << (stateful ? "every state array in use" : "default settings")
+                                         << ": " << name << " = " << test::text_of(value));
+        auto opt = stateful ? test::make_stateful<S>(combination) : test::make_named<S>(combination);
         std::vector<S> theta = start, grad(start.size());
-        opt.add_params(theta.data(), grad.data(), theta.size());
-        const double before = get_setting(opt, name);
+        opt->add_params(theta.data(), grad.data(), theta.size());
+        const double before = get_setting(*opt, name);
         try {
-          set_setting(opt, name, value);
+          set_setting(*opt, name, value);
         } catch (const std::invalid_argument& e) {
           REQUIRE_THAT(e, test::names({name}));
-          CHECK(test::same_bits(std::vector<double>{get_setting(opt, name)}, std::vector<double>{before}));
+          CHECK(test::same_bits(std::vector<double>{get_setting(*opt, name)}, std::vector<double>{before}));
           continue;
         }
         for (int k = 0; k < 3; ++k) {
           theta = start;
           for (std::size_t i = 0; i < grad.size(); ++i) grad[i] = S(i % 4 == 3 ? 0.0 : std::cos(double(3 * i + k)));
-          const auto state = test::all_state(opt);
-          const long steps = opt.step_count(0);
+          const auto state = test::tensor_states(*opt);
+          const long steps = opt->step_count(0);
           try {
-            opt.step();
+            opt->step();
           } catch (const std::invalid_argument& e) {
             INFO("step " << k + 1 << " refused: " << e.what());
             REQUIRE_THAT(e, test::names({name}));
             REQUIRE(test::same_bits(theta, start));
-            REQUIRE(opt.step_count(0) == steps);
-            const auto after = test::all_state(opt);
-            REQUIRE(after.size() == state.size());
-            for (std::size_t a = 0; a < state.size(); ++a) REQUIRE(test::same_bits(after[a], state[a]));
+            REQUIRE(opt->step_count(0) == steps);
+            REQUIRE(test::tensor_states(*opt) == state);
             break;
           }
           for (std::size_t i = 0; i < theta.size(); ++i) {

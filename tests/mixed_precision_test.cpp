@@ -40,22 +40,21 @@ multopt::Parallel threaded(int threads, std::size_t chunk) {
   return parallel;
 }
 
-// Optimizer<Base, Rule, P> beside Optimizer<Base, Rule, float>, on the same tensors (the float
-// one from the 16-bit start widened) and the same fp32 gradients.
-template <class Float, class P>
+// A combination in P beside the same in float, both made by name, on the same tensors (the
+// float one from the 16-bit start widened) and the same fp32 gradients.
+template <class P>
 struct Pair {
-  using Opt16 = multopt::Optimizer<typename Float::BaseType, typename Float::RuleType, P>;
-  Opt16 narrow;
-  Float wide;
+  test::Made<P> narrow;
+  test::Made<float> wide;
   std::vector<std::vector<P>> params16;
   std::vector<std::vector<float>> params, grads;
   std::mt19937 rng{5};
 
-  Pair(const StorageMode& storage, const multopt::Parallel& parallel)
-      : narrow(test::stateful_hyper<typename Float::Hyper>()), wide(test::stateful_hyper<typename Float::Hyper>()) {
-    narrow.set_storage(storage);
-    narrow.set_parallel(parallel);
-    wide.set_parallel(parallel);
+  Pair(const test::Combination& combination, const StorageMode& storage, const multopt::Parallel& parallel)
+      : narrow(test::make_stateful<P>(combination)), wide(test::make_stateful<float>(combination)) {
+    narrow->set_storage(storage);
+    narrow->set_parallel(parallel);
+    wide->set_parallel(parallel);
     for (std::size_t size : kSizes) {
       auto& p16 = params16.emplace_back();
       for (float x : test::uniform<float>(rng, size, 0.1, 2.0)) p16.push_back(P(x));
@@ -64,8 +63,8 @@ struct Pair {
       grads.emplace_back(size);
     }
     for (std::size_t k = 0; k < kSizes.size(); ++k) {
-      narrow.add_params(params16[k].data(), grads[k].data(), kSizes[k]);
-      wide.add_params(params[k].data(), grads[k].data(), kSizes[k]);
+      narrow->add_params(params16[k].data(), grads[k].data(), kSizes[k]);
+      wide->add_params(params[k].data(), grads[k].data(), kSizes[k]);
     }
   }
   void new_gradients() {
@@ -74,34 +73,40 @@ struct Pair {
       std::copy(fresh.begin(), fresh.end(), g.begin());
     }
   }
-  // Whether the state arrays of both are equal bit for bit.
+  // Whether the state arrays and scalar states of both are equal bit for bit.
   bool same_state() const {
-    for (std::size_t k = 0; k < kSizes.size(); ++k)
-      for (int slot = 0; slot < Float::BaseType::slot_count; ++slot) {
-        const float* a = narrow.state(k, slot);
-        const float* b = wide.state(k, slot);
-        if ((a == nullptr) != (b == nullptr)) return false;
-        if (a && std::memcmp(a, b, kSizes[k] * sizeof(float)) != 0) return false;
-      }
+    for (std::size_t k = 0; k < kSizes.size(); ++k) {
+      const auto a = test::tensor_state(*narrow, k);
+      const auto b = test::tensor_state(*wide, k);
+      if (a.arrays.size() != b.arrays.size() || !test::same_bits(a.scalars, b.scalars)) return false;
+      for (std::size_t n = 0; n < a.arrays.size(); ++n)
+        if (!test::same_bits(a.arrays[n], b.arrays[n])) return false;
+    }
     return true;
   }
 };
 
+const test::Combination kMAdam = {"adam", "multiplicative"}, kHAdam = {"adam", "hybrid"};
+
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("master weights step as the float optimizer, bit for bit, and are stored rounded",
-                        "[mixed][master]", test::EveryOptimizer<float>) {
-  Pair<TestType, bf16> pair(StorageMode{Rounding::master, 0}, threaded(3, 1000));
+// Every combination made by name, in bf16 and fp16.
+TEMPLATE_TEST_CASE("master weights step as the float optimizer, bit for bit, and are stored rounded",
+                   "[mixed][master]", bf16, fp16) {
+  using P = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
+  Pair<P> pair(combination, StorageMode{Rounding::master, 0}, threaded(3, 1000));
   for (int t = 0; t < 8; ++t) {
     pair.new_gradients();
-    pair.narrow.step();
-    pair.wide.step();
+    pair.narrow->step();
+    pair.wide->step();
   }
   bool same_master = true, rounded = true;
   for (std::size_t k = 0; k < kSizes.size(); ++k) {
-    same_master = same_master && std::memcmp(pair.narrow.master(k), pair.params[k].data(), kSizes[k] * 4) == 0;
+    same_master = same_master && std::memcmp(pair.narrow->master(k), pair.params[k].data(), kSizes[k] * 4) == 0;
     for (std::size_t i = 0; i < kSizes[k]; ++i)
-      rounded = rounded && bits(pair.params16[k][i]) == bits(bf16(pair.params[k][i]));
+      rounded = rounded && bits(pair.params16[k][i]) == bits(P(pair.params[k][i]));
   }
   CHECK(same_master);
   CHECK(rounded);
@@ -109,16 +114,15 @@ TEMPLATE_LIST_TEST_CASE("master weights step as the float optimizer, bit for bit
 }
 
 TEST_CASE("fp16 master weights, and 16-bit gradients, step as float does", "[mixed][master]") {
-  using Float = multopt::MAdam<float>;
-  Pair<Float, fp16> pair(StorageMode{Rounding::master, 0}, threaded(2, 512));
+  Pair<fp16> pair(kMAdam, StorageMode{Rounding::master, 0}, threaded(2, 512));
   for (int t = 0; t < 6; ++t) {
     pair.new_gradients();
-    pair.narrow.step();
-    pair.wide.step();
+    pair.narrow->step();
+    pair.wide->step();
   }
   bool same = true;
   for (std::size_t k = 0; k < kSizes.size(); ++k)
-    same = same && std::memcmp(pair.narrow.master(k), pair.params[k].data(), kSizes[k] * 4) == 0;
+    same = same && std::memcmp(pair.narrow->master(k), pair.params[k].data(), kSizes[k] * 4) == 0;
   CHECK(same);
 
   // Gradients of the parameter's type: as float gradients of the widened values.
@@ -133,28 +137,27 @@ TEST_CASE("fp16 master weights, and 16-bit gradients, step as float does", "[mix
 }
 
 TEST_CASE("round to nearest even stores the float step of the stored value, rounded", "[mixed][nearest]") {
-  auto check = [](auto float_tag, auto tag) {
-    using Float = typename decltype(float_tag)::type;
+  auto check = [](const test::Combination& combination, auto tag) {
     using P = typename decltype(tag)::type;
-    Pair<Float, P> pair(StorageMode{Rounding::nearest, 0}, threaded(2, 1000));
+    Pair<P> pair(combination, StorageMode{Rounding::nearest, 0}, threaded(2, 1000));
     bool rounded = true;
     for (int t = 0; t < 6; ++t) {
       pair.new_gradients();
       for (std::size_t k = 0; k < kSizes.size(); ++k)
         for (std::size_t i = 0; i < kSizes[k]; ++i) pair.params[k][i] = widen(pair.params16[k][i]);
-      pair.narrow.step();
-      pair.wide.step();
+      pair.narrow->step();
+      pair.wide->step();
       for (std::size_t k = 0; k < kSizes.size(); ++k)
         for (std::size_t i = 0; i < kSizes[k]; ++i)
           rounded = rounded && bits(pair.params16[k][i]) == bits(P(pair.params[k][i]));
     }
     CHECK(rounded);
     CHECK(pair.same_state());
-    CHECK(pair.narrow.master(0) == nullptr);
+    CHECK(pair.narrow->master(0) == nullptr);
   };
-  check(std::common_type<multopt::MAdam<float>>{}, std::common_type<bf16>{});
-  check(std::common_type<multopt::SGD<float>>{}, std::common_type<fp16>{});
-  check(std::common_type<multopt::HRMSprop<float>>{}, std::common_type<bf16>{});
+  check(kMAdam, std::common_type<bf16>{});
+  check({"sgd", "additive"}, std::common_type<fp16>{});
+  check({"rmsprop", "hybrid"}, std::common_type<bf16>{});
 }
 
 // SGD with lr = 1 moves θ by −g exactly: each element's fp32 result is x = θ − g.
@@ -204,8 +207,8 @@ TEST_CASE("stochastic rounding is unbiased", "[mixed][stochastic]") {
 
 TEST_CASE("stochastic rounding is the same at any thread count and chunk length", "[mixed][stochastic]") {
   auto run = [](const multopt::Parallel& parallel) {
-    Pair<multopt::HAdam<float>, fp16> pair(StorageMode{Rounding::stochastic, 99}, parallel);
-    for (int t = 0; t < 4; ++t) pair.new_gradients(), pair.narrow.step();
+    Pair<fp16> pair(kHAdam, StorageMode{Rounding::stochastic, 99}, parallel);
+    for (int t = 0; t < 4; ++t) pair.new_gradients(), pair.narrow->step();
     std::vector<std::uint16_t> all;
     for (const auto& p : pair.params16)
       for (fp16 v : p) all.push_back(bits(v));
@@ -224,40 +227,39 @@ TEST_CASE("stochastic rounding is the same at any thread count and chunk length"
 TEST_CASE("16-bit optimizers resume exactly from a checkpoint", "[mixed][checkpoint]") {
   for (Rounding rounding : {Rounding::master, Rounding::stochastic, Rounding::nearest}) {
     INFO(multopt::to_string(rounding));
-    using Float = multopt::MAdam<float>;
-    Pair<Float, bf16> straight(StorageMode{rounding, 12345}, threaded(2, 1000));
-    Pair<Float, bf16> resumed(StorageMode{rounding, 12345}, threaded(2, 1000));
-    for (int t = 0; t < 3; ++t) straight.new_gradients(), straight.narrow.step();
+    Pair<bf16> straight(kMAdam, StorageMode{rounding, 12345}, threaded(2, 1000));
+    Pair<bf16> resumed(kMAdam, StorageMode{rounding, 12345}, threaded(2, 1000));
+    for (int t = 0; t < 3; ++t) straight.new_gradients(), straight.narrow->step();
     std::stringstream checkpoint;
-    multopt::save_checkpoint(checkpoint, straight.narrow);
+    multopt::save_checkpoint(checkpoint, *straight.narrow);
     CHECK(checkpoint.str()[8] == 3);  // format version 3
     resumed.params16 = straight.params16;
-    resumed.narrow.set_storage({Rounding::nearest, 0});  // the checkpoint restores the mode and seed
-    multopt::load_checkpoint(checkpoint, resumed.narrow);
-    CHECK(resumed.narrow.storage().rounding == rounding);
-    CHECK(resumed.narrow.storage().seed == 12345);
+    resumed.narrow->set_storage({Rounding::nearest, 0});  // the checkpoint restores the mode and seed
+    multopt::load_checkpoint(checkpoint, *resumed.narrow);
+    CHECK(resumed.narrow->storage().rounding == rounding);
+    CHECK(resumed.narrow->storage().seed == 12345);
     resumed.rng = straight.rng;
     for (int t = 0; t < 3; ++t) {
-      straight.new_gradients(), straight.narrow.step();
-      resumed.new_gradients(), resumed.narrow.step();
+      straight.new_gradients(), straight.narrow->step();
+      resumed.new_gradients(), resumed.narrow->step();
     }
     bool same = true;
     for (std::size_t k = 0; k < kSizes.size(); ++k) {
       same = same && std::memcmp(straight.params16[k].data(), resumed.params16[k].data(), kSizes[k] * 2) == 0;
       if (rounding == Rounding::master)
-        same = same && std::memcmp(straight.narrow.master(k), resumed.narrow.master(k), kSizes[k] * 4) == 0;
+        same = same && std::memcmp(straight.narrow->master(k), resumed.narrow->master(k), kSizes[k] * 4) == 0;
     }
     CHECK(same);
   }
   // A float optimizer still writes version 2; a bf16 checkpoint does not load into an fp16 optimizer.
-  Pair<multopt::MAdam<float>, bf16> pair(StorageMode{}, threaded(1, 1000));
-  pair.wide.step();
+  Pair<bf16> pair(kMAdam, StorageMode{}, threaded(1, 1000));
+  pair.wide->step();
   std::stringstream f, b;
-  multopt::save_checkpoint(f, pair.wide);
-  multopt::save_checkpoint(b, pair.narrow);
+  multopt::save_checkpoint(f, *pair.wide);
+  multopt::save_checkpoint(b, *pair.narrow);
   CHECK(f.str()[8] == 2);
-  Pair<multopt::MAdam<float>, fp16> other(StorageMode{}, threaded(1, 1000));
-  CHECK_THROWS_WITH(multopt::load_checkpoint(b, other.narrow), Catch::Contains("bf16 parameters"));
+  Pair<fp16> other(kMAdam, StorageMode{}, threaded(1, 1000));
+  CHECK_THROWS_WITH(multopt::load_checkpoint(b, *other.narrow), Catch::Contains("bf16 parameters"));
 }
 
 TEST_CASE("16-bit overflow, subnormals and NaN are stored as IEEE says", "[mixed][extremes]") {

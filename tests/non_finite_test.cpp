@@ -1,7 +1,8 @@
 // Non-finite gradients: under NonFinitePolicy::skip a tensor whose gradient holds a NaN or an
 // infinity keeps its parameters, state and step count while the others step exactly as they
 // would alone; under throw_error nothing changes and the exception names the first bad element;
-// propagate, the default, steps as torch.optim does. Every base and rule, serial and threaded.
+// propagate, the default, steps as torch.optim does. Every base and rule, serial and threaded,
+// in every parameter type.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -27,18 +28,21 @@ multopt::Parallel parallel_for(bool threaded) {
 }
 
 // One optimizer over every tensor, checking gradients, beside one unchecked optimizer per
-// tensor that steps only when the checked one should step that tensor.
-template <class Opt>
+// tensor that steps only when the checked one should step that tensor; all of the combination,
+// made by name.
+template <class P>
 struct Rig {
-  using S = typename Opt::Scalar;
-  Opt checked = test::make<Opt>(test::stateful_hyper<typename Opt::Hyper>());
-  std::vector<Opt> alone;
+  using S = P;
+  test::Combination combination;
+  test::Made<P> checked;
+  std::vector<test::Made<P>> alone;
   std::vector<std::vector<S>> params, grads, alone_params;
   long steps = 0;
 
-  Rig(multopt::NonFinitePolicy policy, const multopt::Parallel& parallel) {
-    checked.set_non_finite_policy(policy);
-    checked.set_parallel(parallel);
+  Rig(const test::Combination& c, multopt::NonFinitePolicy policy, const multopt::Parallel& parallel)
+      : combination(c), checked(test::make_stateful<P>(c)) {
+    checked->set_non_finite_policy(policy);
+    checked->set_parallel(parallel);
     for (std::size_t size : kSizes) add(size);
   }
 
@@ -49,13 +53,14 @@ struct Rig {
     params.push_back(values);
     alone_params.push_back(values);
     grads.emplace_back(size);
-    alone.push_back(test::make<Opt>(checked.hyper()));
+    alone.push_back(test::make_named<P>(combination));
+    alone.back()->set_hyper(checked->hyper());
   }
   // Registers the tensors added since the last call.
   void register_all() {
-    for (std::size_t k = checked.tensor_count(); k < params.size(); ++k) {
-      checked.add_params(params[k].data(), grads[k].data(), params[k].size());
-      alone[k].add_params(alone_params[k].data(), grads[k].data(), params[k].size());
+    for (std::size_t k = checked->tensor_count(); k < params.size(); ++k) {
+      checked->add_params(params[k].data(), grads[k].data(), params[k].size());
+      alone[k]->add_params(alone_params[k].data(), grads[k].data(), params[k].size());
     }
   }
   void set_gradients() {
@@ -66,43 +71,41 @@ struct Rig {
   }
   // Steps the checked optimizer and, alone, every tensor but the bad ones.
   void step(const std::vector<std::size_t>& bad) {
-    checked.step();
+    checked->step();
     for (std::size_t k = 0; k < alone.size(); ++k)
-      if (std::find(bad.begin(), bad.end(), k) == bad.end()) alone[k].step();
+      if (std::find(bad.begin(), bad.end(), k) == bad.end()) alone[k]->step();
   }
   void require_same_as_alone() const {
     for (std::size_t k = 0; k < params.size(); ++k) {
       INFO("tensor " << k);
       REQUIRE(test::same_bits(params[k], alone_params[k]));
-      REQUIRE(checked.step_count(k) == alone[k].step_count(0));
-      for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot)
-        REQUIRE(test::same_bits(test::state_copy(checked, k, slot), test::state_copy(alone[k], 0, slot)));
+      REQUIRE(checked->step_count(k) == alone[k]->step_count(0));
+      REQUIRE(test::tensor_state(*checked, k) == test::tensor_state(*alone[k], 0));
     }
   }
 };
 
-using Every = decltype(std::tuple_cat(std::declval<test::EveryOptimizer<double>>(),
-                                      std::declval<test::EveryOptimizer<float>>()));
-
 template <class S>
-constexpr S quiet_nan = std::numeric_limits<S>::quiet_NaN();
+const S quiet_nan = std::numeric_limits<S>::quiet_NaN();
 template <class S>
-constexpr S infinity = std::numeric_limits<S>::infinity();
+const S infinity = std::numeric_limits<S>::infinity();
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("skip leaves a tensor with a NaN or infinite gradient as it was and steps the others",
-                        "[non-finite]", Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
+// Every combination made by name, in double, float and both 16-bit types (whose gradients here
+// are 16-bit too, checked as such).
+TEMPLATE_TEST_CASE("skip leaves a tensor with a NaN or infinite gradient as it was and steps the others",
+                   "[non-finite]", double, float, Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
   const bool threaded = GENERATE(false, true);
-  INFO((threaded ? "threaded" : "serial"));
-  Rig<Opt> rig(multopt::NonFinitePolicy::skip, parallel_for(threaded));
+  INFO(test::describe(combination) << ", " << (threaded ? "threaded" : "serial"));
+  Rig<S> rig(combination, multopt::NonFinitePolicy::skip, parallel_for(threaded));
   rig.register_all();
 
   rig.set_gradients();
   rig.step({});
-  CHECK(rig.checked.skipped_tensors().empty());
+  CHECK(rig.checked->skipped_tensors().empty());
   rig.require_same_as_alone();
 
   // A NaN in the last chunk of tensor 1, and a new tensor 3 whose first gradient is infinite:
@@ -113,8 +116,8 @@ TEMPLATE_LIST_TEST_CASE("skip leaves a tensor with a NaN or infinite gradient as
   rig.grads[1].back() = quiet_nan<S>;
   rig.grads[3][20] = -infinity<S>;
   rig.step({1, 3});
-  CHECK(rig.checked.skipped_tensors() == std::vector<std::size_t>{1, 3});
-  CHECK(rig.checked.state(3, 0) == nullptr);
+  CHECK(rig.checked->skipped_tensors() == std::vector<std::size_t>{1, 3});
+  CHECK(test::tensor_state(*rig.checked, 3).holds_no_array());
   rig.require_same_as_alone();
 
   // Infinities at the first element of tensor 0 and in the middle of tensor 2.
@@ -122,32 +125,32 @@ TEMPLATE_LIST_TEST_CASE("skip leaves a tensor with a NaN or infinite gradient as
   rig.grads[0][0] = infinity<S>;
   rig.grads[2][2] = -infinity<S>;
   rig.step({0, 2});
-  CHECK(rig.checked.skipped_tensors() == std::vector<std::size_t>{0, 2});
+  CHECK(rig.checked->skipped_tensors() == std::vector<std::size_t>{0, 2});
   rig.require_same_as_alone();
 
   rig.set_gradients();
   rig.step({});
-  CHECK(rig.checked.skipped_tensors().empty());
+  CHECK(rig.checked->skipped_tensors().empty());
   rig.require_same_as_alone();
-  CHECK(rig.checked.step_count(0) == 3);
-  CHECK(rig.checked.step_count(1) == 3);
-  CHECK(rig.checked.step_count(3) == 2);
+  CHECK(rig.checked->step_count(0) == 3);
+  CHECK(rig.checked->step_count(1) == 3);
+  CHECK(rig.checked->step_count(3) == 2);
 }
 
-TEMPLATE_LIST_TEST_CASE("throw_error names the first non-finite element and changes nothing", "[non-finite]",
-                        Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
+TEMPLATE_TEST_CASE("throw_error names the first non-finite element and changes nothing", "[non-finite]", double,
+                   float, Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
   const bool threaded = GENERATE(false, true);
-  INFO((threaded ? "threaded" : "serial"));
-  Rig<Opt> rig(multopt::NonFinitePolicy::throw_error, parallel_for(threaded));
+  INFO(test::describe(combination) << ", " << (threaded ? "threaded" : "serial"));
+  Rig<S> rig(combination, multopt::NonFinitePolicy::throw_error, parallel_for(threaded));
   rig.add(9);  // tensor 3: its first step throws, so it must keep no state
   rig.register_all();
   rig.set_gradients();
   rig.grads[3][0] = quiet_nan<S>;
-  REQUIRE_THROWS_AS(rig.checked.step(), multopt::NonFiniteGradient);
-  CHECK(rig.checked.step_count(0) == 0);
-  CHECK(rig.checked.state(3, 0) == nullptr);
+  REQUIRE_THROWS_AS(rig.checked->step(), multopt::NonFiniteGradient);
+  CHECK(rig.checked->step_count(0) == 0);
+  CHECK(test::tensor_state(*rig.checked, 3).holds_no_array());
   rig.grads[3][0] = S(0.5);
   rig.step({});
   rig.require_same_as_alone();
@@ -156,10 +159,10 @@ TEMPLATE_LIST_TEST_CASE("throw_error names the first non-finite element and chan
   rig.grads[1][250] = -infinity<S>;
   rig.grads[1][299] = quiet_nan<S>;
   rig.grads[2][4] = quiet_nan<S>;
-  REQUIRE_THROWS_MATCHES(rig.checked.step(), multopt::NonFiniteGradient,
+  REQUIRE_THROWS_MATCHES(rig.checked->step(), multopt::NonFiniteGradient,
                          names({"tensor 1", "-inf", "element 250", "throw_error"}));
   try {
-    rig.checked.step();
+    rig.checked->step();
   } catch (const multopt::NonFiniteGradient& e) {
     CHECK(e.tensor() == 1);
     CHECK(e.index() == 250);
@@ -169,23 +172,24 @@ TEMPLATE_LIST_TEST_CASE("throw_error names the first non-finite element and chan
   rig.set_gradients();
   rig.step({});
   rig.require_same_as_alone();
-  CHECK(rig.checked.step_count(1) == 2);
+  CHECK(rig.checked->step_count(1) == 2);
 }
 
-TEMPLATE_LIST_TEST_CASE("propagate, the default, steps every tensor bit for bit as when nothing is checked",
-                        "[non-finite]", Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
-  Rig<Opt> rig(multopt::NonFinitePolicy::propagate, multopt::Parallel{});
-  CHECK(Opt().non_finite_policy() == multopt::NonFinitePolicy::propagate);
+TEMPLATE_TEST_CASE("propagate, the default, steps every tensor bit for bit as when nothing is checked",
+                   "[non-finite]", double, float, Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
+  Rig<S> rig(combination, multopt::NonFinitePolicy::propagate, multopt::Parallel{});
+  CHECK(test::make_named<S>(combination)->non_finite_policy() == multopt::NonFinitePolicy::propagate);
   rig.register_all();
   rig.set_gradients();
   rig.grads[1][7] = quiet_nan<S>;
   rig.grads[2][0] = infinity<S>;
   rig.step({});
-  CHECK(rig.checked.skipped_tensors().empty());
+  CHECK(rig.checked->skipped_tensors().empty());
   rig.require_same_as_alone();
-  CHECK(rig.checked.step_count(1) == 1);
+  CHECK(rig.checked->step_count(1) == 1);
 }
 
 TEST_CASE("a NaN gradient reaches the parameter under propagate, as in torch.optim", "[non-finite]") {

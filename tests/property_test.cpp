@@ -301,110 +301,109 @@ std::vector<S> gradient(std::size_t tensor, long step, std::size_t n) {
 
 }  // namespace
 
+// Every combination made by name.
 TEMPLATE_TEST_CASE("each tensor keeps its own step count: one added later runs as in a fresh optimizer",
                    "[property]", float, double) {
   using S = TestType;
-  for_each_base([](auto base_tag) {
-    using Base = typename decltype(base_tag)::type;
-    using Opt = Optimizer<Base, rules::Hybrid, S>;
-    INFO(Base::name);
-    const auto h = test::stateful_hyper<typename Opt::Hyper>();
-    const std::size_t sizes[] = {7, 19, 1};
-    const long added_at[] = {0, 5, 8}, total_steps = 15;
-    std::vector<std::vector<S>> params, grads;
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
+  const std::size_t sizes[] = {7, 19, 1};
+  const long added_at[] = {0, 5, 8}, total_steps = 15;
+  std::vector<std::vector<S>> params, grads;
+  for (std::size_t k = 0; k < 3; ++k) {
+    std::mt19937 rng(static_cast<unsigned>(k) + 5);
+    params.push_back(test::uniform<S>(rng, sizes[k], -2.0, 2.0));
+    grads.emplace_back(sizes[k]);
+  }
+  const auto shared = test::make_stateful<S>(combination);
+  std::vector<test::Made<S>> alone;  // each tensor in its own fresh optimizer, on copies of its values
+  std::vector<std::vector<S>> alone_params(3), alone_grads(3);
+  std::size_t mismatches = 0;
+  for (long step = 0; step < total_steps; ++step) {
     for (std::size_t k = 0; k < 3; ++k) {
-      std::mt19937 rng(static_cast<unsigned>(k) + 5);
-      params.push_back(test::uniform<S>(rng, sizes[k], -2.0, 2.0));
-      grads.emplace_back(sizes[k]);
+      if (added_at[k] != step) continue;
+      REQUIRE(shared->add_params(params[k].data(), grads[k].data(), sizes[k]) == k);
+      CHECK(shared->step_count(k) == 0);
+      CHECK(test::tensor_state(*shared, k).holds_no_array());
+      alone_params[k] = params[k];
+      alone_grads[k].resize(sizes[k]);
+      alone.push_back(test::make_stateful<S>(combination));
+      alone.back()->add_params(alone_params[k].data(), alone_grads[k].data(), sizes[k]);
     }
-    Opt shared = test::make<Opt>(h);
-    std::vector<std::unique_ptr<Run<Opt>>> alone;  // each tensor in its own fresh optimizer
-    std::size_t mismatches = 0;
-    for (long step = 0; step < total_steps; ++step) {
-      for (std::size_t k = 0; k < 3; ++k) {
-        if (added_at[k] != step) continue;
-        REQUIRE(shared.add_params(params[k].data(), grads[k].data(), sizes[k]) == k);
-        CHECK(shared.step_count(k) == 0);
-        for (int slot = 0; slot < Base::slot_count; ++slot) CHECK(shared.state(k, slot) == nullptr);
-        alone.push_back(std::make_unique<Run<Opt>>(h, params[k]));
-      }
-      for (std::size_t k = 0; k < alone.size(); ++k) {
-        const auto g = gradient<S>(k, step - added_at[k], sizes[k]);
-        std::copy(g.begin(), g.end(), grads[k].begin());
-        alone[k]->step(g);
-      }
-      shared.step();
-      for (std::size_t k = 0; k < alone.size(); ++k) {
-        mismatches += !test::same_bits(params[k], alone[k]->param);
-        for (int slot = 0; slot < Base::slot_count; ++slot)
-          mismatches += !test::same_bits(test::state_copy(shared, k, slot), alone[k]->state(slot));
-      }
+    for (std::size_t k = 0; k < alone.size(); ++k) {
+      const auto g = gradient<S>(k, step - added_at[k], sizes[k]);
+      std::copy(g.begin(), g.end(), grads[k].begin());
+      std::copy(g.begin(), g.end(), alone_grads[k].begin());
+      alone[k]->step();
     }
-    CHECK(mismatches == 0);
-    CHECK(shared.step_count(0) == 15);
-    CHECK(shared.step_count(1) == 10);
-    CHECK(shared.step_count(2) == 7);
-  });
+    shared->step();
+    for (std::size_t k = 0; k < alone.size(); ++k) {
+      mismatches += !test::same_bits(params[k], alone_params[k]);
+      mismatches += test::tensor_state(*shared, k) != test::tensor_state(*alone[k], 0);
+    }
+  }
+  CHECK(mismatches == 0);
+  CHECK(shared->step_count(0) == 15);
+  CHECK(shared->step_count(1) == 10);
+  CHECK(shared->step_count(2) == 7);
 }
 
 namespace {
 
 // n values stepped as one tensor, as tensors cut at odd offsets, and cut and threaded: every
 // element must see the same arithmetic, wherever it falls in a packet or a padded tail.
-template <class Opt>
-std::size_t split_mismatches() {
-  using S = typename Opt::Scalar;
+template <class S>
+std::size_t split_mismatches(const test::Combination& combination) {
   constexpr std::size_t n = 1000;
   const std::size_t cuts[] = {0, 3, 20, 521, n};
-  const auto h = test::stateful_hyper<typename Opt::Hyper>();
   std::mt19937 rng(6);
   const auto init = test::uniform<S>(rng, n, -2.0, 2.0);
   std::vector<S> whole = init, pieces = init, threaded = init, grad(n);
-  Opt one = test::make<Opt>(h), cut = test::make<Opt>(h), cut_threaded = test::make<Opt>(h);
-  one.add_params(whole.data(), grad.data(), n);
+  const auto one = test::make_stateful<S>(combination), cut = test::make_stateful<S>(combination),
+             cut_threaded = test::make_stateful<S>(combination);
+  one->add_params(whole.data(), grad.data(), n);
   for (std::size_t k = 0; k + 1 < std::size(cuts); ++k) {
-    cut.add_params(pieces.data() + cuts[k], grad.data() + cuts[k], cuts[k + 1] - cuts[k]);
-    cut_threaded.add_params(threaded.data() + cuts[k], grad.data() + cuts[k], cuts[k + 1] - cuts[k]);
+    cut->add_params(pieces.data() + cuts[k], grad.data() + cuts[k], cuts[k + 1] - cuts[k]);
+    cut_threaded->add_params(threaded.data() + cuts[k], grad.data() + cuts[k], cuts[k + 1] - cuts[k]);
   }
   multopt::Parallel parallel;  // threads in OpenMP builds; the same serial loop otherwise
   parallel.threads = 3;
   parallel.serial_below = 0;
   parallel.chunk = 40;
-  cut_threaded.set_parallel(parallel);
+  cut_threaded->set_parallel(parallel);
 
   std::size_t mismatches = 0;
   for (int t = 0; t < 20; ++t) {
     const auto g = test::uniform<S>(rng, n, -1.0, 1.0);
     std::copy(g.begin(), g.end(), grad.begin());  // in place: the optimizers hold its address
-    for (Opt* opt : {&one, &cut, &cut_threaded}) opt->step();
+    for (const auto* opt : {&one, &cut, &cut_threaded}) (*opt)->step();
     mismatches += !test::same_bits(whole, pieces) + !test::same_bits(whole, threaded);
   }
-  for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot) {
+  const auto expected = test::tensor_state(*one, 0);
+  for (std::size_t a = 0; a < expected.arrays.size(); ++a) {
     std::vector<S> joined, joined_threaded;
-    for (std::size_t k = 0; k < cut.tensor_count(); ++k) {
-      const auto part = test::state_copy(cut, k, slot), part_threaded = test::state_copy(cut_threaded, k, slot);
+    for (std::size_t k = 0; k < cut->tensor_count(); ++k) {
+      const auto part = test::tensor_state(*cut, k).arrays[a];
+      const auto part_threaded = test::tensor_state(*cut_threaded, k).arrays[a];
       joined.insert(joined.end(), part.begin(), part.end());
       joined_threaded.insert(joined_threaded.end(), part_threaded.begin(), part_threaded.end());
     }
-    const auto expected = test::state_copy(one, 0, slot);
-    mismatches += !test::same_bits(joined, expected) + !test::same_bits(joined_threaded, expected);
+    mismatches += !test::same_bits(joined, expected.arrays[a]) + !test::same_bits(joined_threaded, expected.arrays[a]);
   }
+  for (std::size_t k = 0; k < cut->tensor_count(); ++k)  // scalar state: one per tensor, the same in each
+    mismatches += !test::same_bits(test::tensor_state(*cut, k).scalars, expected.scalars) +
+                  !test::same_bits(test::tensor_state(*cut_threaded, k).scalars, expected.scalars);
   return mismatches + (whole == init);  // a run that never moved would prove nothing
 }
 
 }  // namespace
 
+// Every combination made by name.
 TEMPLATE_TEST_CASE("one tensor or the same values cut at odd offsets, serial or threaded, step bit-identically",
                    "[property]", float, double) {
-  using S = TestType;
-  for_each_base([](auto base_tag) {
-    using Base = typename decltype(base_tag)::type;
-    test::for_each_type<rules::Additive, rules::Multiplicative, rules::Hybrid, rules::Exponential>([](auto rule_tag) {
-      using Rule = typename decltype(rule_tag)::type;
-      INFO(Base::name << " with the " << Rule::name << " rule");
-      CHECK(split_mismatches<Optimizer<Base, Rule, S>>() == 0);
-    });
-  });
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
+  CHECK(split_mismatches<TestType>(combination) == 0);
 }
 
 namespace {

@@ -2,6 +2,8 @@
 // maximize, decoupled weight decay, named state, keyword construction and the complete
 // type-erased optimizer. Each stage is checked against what it must equal bit for bit.
 #include <cmath>
+#include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -13,24 +15,22 @@ using test::names;
 
 namespace {
 
-using Every = decltype(std::tuple_cat(std::declval<test::EveryOptimizer<double>>(),
-                                      std::declval<test::EveryOptimizer<float>>()));
-
-// Two tensors (19 and 37 elements) of one optimizer, stepped with the same gradients each time.
+// Two tensors (19 and 37 elements) of one optimizer, typed or made by name, stepped with the
+// same gradients each time.
 template <class Opt>
 struct Pair {
   using S = typename Opt::Scalar;
-  Opt opt;
+  std::unique_ptr<Opt> opt;
   std::vector<S> a, b, ga, gb;
 
-  Pair(const typename Opt::Hyper& hyper, unsigned seed) : opt(hyper) {
+  Pair(std::unique_ptr<Opt> made, unsigned seed) : opt(std::move(made)) {
     std::mt19937 rng(seed);
     a = test::uniform<S>(rng, 19, -2.0, 2.0);
     b = test::uniform<S>(rng, 37, -2.0, 2.0);
     ga.resize(a.size());
     gb.resize(b.size());
-    opt.add_params(a.data(), ga.data(), a.size());
-    opt.add_params(b.data(), gb.data(), b.size());
+    opt->add_params(a.data(), ga.data(), a.size());
+    opt->add_params(b.data(), gb.data(), b.size());
   }
   Pair(const Pair&) = delete;
   Pair& operator=(const Pair&) = delete;
@@ -38,9 +38,12 @@ struct Pair {
   void step(const std::vector<S>& grad_a, const std::vector<S>& grad_b) {
     ga = grad_a;
     gb = grad_b;
-    opt.step();
+    opt->step();
   }
 };
+
+template <class P>
+using NamedPair = Pair<multopt::AnyOptimizer<P>>;
 
 template <class S>
 std::vector<S> scaled(std::vector<S> values, S factor) {
@@ -50,17 +53,18 @@ std::vector<S> scaled(std::vector<S> values, S factor) {
 
 }  // namespace
 
-TEMPLATE_LIST_TEST_CASE("lr_factor scales lr and lr_out: a factor of 1/2 is half the rates, bit for bit", "[surface]",
-                        Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
-  const auto hyper = test::stateful_hyper<typename Opt::Hyper>();
-  auto halved = hyper;
+// Every combination made by name; bf16 and half step in float, as float does.
+TEMPLATE_TEST_CASE("lr_factor scales lr and lr_out: a factor of 1/2 is half the rates, bit for bit", "[surface]",
+                   double, float, Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
+  auto halved = test::make_stateful<S>(combination);
   for (const char* rate : {"lr", "lr_out"})
-    if (halved.has(rate)) halved.set(rate, hyper.get(rate) / 2);
-  auto factored = hyper;
-  factored.lr_factor = 0.5;
-  Pair<Opt> expected(halved, 3), actual(factored, 3);
+    if (halved->hyper().has(rate)) halved->set(rate, halved->get(rate) / 2);
+  auto factored = test::make_stateful<S>(combination);
+  factored->set("lr_factor", 0.5);
+  NamedPair<S> expected(std::move(halved), 3), actual(std::move(factored), 3);
   std::mt19937 rng(5);
   for (int t = 0; t < 4; ++t) {
     const auto ga = test::uniform<S>(rng, 19, -1.0, 1.0), gb = test::uniform<S>(rng, 37, -1.0, 1.0);
@@ -71,13 +75,14 @@ TEMPLATE_LIST_TEST_CASE("lr_factor scales lr and lr_out: a factor of 1/2 is half
   CHECK(test::same_bits(actual.b, expected.b));
 }
 
-TEMPLATE_LIST_TEST_CASE("maximize steps as the negated gradient does, bit for bit", "[surface]", Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
-  const auto hyper = test::stateful_hyper<typename Opt::Hyper>();
-  auto maximizing = hyper;
-  maximizing.maximize = true;
-  Pair<Opt> expected(hyper, 7), actual(maximizing, 7);
+TEMPLATE_TEST_CASE("maximize steps as the negated gradient does, bit for bit", "[surface]", double, float,
+                   Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
+  auto maximizing = test::make_stateful<S>(combination);
+  maximizing->set("maximize", 1);
+  NamedPair<S> expected(test::make_stateful<S>(combination), 7), actual(std::move(maximizing), 7);
   std::mt19937 rng(9);
   for (int t = 0; t < 4; ++t) {
     const auto ga = test::uniform<S>(rng, 19, -1.0, 1.0), gb = test::uniform<S>(rng, 37, -1.0, 1.0);
@@ -88,14 +93,15 @@ TEMPLATE_LIST_TEST_CASE("maximize steps as the negated gradient does, bit for bi
   CHECK(test::same_bits(actual.b, expected.b));
 }
 
-TEMPLATE_LIST_TEST_CASE("clipping scales every gradient by max_norm / (‖g‖ + 1e-6) of all tensors together",
-                        "[surface]", Every) {
-  using Opt = TestType;
-  using S = typename Opt::Scalar;
-  const auto hyper = test::stateful_hyper<typename Opt::Hyper>();
+// In double and float: the expected run's gradients are scaled in S, which 16-bit rounds.
+TEMPLATE_TEST_CASE("clipping scales every gradient by max_norm / (‖g‖ + 1e-6) of all tensors together",
+                   "[surface]", double, float) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  INFO(test::describe(combination));
   const double max_norm = 0.75;
-  Pair<Opt> expected(hyper, 11), actual(hyper, 11);
-  actual.opt.set_max_grad_norm(max_norm);
+  NamedPair<S> expected(test::make_stateful<S>(combination), 11), actual(test::make_stateful<S>(combination), 11);
+  actual.opt->set_max_grad_norm(max_norm);
   std::mt19937 rng(13);
   for (int t = 0; t < 4; ++t) {
     // Gradients of norm above and (on the last step) below max_norm.
@@ -109,7 +115,7 @@ TEMPLATE_LIST_TEST_CASE("clipping scales every gradient by max_norm / (‖g‖ +
     const auto given_a = ga, given_b = gb;
     expected.step(scaled(ga, S(factor)), scaled(gb, S(factor)));
     actual.step(ga, gb);
-    CHECK(actual.opt.grad_norm() == Approx(norm).epsilon(1e-6));
+    CHECK(actual.opt->grad_norm() == Approx(norm).epsilon(1e-6));
     CHECK(test::same_bits(actual.ga, given_a));  // the caller's gradients are not written
     CHECK(test::same_bits(actual.gb, given_b));
     INFO("step " << t + 1 << " norm " << norm);
@@ -192,7 +198,7 @@ TEMPLATE_TEST_CASE("named state moves a run into another optimizer, which contin
   using S = TestType;
   using Opt = multopt::Adam<S>;
   typename Opt::Hyper hyper(arg::lr = 0.05, arg::amsgrad = true);
-  Pair<Opt> source(hyper, 19), target(hyper, 19);
+  Pair<Opt> source(std::make_unique<Opt>(hyper), 19), target(std::make_unique<Opt>(hyper), 19);
   std::mt19937 rng(23);
   const auto gradients = [&] { return std::pair{test::uniform<S>(rng, 19, -1, 1), test::uniform<S>(rng, 37, -1, 1)}; };
   for (int t = 0; t < 5; ++t) {
@@ -200,14 +206,14 @@ TEMPLATE_TEST_CASE("named state moves a run into another optimizer, which contin
     source.step(ga, gb);
   }
   CHECK(Opt::state_names() == std::vector<std::string>{"exp_avg", "exp_avg_sq", "max_exp_avg_sq"});
-  CHECK(source.opt.state_names(0) == Opt::state_names());
-  CHECK(target.opt.state_names(0).empty());
+  CHECK(source.opt->state_names(0) == Opt::state_names());
+  CHECK(target.opt->state_names(0).empty());
   target.a = source.a;
   target.b = source.b;
   for (std::size_t k = 0; k < 2; ++k) {
-    for (const auto& name : source.opt.state_names(k))
-      target.opt.set_state(k, name, source.opt.state(k, name), source.opt.size(k));
-    target.opt.set_step_count(k, source.opt.step_count(k));
+    for (const auto& name : source.opt->state_names(k))
+      target.opt->set_state(k, name, source.opt->state(k, name), source.opt->size(k));
+    target.opt->set_step_count(k, source.opt->step_count(k));
   }
   for (int t = 0; t < 3; ++t) {
     const auto [ga, gb] = gradients();
@@ -216,8 +222,8 @@ TEMPLATE_TEST_CASE("named state moves a run into another optimizer, which contin
   }
   CHECK(test::same_bits(target.a, source.a));
   CHECK(test::same_bits(target.b, source.b));
-  CHECK(target.opt.step_count(1) == 8);
-  CHECK(test::same_bits(test::state_copy(target.opt, 1, 2), test::state_copy(source.opt, 1, 2)));
+  CHECK(target.opt->step_count(1) == 8);
+  CHECK(test::same_bits(test::state_copy(*target.opt, 1, 2), test::state_copy(*source.opt, 1, 2)));
 }
 
 TEST_CASE("SGD's momentum buffer copied in before the first step is used as torch uses it", "[surface]") {
@@ -248,6 +254,24 @@ TEST_CASE("bad named state is refused with its name and changes nothing", "[surf
   REQUIRE_THROWS_MATCHES(opt.state(0, "exp_inf"), std::invalid_argument, names({"exp_inf"}));
   CHECK(test::same_bits(test::state_copy(opt, 0, 0), before));
   CHECK(opt.step_count(0) == 1);
+}
+
+// The typed suites that loop over test::every_combination() test what it lists: every base
+// and every rule, each combination once, made by name as what it is.
+TEST_CASE("every_combination lists each base with each rule defined for it", "[surface]") {
+  const auto combinations = test::every_combination();
+  CHECK(combinations.size() == 9 * 6 + 1);  // tanh momentum is defined for sgd only
+  std::set<std::string> bases, rules;
+  for (const auto& c : combinations) {
+    const auto made = test::make_named<float>(c);
+    CHECK(made->base_name() == c.first);
+    CHECK(made->rule_name() == c.second);
+    bases.insert(c.first);
+    rules.insert(c.second);
+  }
+  CHECK(std::set<test::Combination>(combinations.begin(), combinations.end()).size() == combinations.size());
+  CHECK(bases.size() == 9);
+  CHECK(rules.size() == 7);
 }
 
 TEST_CASE("AnyOptimizer offers named state, clipping and checkpoints with schedules", "[surface]") {

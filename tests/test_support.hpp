@@ -1,4 +1,5 @@
-// Helpers shared by the validation, exception-safety, property and replay tests.
+// Helpers shared by the tests: typed optimizers, and every combination made by name (the typed
+// suites that need no static type loop over those: make_optimizer is compiled once, outside).
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -7,7 +8,9 @@
 #include <cctype>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -167,18 +170,148 @@ std::vector<typename Opt::Scalar> state_copy(const Opt& opt, std::size_t tensor,
               : std::vector<typename Opt::Scalar>();
 }
 
-// Every state array of every tensor, in the order tensor, slot (empty where none is held).
-template <class Opt>
-std::vector<std::vector<typename Opt::Scalar>> all_state(const Opt& opt) {
-  std::vector<std::vector<typename Opt::Scalar>> arrays;
-  for (std::size_t t = 0; t < opt.tensor_count(); ++t)
-    for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot) arrays.push_back(state_copy(opt, t, slot));
-  return arrays;
-}
-
 template <class Opt>
 Opt make(const typename Opt::Hyper& h) {
   return Opt(h);
+}
+
+// A base and a rule by name, as make_optimizer takes them.
+using Combination = std::pair<std::string, std::string>;
+
+// Calls f(base, rule) for every base × rule the runtime makes: each of AllRules on each base it
+// is defined for; decltype(base)::type is the base.
+template <class F>
+void for_each_combination(F&& f) {
+  multopt::for_each_type(multopt::AllBases{}, [&](auto base) {
+    using Base = typename decltype(base)::type;
+    multopt::for_each_type(multopt::AllRules{}, [&](auto rule) {
+      if constexpr (decltype(rule)::type::template supports<Base>) f(base, rule);
+    });
+  });
+}
+
+// Their names. A test that loops over these, made by name, compiles no optimizer of its own
+// (multopt_make_optimizer holds them).
+inline std::vector<Combination> every_combination() {
+  std::vector<Combination> combinations;
+  for_each_combination([&](auto base, auto rule) {
+    combinations.emplace_back(decltype(base)::type::name, decltype(rule)::type::name);
+  });
+  return combinations;
+}
+
+// Whether the combination's hyperparameter `name` is a boolean.
+inline bool is_boolean(const Combination& c, const std::string& name) {
+  bool boolean = false;
+  for_each_combination([&](auto base, auto rule) {
+    using Base = typename decltype(base)::type;
+    using Rule = typename decltype(rule)::type;
+    if (c.first == Base::name && c.second == Rule::name) boolean = is_boolean<multopt::Hyper<Base, Rule>>(name);
+  });
+  return boolean;
+}
+
+inline std::string describe(const Combination& c) { return c.first + " with the " + c.second + " rule"; }
+
+template <class P>
+using Made = std::unique_ptr<multopt::AnyOptimizer<P>>;
+
+// A new group with group 0's hyperparameters and `settings` applied, in a typed optimizer or an
+// AnyOptimizer; returns its index.
+template <class Opt>
+std::size_t add_group_with(Opt& opt, const multopt::NamedValues& settings) {
+  auto hyper = opt.hyper(0);
+  hyper.set_all(settings);
+  return opt.add_group(hyper);
+}
+template <class P>
+std::size_t add_group_with(multopt::AnyOptimizer<P>& opt, const multopt::NamedValues& settings) {
+  return opt.add_group(settings);
+}
+
+template <class P>
+Made<P> make_named(const Combination& c) {
+  return multopt::make_optimizer<P>(c.first, c.second);
+}
+
+// The combination with stateful_settings: every state array in use, every rule term acting.
+template <class P>
+Made<P> make_stateful(const Combination& c, double rate = 1.0) {
+  auto opt = make_named<P>(c);
+  opt->set_all(stateful_settings(opt->hyperparameter_names(), rate));
+  return opt;
+}
+
+// The per-tensor scalars among an optimizer's state_names() (NAdam's mu_product), from its base.
+template <class Base>
+std::vector<std::string> scalar_state_names_of() {
+  if constexpr (multopt::contract::scalar_count<Base> > 0)
+    return {std::begin(Base::scalar_names), std::end(Base::scalar_names)};
+  return {};
+}
+template <class Opt>
+std::vector<std::string> scalar_state_names(const Opt&) {
+  return scalar_state_names_of<typename Opt::BaseType>();
+}
+template <class P>
+std::vector<std::string> scalar_state_names(const multopt::AnyOptimizer<P>& opt) {
+  std::vector<std::string> names;
+  multopt::for_each_type(multopt::AllBases{}, [&](auto base) {
+    using Base = typename decltype(base)::type;
+    if (opt.base_name() == std::string(Base::name)) names = scalar_state_names_of<Base>();
+  });
+  return names;
+}
+
+// Everything a tensor of a typed optimizer or an AnyOptimizer holds, copied: its state arrays in
+// the order of state_names() (empty where it holds none), its scalar states and, for 16-bit
+// parameters, its master weights. Equal when all are equal bit for bit.
+template <class Opt>
+struct TensorState {
+  using C = typename Opt::Compute;
+  std::vector<std::vector<C>> arrays;
+  std::vector<double> scalars;
+  std::vector<C> master;
+
+  TensorState(const Opt& opt, std::size_t tensor) {
+    const auto scalar_names = scalar_state_names(opt);
+    const std::size_t size = opt.size(tensor);
+    for (const auto& name : opt.state_names()) {
+      if (std::find(scalar_names.begin(), scalar_names.end(), name) != scalar_names.end()) {
+        scalars.push_back(opt.scalar_state(tensor, name));
+      } else {
+        const C* data = opt.state(tensor, name);
+        arrays.push_back(data ? std::vector<C>(data, data + size) : std::vector<C>());
+      }
+    }
+    if (const C* data = opt.master(tensor)) master.assign(data, data + size);
+  }
+
+  // Whether the tensor holds no state array yet.
+  bool holds_no_array() const {
+    return std::all_of(arrays.begin(), arrays.end(), [](const auto& array) { return array.empty(); });
+  }
+
+  friend bool operator==(const TensorState& a, const TensorState& b) {
+    if (a.arrays.size() != b.arrays.size()) return false;
+    for (std::size_t k = 0; k < a.arrays.size(); ++k)
+      if (!same_bits(a.arrays[k], b.arrays[k])) return false;
+    return same_bits(a.scalars, b.scalars) && same_bits(a.master, b.master);
+  }
+  friend bool operator!=(const TensorState& a, const TensorState& b) { return !(a == b); }
+};
+
+template <class Opt>
+TensorState<Opt> tensor_state(const Opt& opt, std::size_t tensor) {
+  return TensorState<Opt>(opt, tensor);
+}
+
+// Every tensor's TensorState, in order.
+template <class Opt>
+std::vector<TensorState<Opt>> tensor_states(const Opt& opt) {
+  std::vector<TensorState<Opt>> states;
+  for (std::size_t t = 0; t < opt.tensor_count(); ++t) states.emplace_back(opt, t);
+  return states;
 }
 
 }  // namespace test
