@@ -165,7 +165,8 @@ inline std::uint16_t stochastic_bits(float x, std::uint32_t random, Eigen::half)
   const std::uint32_t u = float_bits(x), magnitude = u & 0x7fffffffu, sign = (u >> 16) & 0x8000u;
   const float a = float_of(magnitude);
   const std::uint32_t normal = std::min((magnitude >> 13) - 0x1c000u, 0x7bffu);
-  const std::uint32_t subnormal = std::uint32_t(std::int32_t(std::min(a, 0x1p-14f) * 0x1p24f));
+  // min(2^-14, a), not min(a, 2^-14): a NaN gives 2^-14, a value that converts to int.
+  const std::uint32_t subnormal = std::uint32_t(std::int32_t(std::min(0x1p-14f, a) * 0x1p24f));
   const std::uint32_t low = select(magnitude >= 0x38800000u, normal, subnormal);
   const float normal_value = float_of((low + 0x1c000u) << 13);
   const float subnormal_value = float(std::int32_t(low)) * 0x1p-24f;
