@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../multopt.hpp"
+#include "torch_checks.hpp"
 #include "torch_types.hpp"
 
 namespace multopt::adapters {
@@ -57,7 +58,7 @@ class TorchSteps {
       for (std::size_t k = 0; k < groups[g].params.size(); ++k) {
         const at::Tensor& param = groups[g].params[k];
         if (!param.grad().defined()) continue;
-        check_pair(param, param.grad(), g, k);
+        detail::check_pair(param, param.grad(), g, k);
         with_storage_type(param.scalar_type(), [&](auto tag) {
           using S = typename decltype(tag)::type;
           const bool fp32_grad = param.grad().scalar_type() != param.scalar_type();  // check_pair allowed it
@@ -88,10 +89,10 @@ class TorchSteps {
   // as the core refuses one for a float or double optimizer.
   void check(const std::vector<TorchGroup>& groups) const {
     const auto probe = make_optimizer<double>(base_, rule_);
-    for (const auto& values : settings_of(groups)) check_settings(*probe, values);
+    for (const auto& values : settings_of(groups)) detail::check_settings(*probe, values);
     bool any_narrow = false;
     for (const auto& group : groups)
-      any_narrow = any_narrow || std::any_of(group.params.begin(), group.params.end(), is_narrow);
+      any_narrow = any_narrow || std::any_of(group.params.begin(), group.params.end(), detail::is_narrow);
     if (!storage_.empty() && !any_narrow)
       throw std::invalid_argument("multopt: " + storage_.front().first + " = '" + storage_.front().second +
                                   "' is for bfloat16 and float16 parameters, and these have none (float and double "
@@ -114,12 +115,12 @@ class TorchSteps {
   // Gives the parameter this state (torch's names; arrays of the parameter's shape, cast to the
   // dtype it is computed in: float for bf16 and fp16); its next step continues from it. Checked
   // first: on an error nothing changes.
-  void set_state_of(const at::Tensor& param, TorchTensorState state) { give(param, checked(param, std::move(state))); }
+  void set_state_of(const at::Tensor& param, TorchTensorState state) { give(param, detail::checked_state(param, std::move(state), base_, state_names_, scalar_names_)); }
 
   // Replaces every parameter's state by these (a loaded state_dict's), all checked first: on an
   // error nothing changes.
   void replace_states(std::vector<std::pair<at::Tensor, TorchTensorState>> states) {
-    for (auto& [param, state] : states) state = checked(param, std::move(state));
+    for (auto& [param, state] : states) state = detail::checked_state(param, std::move(state), base_, state_names_, scalar_names_);
     clear_state();
     for (auto& [param, state] : states) give(param, std::move(state));
   }
@@ -131,34 +132,6 @@ class TorchSteps {
   }
 
  private:
-  // The state as set_state_of takes it in, or an exception naming what does not fit.
-  TorchTensorState checked(const at::Tensor& param, TorchTensorState state) const {
-    if (state.steps < 0) reject("step", double(state.steps), ">= 0");
-    c10::ScalarType compute = param.scalar_type();
-    with_storage_type(param.scalar_type(), [&](auto tag) { compute = torch_dtype<Arithmetic<typename decltype(tag)::type>>(); });
-    const auto copied = [&](const std::string& name, const at::Tensor& array) {
-      if (array.numel() != param.numel())
-        throw std::invalid_argument("multopt: state '" + name + "' has " + std::to_string(array.numel()) +
-                                    " elements but its parameter has " + std::to_string(param.numel()));
-      return array.detach().to(compute).contiguous().clone();
-    };
-    for (auto& [name, array] : state.arrays) {
-      if (!is_array_state(name)) unknown_state(name);
-      array = copied(name, array);
-    }
-    if (state.master_weights.defined()) {
-      if (compute == param.scalar_type())
-        throw std::invalid_argument(std::string("multopt: master weights are for bfloat16 and float16 parameters, not ") +
-                                    c10::toString(param.scalar_type()) + " (copy them into the parameter instead)");
-      state.master_weights = copied("master_weights", state.master_weights);
-    }
-    for (const auto& [name, value] : state.scalars) {
-      if (std::find(scalar_names_.begin(), scalar_names_.end(), name) == scalar_names_.end()) unknown_state(name);
-      detail::finite_state(name, value);
-    }
-    return state;
-  }
-
   // Gives the parameter a checked state. A bound parameter's lane hands all its state out, so
   // that the next step binds again and takes this state in.
   void give(const at::Tensor& param, TorchTensorState state) {
@@ -204,44 +177,10 @@ class TorchSteps {
     std::apply([&](const auto&... lane) { (f(lane), ...); }, lanes_);
   }
 
-  // A bf16 or fp16 tensor.
-  static bool is_narrow(const at::Tensor& tensor) {
-    return tensor.scalar_type() == at::kBFloat16 || tensor.scalar_type() == at::kHalf;
-  }
-
-  static void check_pair(const at::Tensor& param, const at::Tensor& grad, std::size_t group, std::size_t k) {
-    const std::string which = "parameter " + std::to_string(k) + " of group " + std::to_string(group);
-    if (!param.device().is_cpu())
-      throw std::invalid_argument("multopt: " + which + " is on " + param.device().str() + "; multopt steps CPU tensors");
-    if (param.is_sparse() || grad.is_sparse() || grad.layout() != at::kStrided)
-      throw std::invalid_argument("multopt: " + which + " has a sparse gradient; multopt steps dense tensors");
-    if (!grad.device().is_cpu())
-      throw std::invalid_argument("multopt: the gradient of " + which + " is on " + grad.device().str());
-    if (!param.is_contiguous() || !grad.is_contiguous())
-      throw std::invalid_argument("multopt: " + which + (param.is_contiguous() ? "'s gradient" : "") +
-                                  " is not contiguous (strides " + c10::str(param.is_contiguous() ? grad.strides() : param.strides()) +
-                                  "); multopt steps contiguous tensors");
-    const bool narrow = is_narrow(param);
-    if (grad.scalar_type() != param.scalar_type() && !(narrow && grad.scalar_type() == at::kFloat))
-      throw std::invalid_argument("multopt: the gradient of " + which + " is " + c10::toString(grad.scalar_type()) +
-                                  " but the parameter is " + c10::toString(param.scalar_type()) +
-                                  (narrow ? " (its gradient may be that or Float)" : ""));
-    if (grad.numel() != param.numel())
-      throw std::invalid_argument("multopt: the gradient of " + which + " has " + std::to_string(grad.numel()) +
-                                  " elements but the parameter has " + std::to_string(param.numel()));
-  }
-
   std::vector<NamedValues> settings_of(const std::vector<TorchGroup>& groups) const {
     std::vector<NamedValues> settings;
     for (const auto& group : groups) settings.push_back(torch_settings(rule_, group.settings));
     return settings;
-  }
-
-  template <class S>
-  static void check_settings(const AnyOptimizer<S>& opt, const NamedValues& values) {
-    NamedHyper hyper = opt.hyper(0);
-    for (const auto& [name, value] : values) hyper.set(name, value);
-    opt.check_hyper(hyper);
   }
 
   // Every group's settings against the storage type that will step with them.
@@ -249,17 +188,7 @@ class TorchSteps {
   void check_settings(const Lane<S>& lane, const std::vector<NamedValues>& settings, const AllBindings& bindings) const {
     if (std::get<Bindings<S>>(bindings).empty()) return;
     const auto probe = lane.opt ? nullptr : make_optimizer<S>(base_, rule_);
-    for (const auto& values : settings) check_settings(lane.opt ? *lane.opt : *probe, values);
-  }
-
-  bool is_array_state(const std::string& name) const {
-    return std::find(state_names_.begin(), state_names_.end(), name) != state_names_.end() &&
-           std::find(scalar_names_.begin(), scalar_names_.end(), name) == scalar_names_.end();
-  }
-  [[noreturn]] void unknown_state(const std::string& name) const {
-    std::string known;
-    for (const auto& n : state_names_) known += (known.empty() ? "" : ", ") + n;
-    throw std::invalid_argument("multopt: " + base_ + " has no state '" + name + "'; it has: step, " + known);
+    for (const auto& values : settings) detail::check_settings(lane.opt ? *lane.opt : *probe, values);
   }
 
   template <class S>
@@ -273,7 +202,7 @@ class TorchSteps {
     TorchTensorState state;
     state.steps = opt.step_count(k);
     for (const auto& name : opt.state_names(k)) {
-      if (is_array_state(name)) state.arrays.emplace_back(name, copy(opt.state(k, name)));
+      if (detail::is_array_state(state_names_, scalar_names_, name)) state.arrays.emplace_back(name, copy(opt.state(k, name)));
       else state.scalars.emplace_back(name, opt.scalar_state(k, name));
     }
     if (opt.master(k)) state.master_weights = copy(opt.master(k));
