@@ -177,13 +177,18 @@ void register_16bit_benchmarks() {
     });
 }
 
+template <class S>
+void add_traffic(std::size_t n) {
+  add(std::string("BM_Traffic/") + scalar_name<S>() + "/" + std::to_string(n), n, 7.0 * double(sizeof(S)) * double(n),
+      [n] { return std::make_unique<TrafficCase<S>>(n); });
+}
+
 void register_benchmarks() {
   for (std::size_t n : {kInCache, kLarge}) {
     multopt::for_each_type(multopt::TypeList<float, double>{}, [n](auto scalar) {
       using S = typename decltype(scalar)::type;
       const double seven_arrays = 7.0 * double(sizeof(S)) * double(n);
-      add(std::string("BM_Traffic/") + scalar_name<S>() + "/" + std::to_string(n), n, seven_arrays,
-          [n] { return std::make_unique<TrafficCase<S>>(n); });
+      add_traffic<S>(n);
       multopt::for_each_type(multopt::AllBases{}, [n](auto base) {
         add_base_steps<typename decltype(base)::type, S>(n);
       });
@@ -193,6 +198,13 @@ void register_benchmarks() {
   }
   using Adam = bases::Adam;
   using Mult = rules::Multiplicative;
+  // The rows of the scaling table (benchmarks/device.sh) at 2^26, where a many-core machine's
+  // caches hold no share of the arrays either.
+  multopt::for_each_type(multopt::TypeList<float, double>{}, [](auto scalar) {
+    using S = typename decltype(scalar)::type;
+    add_traffic<S>(kHuge);
+    multopt::for_each_type(FullGridRules{}, [](auto rule) { add_step<Adam, typename decltype(rule)::type, S>("BM_Step", kHuge); });
+  });
   add_step<Adam, Mult, float>("BM_Step", kSingle);
   for (std::size_t n : {kInCache, kLarge}) {
     // The same step with every gradient checked for NaN and infinity first (all are finite);

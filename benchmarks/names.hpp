@@ -9,6 +9,7 @@ namespace multopt_bench {
 
 constexpr std::size_t kInCache = std::size_t(1) << 14;  // 7 float arrays: 448 KiB
 constexpr std::size_t kLarge = std::size_t(1) << 24;    // 7 float arrays: 448 MiB
+constexpr std::size_t kHuge = std::size_t(1) << 26;     // 7 double arrays: 3.5 GiB, beyond any L3
 constexpr std::size_t kSingle = 1000000;                // BM_ManyTensors' single-tensor twin
 constexpr std::size_t kManyCount = 1000, kManySize = 1000;
 
