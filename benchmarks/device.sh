@@ -5,14 +5,15 @@
 # on 1, 2, 4, 8 and 16 threads, and prints one Markdown table of median ns per element (and the
 # cv of each median) with each step's ratio to the yardstick of the same scalar, size and threads.
 #
-#   benchmarks/device.sh [OUT_DIR]     (default: $OUT if set, else device-results)
+#   benchmarks/device.sh [OUT_DIR]     (default: $OUT if set, else BUILD_DIR/results)
 #
-# Environment: THREADS (default "1 2 4 8 16"), BUILD_DIR (default build-device), REPS (3).
+# Environment: THREADS (default "1 2 4 8 16"), BUILD_DIR (default build-device), REPS (3; at
+# least 2, for the medians).
 # Saves machine.txt, threads-N.csv (every aggregate, as Google Benchmark writes it) and table.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-${OUT:-device-results}}
 build=${BUILD_DIR:-$root/build-device}
+out=${1:-${OUT:-$build/results}}
 threads_list=${THREADS:-1 2 4 8 16}
 reps=${REPS:-3}
 mkdir -p "$out"
