@@ -177,9 +177,10 @@ void register_16bit_benchmarks() {
     });
 }
 
+// The yardstick moves the bytes of an Adam step.
 template <class S>
 void add_traffic(std::size_t n) {
-  add(std::string("BM_Traffic/") + scalar_name<S>() + "/" + std::to_string(n), n, 7.0 * double(sizeof(S)) * double(n),
+  add(std::string("BM_Traffic/") + scalar_name<S>() + "/" + std::to_string(n), n, step_bytes<bases::Adam, S>(n),
       [n] { return std::make_unique<TrafficCase<S>>(n); });
 }
 
@@ -187,12 +188,11 @@ void register_benchmarks() {
   for (std::size_t n : {kInCache, kLarge}) {
     multopt::for_each_type(multopt::TypeList<float, double>{}, [n](auto scalar) {
       using S = typename decltype(scalar)::type;
-      const double seven_arrays = 7.0 * double(sizeof(S)) * double(n);
       add_traffic<S>(n);
       multopt::for_each_type(multopt::AllBases{}, [n](auto base) {
         add_base_steps<typename decltype(base)::type, S>(n);
       });
-      add(step_name("BM_Naive", "adam", "multiplicative", scalar_name<S>(), n), n, seven_arrays,
+      add(step_name("BM_Naive", "adam", "multiplicative", scalar_name<S>(), n), n, step_bytes<bases::Adam, S>(n),
           [n] { return std::make_unique<NaiveCase<S>>(n); });
     });
   }

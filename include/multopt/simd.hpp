@@ -139,8 +139,9 @@ EIGEN_ALWAYS_INLINE Packet tanh_double(const Packet& x) {
   const Packet small = pmadd(pmul(a, z), polynomial11(z, tanh_correction), a);
   // e^y, y = −2a, held at −40 where tanh rounds to 1 anyway: y = n·ln2 + r, n whole.
   const Packet y = ei::pmax(pmul(a, pset1<Packet>(-2.0)), pset1<Packet>(-40.0));
-  const Packet shifted = pmadd(y, pset1<Packet>(1.4426950408889634), pset1<Packet>(0x1.8p52));
-  const Packet n = ei::psub(shifted, pset1<Packet>(0x1.8p52));
+  const Packet round_to_whole = pset1<Packet>(0x1.8p52);  // its ulp is 1: adding it rounds to a whole number
+  const Packet shifted = pmadd(y, pset1<Packet>(1.4426950408889634), round_to_whole);
+  const Packet n = ei::psub(shifted, round_to_whole);
   // With a fused multiply-add, y − n·ln2's leading part is exact: |r| < 1 needs no more bits.
   Packet r = pmadd(n, pset1<Packet>(-0.6931471805599453), y);
   r = pmadd(n, pset1<Packet>(-2.3190468138462996e-17), r);
