@@ -15,15 +15,15 @@ using test::names;
 
 namespace {
 
-// Tensors whose sizes fill no packet evenly; the second spans several chunks when threaded.
-constexpr std::size_t kSizes[] = {37, 300, 5};
+// Tensors whose sizes fill no packet evenly; the second spans several chunks.
+const std::vector<std::size_t> kSizes = {37, 300, 5};
 
-// Serial, or 3 threads over chunks of 64 elements whatever the size.
-multopt::Parallel parallel_for(bool threaded) {
+// `threads` threads over chunks of `chunk` elements whatever the size.
+multopt::Parallel parallel_for(int threads, std::size_t chunk = 64) {
   multopt::Parallel parallel;
-  parallel.threads = threaded ? 3 : 1;
+  parallel.threads = threads;
   parallel.serial_below = 0;
-  parallel.chunk = 64;
+  parallel.chunk = chunk;
   return parallel;
 }
 
@@ -39,11 +39,12 @@ struct Rig {
   std::vector<std::vector<S>> params, grads, alone_params;
   long steps = 0;
 
-  Rig(const test::Combination& c, multopt::NonFinitePolicy policy, const multopt::Parallel& parallel)
+  Rig(const test::Combination& c, multopt::NonFinitePolicy policy, const multopt::Parallel& parallel,
+      const std::vector<std::size_t>& sizes = kSizes)
       : combination(c), checked(test::make_stateful<P>(c)) {
     checked->set_non_finite_policy(policy);
     checked->set_parallel(parallel);
-    for (std::size_t size : kSizes) add(size);
+    for (std::size_t size : sizes) add(size);
   }
 
   void add(std::size_t size) {
@@ -100,7 +101,7 @@ TEMPLATE_TEST_CASE("skip leaves a tensor with a NaN or infinite gradient as it w
   const auto combination = GENERATE(from_range(test::every_combination()));
   const bool threaded = GENERATE(false, true);
   INFO(test::describe(combination) << ", " << (threaded ? "threaded" : "serial"));
-  Rig<S> rig(combination, multopt::NonFinitePolicy::skip, parallel_for(threaded));
+  Rig<S> rig(combination, multopt::NonFinitePolicy::skip, parallel_for(threaded ? 3 : 1));
   rig.register_all();
 
   rig.set_gradients();
@@ -137,13 +138,120 @@ TEMPLATE_TEST_CASE("skip leaves a tensor with a NaN or infinite gradient as it w
   CHECK(rig.checked->step_count(3) == 2);
 }
 
+// Under skip without clipping, the step checks a tensor of one chunk itself, right before
+// stepping it (the others are checked before the step): one it skips must end as if skipped
+// before the step, at its first step too (no state or master weights made for it), at any
+// thread count and chunk length, and be listed among the others in tensor order.
+TEMPLATE_TEST_CASE("skip checks a tensor of one chunk in the step and leaves it as one skipped before",
+                   "[non-finite]", double, float, Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  const auto combination = GENERATE(from_range(test::every_combination()));
+  const int threads = GENERATE(1, 2);
+  const std::size_t chunk = GENERATE(std::size_t(64), std::size_t(1) << 14);
+  INFO(test::describe(combination) << ", " << threads << " threads, chunks of " << chunk);
+  // In chunks of 64, tensors 4 and 5 span several; every other tensor is one chunk.
+  Rig<S> rig(combination, multopt::NonFinitePolicy::skip, parallel_for(threads, chunk), {1, 8, 37, 64, 300, 65, 5});
+  rig.register_all();
+
+  // At their first step: a NaN or an infinity in the first element, the last, or the only one.
+  rig.set_gradients();
+  rig.grads[0][0] = quiet_nan<S>;
+  rig.grads[2][0] = infinity<S>;
+  rig.grads[3][63] = quiet_nan<S>;
+  rig.grads[4][299] = -infinity<S>;
+  rig.step({0, 2, 3, 4});
+  CHECK(rig.checked->skipped_tensors() == std::vector<std::size_t>{0, 2, 3, 4});
+  for (std::size_t k : {0, 2, 3, 4}) {
+    INFO("tensor " << k);
+    CHECK(test::tensor_state(*rig.checked, k).holds_no_array());
+    CHECK(rig.checked->master(k) == nullptr);
+    CHECK(rig.checked->step_count(k) == 0);
+  }
+  CHECK(rig.checked->step_count(1) == 1);
+  rig.require_same_as_alone();
+
+  rig.set_gradients();
+  rig.step({});
+  CHECK(rig.checked->skipped_tensors().empty());
+  rig.require_same_as_alone();
+
+  // Later steps: the last element, one in the middle, the one element of a second chunk of 64.
+  rig.set_gradients();
+  rig.grads[1][7] = -infinity<S>;
+  rig.grads[5][64] = quiet_nan<S>;
+  rig.grads[6][2] = quiet_nan<S>;
+  rig.step({1, 5, 6});
+  CHECK(rig.checked->skipped_tensors() == std::vector<std::size_t>{1, 5, 6});
+  rig.require_same_as_alone();
+
+  rig.set_gradients();
+  rig.step({});
+  rig.require_same_as_alone();
+  for (std::size_t k = 0; k < rig.params.size(); ++k) CHECK(rig.checked->step_count(k) == 3);
+}
+
+// A step frees only in the tensors it steps: one skipped in the step keeps the state its
+// hyperparameters stopped using and its master weights, as one skipped before the step (here,
+// an optimizer that clips at a norm no gradient reaches, which checks every gradient first).
+TEST_CASE("a tensor skipped in the step keeps the state and master weights a step would drop",
+          "[non-finite][mixed]") {
+  using bf16 = Eigen::bfloat16;
+  const int threads = GENERATE(1, 2);
+  INFO(threads << " threads");
+  using Opt = multopt::SGD<bf16>;
+  Opt in_step(multopt::arg::lr = 0.1, multopt::arg::momentum = 0.9);
+  Opt before(multopt::arg::lr = 0.1, multopt::arg::momentum = 0.9);
+  before.set_max_grad_norm(1e30);
+  std::vector<float> grads[2] = {std::vector<float>(10, 0.5f), std::vector<float>(20, -0.25f)};
+  std::vector<bf16> params[2][2];
+  Opt* opts[2] = {&in_step, &before};
+  for (int o = 0; o < 2; ++o) {
+    opts[o]->set_non_finite_policy(multopt::NonFinitePolicy::skip);
+    opts[o]->set_parallel(parallel_for(threads, 16));
+    for (int k = 0; k < 2; ++k) {
+      params[o][k].assign(grads[k].size(), bf16(1.5f));
+      opts[o]->add_params(params[o][k].data(), grads[k].data(), grads[k].size());
+    }
+    opts[o]->step();
+  }
+  REQUIRE(in_step.state(0, "momentum_buffer") != nullptr);
+  REQUIRE(in_step.master(0) != nullptr);
+
+  // Momentum off and rounding to nearest: a step frees the momentum buffer and master weights.
+  const std::vector<bf16> param0 = params[0][0];
+  const std::vector<float> buffer0(in_step.state(0, "momentum_buffer"), in_step.state(0, "momentum_buffer") + 10);
+  const std::vector<float> master0(in_step.master(0), in_step.master(0) + 10);
+  grads[0][9] = std::numeric_limits<float>::quiet_NaN();
+  for (Opt* opt : opts) {
+    opt->set("momentum", 0.0);
+    opt->set_storage({multopt::Rounding::nearest, 0});
+    opt->step();
+    CHECK(opt->skipped_tensors() == std::vector<std::size_t>{0});
+  }
+  CHECK(test::same_bits(params[0][0], param0));
+  REQUIRE(in_step.state(0, "momentum_buffer") != nullptr);
+  CHECK(test::same_bits(std::vector<float>(in_step.state(0, "momentum_buffer"), in_step.state(0, "momentum_buffer") + 10),
+                        buffer0));
+  REQUIRE(in_step.master(0) != nullptr);
+  CHECK(test::same_bits(std::vector<float>(in_step.master(0), in_step.master(0) + 10), master0));
+  CHECK(in_step.state(1, "momentum_buffer") == nullptr);
+  CHECK(in_step.master(1) == nullptr);
+  CHECK(in_step.step_count(0) == 1);
+  CHECK(in_step.step_count(1) == 2);
+  for (std::size_t k = 0; k < 2; ++k) {
+    INFO("tensor " << k);
+    CHECK(test::same_bits(params[0][k], params[1][k]));
+    CHECK(test::tensor_state(in_step, k) == test::tensor_state(before, k));
+  }
+}
+
 TEMPLATE_TEST_CASE("throw_error names the first non-finite element and changes nothing", "[non-finite]", double,
                    float, Eigen::bfloat16, Eigen::half) {
   using S = TestType;
   const auto combination = GENERATE(from_range(test::every_combination()));
   const bool threaded = GENERATE(false, true);
   INFO(test::describe(combination) << ", " << (threaded ? "threaded" : "serial"));
-  Rig<S> rig(combination, multopt::NonFinitePolicy::throw_error, parallel_for(threaded));
+  Rig<S> rig(combination, multopt::NonFinitePolicy::throw_error, parallel_for(threaded ? 3 : 1));
   rig.add(9);  // tensor 3: its first step throws, so it must keep no state
   rig.register_all();
   rig.set_gradients();

@@ -1,8 +1,9 @@
-// The one read of every gradient before a step, for what must be known of all of them first:
-// the sum of squares behind clipping by the global norm, and whether any element is a NaN or an
-// infinity (the non-finite policy). The gradients are read in blocks of a fixed length, however
-// the step is split over threads, and the blocks' sums are added in order, so the norm (and so
-// every parameter) is the same at any thread count and chunk length.
+// The read of the gradients before a step, for what must be known of all of them first: the
+// sum of squares behind clipping by the global norm, and whether any element is a NaN or an
+// infinity (the non-finite policy; a tensor of one chunk may instead be checked by the step,
+// right before it is stepped: StepWork::run). The gradients are read in blocks of a fixed
+// length, however the step is split over threads, and the blocks' sums are added in order, so
+// the norm (and so every parameter) is the same at any thread count and chunk length.
 #pragma once
 
 #include <cstddef>
@@ -62,42 +63,57 @@ class GradientScan {
  public:
   static constexpr std::size_t block_length = std::size_t(1) << 14;
 
-  void plan(const std::vector<std::size_t>& sizes) {
-    blocks_.clear();
+  // checked_by_step[k]: the step can check tensor k itself (StepWork::run), so a scan for the
+  // non-finite check alone may leave it out.
+  void plan(const std::vector<std::size_t>& sizes, const std::vector<char>& checked_by_step) {
+    every_block_.clear();
+    blocks_left_to_scan_.clear();
     for (std::size_t k = 0; k < sizes.size(); ++k)
-      for (std::size_t begin = 0; begin < sizes[k]; begin += block_length)
-        blocks_.push_back({k, begin, std::min(sizes[k], begin + block_length)});
-    results_.assign(blocks_.size(), {});
+      for (std::size_t begin = 0; begin < sizes[k]; begin += block_length) {
+        every_block_.push_back({k, begin, std::min(sizes[k], begin + block_length)});
+        if (!checked_by_step[k]) blocks_left_to_scan_.push_back(every_block_.back());
+      }
+    results_.assign(every_block_.size(), {});
   }
 
-  // Scans every block; grad(k) is tensor k's gradient.
+  // Scans the blocks of every tensor, or with every_tensor false only those of the tensors the
+  // step does not check itself; grad(k) is tensor k's gradient.
   template <class GradOf>
-  void run(const GradOf& grad, bool sum_squares, bool check, std::size_t total_size, const Parallel& parallel) {
-    for_each_chunk(blocks_.size(), total_size, parallel, [&](std::size_t b) {
-      const Chunk& block = blocks_[b];
+  void run(const GradOf& grad, bool sum_squares, bool check, bool every_tensor, std::size_t total_size,
+           const Parallel& parallel) {
+    scanned_every_tensor_ = every_tensor;
+    const std::vector<Chunk>& blocks = scanned();
+    for_each_chunk(blocks.size(), total_size, parallel, [&](std::size_t b) {
+      const Chunk& block = blocks[b];
       results_[b] = detail::scan(grad(block.tensor), block.begin, block.end, sum_squares, check);
     });
   }
 
-  // Calls found(tensor) for each block holding a NaN or infinity, in order.
+  // Calls found(tensor) for each block the last scan found a NaN or infinity in, in order.
   template <class Found>
   void for_each_non_finite(const Found& found) const {
-    for (std::size_t b = 0; b < blocks_.size(); ++b)
-      if (results_[b].non_finite) found(blocks_[b].tensor);
+    const std::vector<Chunk>& blocks = scanned();
+    for (std::size_t b = 0; b < blocks.size(); ++b)
+      if (results_[b].non_finite) found(blocks[b].tensor);
   }
 
   // The sum of squares of the tensors for which keep(tensor) holds, block by block in order.
   template <class Keep>
   double sum_of_squares(const Keep& keep) const {
+    const std::vector<Chunk>& blocks = scanned();
     double total = 0.0;
-    for (std::size_t b = 0; b < blocks_.size(); ++b)
-      if (keep(blocks_[b].tensor)) total += results_[b].sum_of_squares;
+    for (std::size_t b = 0; b < blocks.size(); ++b)
+      if (keep(blocks[b].tensor)) total += results_[b].sum_of_squares;
     return total;
   }
 
  private:
-  std::vector<Chunk> blocks_;
-  std::vector<detail::ScanResult> results_;
+  const std::vector<Chunk>& scanned() const { return scanned_every_tensor_ ? every_block_ : blocks_left_to_scan_; }
+
+  std::vector<Chunk> every_block_;
+  std::vector<Chunk> blocks_left_to_scan_;  // those of the tensors the step does not check itself
+  std::vector<detail::ScanResult> results_;  // of the blocks last scanned, in their order
+  bool scanned_every_tensor_ = true;
 };
 
 // clip_grad_norm_'s factor for gradients of this norm: min(1, max_norm / (norm + 1e-6)); NaN

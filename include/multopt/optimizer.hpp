@@ -137,12 +137,8 @@ class Optimizer {
   // first change, so a step that throws leaves parameters, state and step counts as they were.
   void step() {
     if (plan_stale_) plan();
-    const bool checking = non_finite_ != NonFinitePolicy::propagate;
     const bool clipping = max_grad_norm_ < std::numeric_limits<double>::infinity();
-    if (checking || clipping) {
-      scan_.run([this](std::size_t k) { return tensors_[k].grad; }, clipping, checking, total_size_, parallel_);
-    }
-    work_.begin_step(checking ? &scan_ : nullptr, tensors_, non_finite_);
+    work_.begin_step(scan_, tensors_, non_finite_, clipping, total_size_, parallel_);
     double clip = 1.0, norm = grad_norm_;
     if (clipping) {
       norm = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !work_.skipped(k); }));
@@ -154,8 +150,10 @@ class Optimizer {
     work_.run(tensors_, total_size_, parallel_);
   }
 
-  // What step() does with a gradient that holds a NaN or an infinity. Checking costs one more
-  // read of every gradient (docs/reliability.md); the default, propagate, checks nothing.
+  // What step() does with a gradient that holds a NaN or an infinity. Checking reads every
+  // gradient once more, before the step; under skip without clipping, a tensor of one chunk
+  // (Parallel::chunk) is read right before it is stepped instead (docs/reliability.md). The
+  // default, propagate, checks nothing.
   NonFinitePolicy non_finite_policy() const { return non_finite_; }
   void set_non_finite_policy(NonFinitePolicy policy) {
     if (policy != NonFinitePolicy::propagate && policy != NonFinitePolicy::skip &&
@@ -277,7 +275,7 @@ class Optimizer {
     std::vector<std::size_t> sizes;
     for (const auto& t : tensors_) sizes.push_back(t.size);
     work_.plan(sizes, parallel_.chunk);
-    scan_.plan(sizes);
+    scan_.plan(sizes, work_.one_chunk());
     total_size_ = std::accumulate(sizes.begin(), sizes.end(), std::size_t(0));
     plan_stale_ = false;
   }

@@ -198,13 +198,18 @@ void make_chunks(const std::vector<std::size_t>& sizes, std::size_t chunk, std::
 
 // Calls work(c) for c in [0, count), on several threads when a step of total_size elements is
 // large enough to gain from it. Static schedule: a thread gets the same chunks at every call.
+// A serial call enters no parallel region, which costs time even on one thread (about as much
+// as stepping a small tensor, docs/reliability.md).
 template <class Work>
 void for_each_chunk(std::size_t count, std::size_t total_size, const Parallel& parallel, const Work& work) {
   const long last = long(count);
 #ifdef _OPENMP
-  const bool threaded = total_size >= parallel.serial_below && last > 1 && parallel.threads != 1;
-  const int threads = std::min(parallel.threads > 0 ? parallel.threads : omp_get_max_threads(), omp_get_thread_limit());
-#pragma omp parallel for schedule(static) num_threads(threads) if (threaded)
+  if (total_size >= parallel.serial_below && last > 1 && parallel.threads != 1) {
+    const int threads = std::min(parallel.threads > 0 ? parallel.threads : omp_get_max_threads(), omp_get_thread_limit());
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long c = 0; c < last; ++c) work(std::size_t(c));
+    return;
+  }
 #else
   (void)total_size;
   (void)parallel;
@@ -212,17 +217,17 @@ void for_each_chunk(std::size_t count, std::size_t total_size, const Parallel& p
   for (long c = 0; c < last; ++c) work(std::size_t(c));
 }
 
-// Steps every chunk.
-template <class Base, class Rule, class P>
+// Steps every chunk for which step_it(chunk) holds, asked on the chunk's thread right before.
+template <class Base, class Rule, class P, class StepIt>
 void step_chunks(const std::vector<TensorStep<Base, Rule, P>>& tensors, const std::vector<Chunk>& chunks,
-                 std::size_t total_size, const Parallel& parallel) {
+                 std::size_t total_size, const Parallel& parallel, const StepIt& step_it) {
   for_each_chunk(chunks.size(), total_size, parallel, [&](std::size_t c) {
     if (c + 1 < chunks.size()) {
       const Chunk& next = chunks[c + 1];
       detail::prefetch_chunk(tensors[next.tensor], next, 4096);
     }
     const Chunk& chunk = chunks[c];
-    step_range(tensors[chunk.tensor], chunk.begin, chunk.end);
+    if (step_it(chunk)) step_range(tensors[chunk.tensor], chunk.begin, chunk.end);
   });
 }
 

@@ -1,22 +1,19 @@
 // What an optimizer holds of each tensor (where its arrays are, its step count and state), and
-// the work list a step builds from them: which tensors it skips, the state it allocates, each
-// tensor's coefficients and the chunks the step loop walks.
+// the work list a step builds from them: which tensors it skips (found before the step, or by
+// the step itself), the state it allocates, each tensor's coefficients and the chunks the step
+// loop walks.
 #pragma once
 
-#include <algorithm>
 #include <array>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
-#include <sstream>
-#include <stdexcept>
 #include <utility>
 #include <vector>
 
 #include "contract.hpp"
 #include "gradient_scan.hpp"
 #include "non_finite.hpp"
+#include "overflow_check.hpp"
 #include "state_array.hpp"
 #include "step.hpp"
 #include "storage.hpp"
@@ -46,27 +43,41 @@ class StepWork {
   void plan(const std::vector<std::size_t>& sizes, std::size_t chunk_length) {
     make_chunks<S>(sizes, chunk_length, chunks_);
     chunks_kept_.reserve(chunks_.size());
+    one_chunk_.assign(sizes.size(), 1);
+    for (std::size_t c = 1; c < chunks_.size(); ++c)
+      if (chunks_[c].tensor == chunks_[c - 1].tensor) one_chunk_[chunks_[c].tensor] = 0;
     skip_.assign(sizes.size(), 0);
     skipped_.reserve(sizes.size());
     jobs_.resize(sizes.size());
     if constexpr (has_scalars) next_scalars_.resize(sizes.size());
-    new_state_.reserve(sizes.size() * std::size_t(Base::slot_count));
+    new_state_.reserve(sizes.size() * std::size_t(Base::slot_count + 1));
     fresh_.resize(sizes.size());
   }
+  // Per tensor: it is stepped as one chunk, on one thread (the step can check it itself).
+  const std::vector<char>& one_chunk() const { return one_chunk_; }
 
-  // Lists the tensors whose gradient `scan` found non-finite (none without a scan); under
-  // throw_error throws for the first, before anything changes.
-  void begin_step(const GradientScan* scan, const std::vector<Tensor>& tensors, NonFinitePolicy policy) {
-    if (scan && policy == NonFinitePolicy::throw_error) {
-      scan->for_each_non_finite([&](std::size_t k) {
+  // Finds the tensors whose gradient holds a NaN or an infinity, as far as must be known before
+  // the step, with `scan` (which sums the squares too when clipping); under throw_error throws
+  // for the first, before anything changes. Under skip without clipping, a tensor of one chunk
+  // is left to run(), which checks its gradient right before stepping it, while it is in cache.
+  void begin_step(GradientScan& scan, const std::vector<Tensor>& tensors, NonFinitePolicy policy, bool clipping,
+                  std::size_t total_size, const Parallel& parallel) {
+    const bool checking = policy != NonFinitePolicy::propagate;
+    check_in_step_ = policy == NonFinitePolicy::skip && !clipping;
+    if (checking || clipping) {
+      scan.run([&](std::size_t k) { return tensors[k].grad; }, clipping, checking, !check_in_step_, total_size,
+               parallel);
+    }
+    if (policy == NonFinitePolicy::throw_error) {
+      scan.for_each_non_finite([&](std::size_t k) {
         const std::size_t index = detail::first_non_finite(tensors[k].grad, tensors[k].size);
         throw NonFiniteGradient(k, index, detail::element(tensors[k].grad, index));
       });
     }
     for (std::size_t k : skipped_) skip_[k] = 0;
     skipped_.clear();
-    if (!scan) return;
-    scan->for_each_non_finite([&](std::size_t k) {
+    if (!checking) return;
+    scan.for_each_non_finite([&](std::size_t k) {
       if (!skip_[k]) skipped_.push_back(k);
       skip_[k] = 1;
     });
@@ -76,45 +87,26 @@ class StepWork {
   const std::vector<std::size_t>& skipped_tensors() const { return skipped_; }
 
   // Makes the state arrays this step's hyperparameters need (and the master weights of 16-bit
-  // tensors under Rounding::master, from the parameters) and frees those they no longer use,
-  // all or nothing: every new array is allocated before any tensor changes. The jobs of
-  // make_jobs() then point at them.
+  // tensors under Rounding::master, from the parameters), all before any tensor changes, and
+  // points the jobs of make_jobs() at them, and no longer at the arrays the hyperparameters
+  // stopped using. run() gives them to the tensors it steps.
   template <class Hyper>
-  void allocate_state(std::vector<Tensor>& tensors, const std::vector<Hyper>& groups, Rounding rounding) {
+  void allocate_state(const std::vector<Tensor>& tensors, const std::vector<Hyper>& groups, Rounding rounding) {
     new_state_.clear();
     for (std::size_t k = 0; k < tensors.size(); ++k) {
       const Tensor& t = tensors[k];
-      if (skip_[k] || t.size == 0) continue;
-      if (is_16bit<P> && rounding == Rounding::master && t.master.empty())
-        new_state_.push_back({k, master_slot, StateArray<S>(t.param, t.param + t.size)});
-      for (int slot = 0; slot < Base::slot_count; ++slot) {
-        const auto& base = groups[t.group].base;
-        if (Base::uses_slot(base, slot) && t.slots[std::size_t(slot)].empty())
-          new_state_.push_back({k, slot, StateArray<S>(t.size, S(Base::initial_value(base, slot)))});
-      }
-    }
-    for (std::size_t k = 0; k < tensors.size(); ++k) {
       if (skip_[k]) continue;
+      TensorStep<Base, Rule, P>& job = jobs_[k];
+      if (rounding != Rounding::master) job.master = nullptr;
+      else if (is_16bit<P> && t.master.empty() && t.size > 0)
+        job.master = hold_new_array(k, master_slot, StateArray<S>(t.param, t.param + t.size));
+      const auto& base = groups[t.group].base;
       for (int slot = 0; slot < Base::slot_count; ++slot) {
-        if (Base::uses_slot(groups[tensors[k].group].base, slot)) continue;
-        StateArray<S>().swap(tensors[k].slots[std::size_t(slot)]);
-        jobs_[k].slots[std::size_t(slot)] = nullptr;
+        S*& array = job.slots[std::size_t(slot)];
+        if (!Base::uses_slot(base, slot)) array = nullptr;
+        else if (t.slots[std::size_t(slot)].empty() && t.size > 0)
+          array = hold_new_array(k, slot, StateArray<S>(t.size, S(Base::initial_value(base, slot))));
       }
-      if (rounding != Rounding::master) {
-        StateArray<S>().swap(tensors[k].master);
-        jobs_[k].master = nullptr;
-      }
-    }
-    for (NewState& made : new_state_) {
-      if (made.slot == master_slot) {
-        tensors[made.tensor].master.swap(made.values);
-        jobs_[made.tensor].master = tensors[made.tensor].master.data();
-        continue;
-      }
-      auto& array = tensors[made.tensor].slots[std::size_t(made.slot)];
-      array.swap(made.values);
-      tensors[made.tensor].fresh_slots |= 1u << made.slot;
-      jobs_[made.tensor].slots[std::size_t(made.slot)] = array.data();
     }
   }
 
@@ -139,14 +131,34 @@ class StepWork {
     }
   }
 
-  // Steps every tensor not skipped with the jobs make_jobs() made, and counts its step.
+  // Steps every tensor not skipped with the jobs make_jobs() made; one that begin_step() left
+  // to the step is stepped only if its gradient is finite, and otherwise skipped. Then each
+  // tensor stepped takes the arrays its job used (and no others), counts its step and takes its
+  // new scalar state; a tensor skipped keeps all it had, as if found non-finite up front.
   void run(std::vector<Tensor>& tensors, std::size_t total_size, const Parallel& parallel) {
-    step_chunks(jobs_, skipped_.empty() ? chunks_ : chunks_to_step(), total_size, parallel);
+    const auto step_it = [this](const Chunk& chunk) {
+      const std::size_t k = chunk.tensor;
+      if (check_in_step_ && one_chunk_[k])
+        skip_[k] = detail::scan(jobs_[k].grad, chunk.begin, chunk.end, false, true).non_finite;
+      return !skip_[k];
+    };
+    step_chunks(jobs_, skipped_.empty() ? chunks_ : chunks_to_step(), total_size, parallel, step_it);
+    for (NewState& state : new_state_)
+      if (!skip_[state.tensor]) array_of(tensors[state.tensor], state.slot).swap(state.values);
+    new_state_.clear();  // frees those made for a tensor skipped in the step
+    skipped_.clear();
     for (std::size_t k = 0; k < tensors.size(); ++k) {
-      if (skip_[k]) continue;
-      ++tensors[k].steps;
-      tensors[k].fresh_slots = 0;
-      if constexpr (has_scalars) tensors[k].scalars = next_scalars_[k];
+      Tensor& t = tensors[k];
+      if (skip_[k]) {
+        skipped_.push_back(k);
+        continue;
+      }
+      for (int slot = 0; slot < Base::slot_count; ++slot)
+        if (!jobs_[k].slots[std::size_t(slot)]) StateArray<S>().swap(t.slots[std::size_t(slot)]);
+      if (!jobs_[k].master) StateArray<S>().swap(t.master);
+      ++t.steps;
+      t.fresh_slots = 0;
+      if constexpr (has_scalars) t.scalars = next_scalars_[k];
     }
   }
 
@@ -157,6 +169,15 @@ class StepWork {
     StateArray<S> values;
   };
   static constexpr int master_slot = -1;
+
+  // Holds a new array until run() gives it to its tensor; where its values are.
+  S* hold_new_array(std::size_t tensor, int slot, StateArray<S> values) {
+    new_state_.push_back({tensor, slot, std::move(values)});
+    return new_state_.back().values.data();
+  }
+  static StateArray<S>& array_of(Tensor& t, int slot) {
+    return slot == master_slot ? t.master : t.slots[std::size_t(slot)];
+  }
 
   // The slots allocate_state() will create for tensor k, as bits.
   template <class Hyper>
@@ -188,62 +209,11 @@ class StepWork {
       job.base = detail::base_coeffs<Base, S>(h.base, t.steps + 1, fresh_slots, scalars);
       job.rule = Rule::template coeffs<S>(h.rule, job.base.scale * h.lr_factor);
       job.prestep = {S(h.maximize ? -clip : clip), S(1.0 - h.decoupled_decay_step()), S(h.weight_decay)};
-      refuse_overflow(job, h, t.group, t.steps + 1);
+      detail::refuse_overflow(job, h, t.group, t.steps + 1);
     }
     for (std::size_t k = 0; k < t.slots.size(); ++k)
       job.slots[k] = data_or_null(t.slots[k]);  // allocate_state() updates what it changes
     return job;
-  }
-
-  // Settings each valid alone can together make a step overflow (Adam's lr = 1e308 and its bias
-  // correction 1/(1 − β1) = 10, weight_decay = 1e308 under a square): the coefficients are tried
-  // on a packet of unit data (θ and g = ±1, the state as new) before the step changes anything,
-  // once per set of coefficients, and a result beyond half the range of S is refused, naming
-  // every setting of the group that differs from its default, with its value.
-  template <class Hyper>
-  static void refuse_overflow(const TensorStep<Base, Rule, P>& job, const Hyper& h, std::size_t group, long step) {
-    constexpr std::size_t width = simd::Vec<S>::size;
-    const TensorStep<Base, Rule, S> coeffs{nullptr, nullptr, width, {}, job.base, job.rule, job.prestep};
-    alignas(64) S param[width], grad[width], state[Base::slot_count][width];
-    std::array<S*, Base::slot_count> slots{};
-    for (std::size_t i = 0; i < width; ++i) {
-      param[i] = S(i % 2 ? -1 : 1);
-      grad[i] = S(i / 2 % 2 ? -1 : 1);
-    }
-    for (int slot = 0; slot < Base::slot_count; ++slot) {
-      if (!Base::uses_slot(h.base, slot)) continue;
-      slots[std::size_t(slot)] = state[slot];
-      std::fill_n(state[slot], width, S(Base::initial_value(h.base, slot)));
-    }
-    detail::step_packets(coeffs, param, grad, slots, 0, width);
-    // Half the range: one binade of headroom for the rounding of other data of size 1.
-    const auto too_large = [](S x) { return !(std::abs(x) <= std::numeric_limits<S>::max() / 2); };
-    const S* overflow = std::find_if(param, param + width, too_large);
-    const char* where = "a parameter";
-    for (int slot = 0; slot < Base::slot_count && overflow == param + width; ++slot) {
-      if (!slots[std::size_t(slot)]) continue;
-      overflow = std::find_if(state[slot], state[slot] + width, too_large);
-      where = Base::slot_names[slot];
-      if (overflow == state[slot] + width) overflow = param + width;
-    }
-    if (overflow == param + width) return;
-    const Hyper default_hyper;
-    std::vector<double> defaults;
-    Hyper::fields(default_hyper, [&](const char*, const auto& value) { defaults.push_back(double(value)); });
-    std::ostringstream message;
-    message.precision(17);
-    message << "multopt: the hyperparameters of group " << group << " overflow step " << step
-            << ": parameters and gradients of size 1 would make " << where << ' ' << double(*overflow)
-            << " (beyond half the range of " << (sizeof(S) == sizeof(float) ? "float" : "double")
-            << "); the settings that differ from their defaults:";
-    std::size_t field = 0;
-    const char* separator = " ";
-    Hyper::fields(h, [&](const char* name, const auto& value) {
-      if (double(value) == defaults[field++]) return;
-      message << separator << name << " = " << double(value);
-      separator = ", ";
-    });
-    throw std::invalid_argument(message.str());
   }
 
   // The chunks of the tensors this step does not skip.
@@ -265,7 +235,9 @@ class StepWork {
   contract::Scalars<Base> no_scalars_{};
   std::vector<Chunk> chunks_;
   std::vector<Chunk> chunks_kept_;      // the chunks of the tensors not skipped
-  std::vector<char> skip_;              // per tensor: left alone by this step
+  std::vector<char> one_chunk_;         // per tensor: stepped as one chunk
+  bool check_in_step_ = false;          // this step: run() checks the tensors of one chunk
+  std::vector<char> skip_;              // per tensor: left alone by this step (run() sets it for those it checks)
   std::vector<std::size_t> skipped_;    // the tensors the last step left alone
   std::vector<NewState> new_state_;     // the arrays this step allocates, until they are installed
   std::vector<unsigned> fresh_;         // per tensor: its fresh_slots once this step's state is made
