@@ -1,4 +1,4 @@
-// The version-2 bases of docs/math.md (Adamax, NAdam, RAdam, Adadelta, Lion): RAdam's two
+// The bases beyond the paper's four (Adamax, NAdam, RAdam, Adadelta, Lion): RAdam's two
 // branches, NAdam's per-tensor mu_product through steps, skips, failed steps, named state and
 // checkpoints, and their names, defaults and aliases. (Their formulas against an independent
 // model: formula_test.cpp; golden replays: golden_test.cpp; threads, validation, non-finite

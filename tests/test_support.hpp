@@ -47,7 +47,7 @@ using MainRulesOn = std::tuple<multopt::Optimizer<Base, multopt::rules::Additive
                                multopt::Optimizer<Base, multopt::rules::Hybrid, S>,
                                multopt::Optimizer<Base, multopt::rules::Exponential, S>>;
 
-// The version-2 bases of docs/math.md (Adamax, NAdam, RAdam, Adadelta, Lion) with the four rules, in S.
+// The bases beyond the paper's four (Adamax, NAdam, RAdam, Adadelta, Lion) with the four rules, in S.
 template <class S>
 using NewBaseOptimizers = decltype(std::tuple_cat(
     std::declval<MainRulesOn<multopt::bases::Adamax, S>>(), std::declval<MainRulesOn<multopt::bases::Nadam, S>>(),
