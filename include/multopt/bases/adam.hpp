@@ -12,6 +12,7 @@ namespace multopt::bases {
 
 struct Adam {
   static constexpr const char* name = "adam";
+  static constexpr const char* alias = "Adam";  // multopt::Adam is this base with the additive rule
 
   struct Params : MomentParams {
     bool amsgrad = false;

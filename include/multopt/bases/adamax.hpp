@@ -10,6 +10,7 @@ namespace multopt::bases {
 
 struct Adamax {
   static constexpr const char* name = "adamax";
+  static constexpr const char* alias = "Adamax";  // multopt::Adamax is this base with the additive rule
 
   using Params = MomentParams;
 

@@ -15,6 +15,7 @@ namespace multopt::bases {
 
 struct Nadam {
   static constexpr const char* name = "nadam";
+  static constexpr const char* alias = "NAdam";  // multopt::NAdam is this base with the additive rule
 
   struct Params : MomentParams {
     double momentum_decay = 4e-3;

@@ -11,6 +11,7 @@ namespace multopt::bases {
 
 struct Radam {
   static constexpr const char* name = "radam";
+  static constexpr const char* alias = "RAdam";  // multopt::RAdam is this base with the additive rule
 
   using Params = MomentParams;
 

@@ -11,6 +11,7 @@ namespace multopt::rules {
 
 struct Exponential : Rule {
   static constexpr const char* name = "exponential";
+  static constexpr const char* alias_prefix = "E";  // multopt::EAdam is Adam with this rule
 
   // The multiplicative rule's settings: for small steps the two rules are the same, with
   // lr_out·ln 2 here for lr_out there (docs/math.md).
