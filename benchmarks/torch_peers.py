@@ -4,7 +4,7 @@
         [--only TEXT]
 
 For 1 tensor of 2^24 elements and 1000 tensors of 2^14, on 1 thread and on every core, it times
-torch.optim.Adam (for-loop and foreach), the multiplicative and hybrid Adam of REFERENCE.md
+torch.optim.Adam (for-loop and foreach), the multiplicative and hybrid Adam of docs/math.md
 written in torch ops as the paper's package does (one op per formula line), and
 multopt.torch's Adam, MAdam and HAdam, over float32 parameters; and over bfloat16 parameters
 torch.optim.Adam (for-loop and foreach: torch 1.13's fused Adam is CUDA's only) and
@@ -26,7 +26,7 @@ import multopt.torch as mt
 
 
 class TorchOpsAdam:
-    """REFERENCE.md's Adam with the multiplicative or hybrid rule, one torch op per line."""
+    """docs/math.md's Adam with the multiplicative or hybrid rule, one torch op per line."""
 
     def __init__(self, params, rule, lr_in=1.0, lr_out=1e-3, lr=1e-3, g=0.5, betas=(0.9, 0.999), eps=1e-8):
         self.params, self.rule = params, rule

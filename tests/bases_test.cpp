@@ -1,116 +1,22 @@
-// The bases of REFERENCE.md's "Version 2: more bases" (Adamax, NAdam, RAdam, Adadelta, Lion):
-// every rule against an independent long-double model over cases no golden file holds, NAdam's
-// per-tensor mu_product through steps, skips, failed steps, named state and checkpoints, and
-// their names, defaults and aliases. (Golden replays: golden_test.cpp; threads, validation,
-// non-finite gradients and the stages before the base: the suites over test::EveryOptimizer.)
-#include <algorithm>
+// The bases beyond the paper's four (Adamax, NAdam, RAdam, Adadelta, Lion): RAdam's two
+// branches, NAdam's per-tensor mu_product through steps, skips, failed steps, named state and
+// checkpoints, and their names, defaults and aliases. (Their formulas against an independent
+// model: formula_test.cpp; golden replays: golden_test.cpp; threads, validation, non-finite
+// gradients and the stages before the base: the suites over test::EveryOptimizer.)
 #include <cmath>
-#include <cstdio>
 #include <limits>
-#include <random>
 #include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
 
-#include "reference_model.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 using test::names;
 
-std::string number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", value);
-  return text;
-}
-
-// Random settings of `base` with `rule`; variant picks which optional ones are set.
-multopt::Settings random_settings(const std::string& base, const std::string& rule, unsigned variant,
-                                  std::mt19937& rng) {
-  auto u = [&](double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); };
-  multopt::Settings s;
-  auto put = [&](const char* name, double value) { s.emplace_back(name, number(value)); };
-  if (variant & 1) {
-    if (base == "adadelta") {
-      put("rho", u(0.5, 0.99));
-      put("eps", u(1e-8, 1e-3));
-    } else {
-      put("beta1", u(0.5, 0.95));
-      put("beta2", base == "radam" ? u(0.8, 0.95) : u(0.9, 0.9999));  // radam: both branches in 20 steps
-      if (base != "lion") put("eps", u(1e-8, 1e-3));
-      if (base == "nadam") put("momentum_decay", u(0.001, 0.05));
-    }
-  }
-  if (variant & 2) put("weight_decay", u(0.001, 0.1));
-  if (rule == "additive" || rule == "hybrid") put("lr", u(0.001, 0.01));
-  if (rule != "additive") {
-    put("lr_in", u(0.5, 3.0));
-    put("lr_out", u(0.001, 0.02));
-  }
-  if (rule == "hybrid") put("g", u(0.0, 1.0));
-  return s;
-}
-
-// The worst relative error of 20 steps of multopt in S against the model, on two tensors of
-// odd sizes (each its own tensor in both).
-template <class S>
-double worst_error_against_model(const std::string& base, const std::string& rule, const multopt::Settings& settings,
-                                 std::mt19937& rng) {
-  const auto opt = multopt::make_optimizer<S>(base, rule, settings);
-  std::vector<std::vector<S>> params, grads;
-  std::vector<reference::Model> models;
-  for (std::size_t n : {std::size_t(1 + rng() % 40), std::size_t(1 + rng() % 40)}) {
-    std::vector<double> init(n);
-    std::uniform_real_distribution<double> magnitude(0.5, 2.0);
-    for (auto& x : init) x = (rng() % 2 ? 1 : -1) * magnitude(rng);  // far from 0: relative error is meaningful
-    params.emplace_back(init.begin(), init.end());
-    grads.emplace_back(n);
-    models.emplace_back(base, rule, settings, init);
-  }
-  for (std::size_t k = 0; k < params.size(); ++k) opt->add_params(params[k].data(), grads[k].data(), params[k].size());
-  double worst = 0;
-  for (int t = 0; t < 20; ++t) {
-    for (std::size_t k = 0; k < params.size(); ++k) {
-      const auto g = test::uniform<double>(rng, params[k].size(), -1.0, 1.0);
-      std::copy(g.begin(), g.end(), grads[k].begin());
-      models[k].step(g);
-    }
-    opt->step();
-    for (std::size_t k = 0; k < params.size(); ++k)
-      for (std::size_t i = 0; i < params[k].size(); ++i) {
-        const long double ref = models[k].theta()[i];
-        worst = std::max(worst, double(std::fabs(static_cast<long double>(params[k][i]) - ref) / std::fabs(ref)));
-      }
-  }
-  return worst;
-}
-
-const char* const new_bases[] = {"adamax", "nadam", "radam", "adadelta", "lion"};
-
 }  // namespace
-
-TEST_CASE("the version-2 bases with every rule follow REFERENCE.md: 20 steps within 1e-12 (double) of an "
-          "independent long-double model",
-          "[bases][formula]") {
-  std::mt19937 rng(2025);
-  int cases = 0;
-  for (const char* base : new_bases)
-    for (const char* rule : {"additive", "multiplicative", "hybrid", "exponential"})
-      for (unsigned variant = 0; variant < 4; ++variant)
-        for (int trial = 0; trial < 2; ++trial) {
-          const auto settings = random_settings(base, rule, variant, rng);
-          std::string text;
-          for (const auto& [name, value] : settings) text += name + "=" + value + " ";
-          INFO(base << " with the " << rule << " rule: " << text);
-          CHECK(worst_error_against_model<double>(base, rule, settings, rng) <= 1e-12);
-          // Lion's sign of a rounded interpolation flips where it is near 0: float only elsewhere.
-          if (std::string(base) != "lion") CHECK(worst_error_against_model<float>(base, rule, settings, rng) <= 1e-4);
-          ++cases;
-        }
-  CHECK(cases == 160);
-}
 
 TEST_CASE("RAdam takes both branches: the bare first moment while rho_t <= 5, then the rectified step",
           "[bases]") {
@@ -328,19 +234,7 @@ TEST_CASE("a checkpoint whose scalar state is missing or not finite is refused a
   rig.step();
   const double product = rig.opt.scalar_state(0, "mu_product");
   auto refuses = [&](auto change, const char* words) {
-    auto header = describe(rig.opt, {});
-    change(header);
-    const Bytes body = encode(header);
-    Bytes preamble(std::begin(checkpoint_magic), std::end(checkpoint_magic));
-    put(preamble, checkpoint_version);
-    put<std::uint64_t>(preamble, body.size());
-    std::ostringstream out;
-    ChecksummedWriter writer(out);
-    writer.write(preamble);
-    writer.write(body);
-    writer.write_checksum();
-    writer.write_checksum();  // refused before any state array is read
-    std::istringstream in(out.str());
+    std::istringstream in(test::with_header(rig.opt, change));  // refused before any state array is read
     CHECK_THROWS_WITH(multopt::load_checkpoint(in, rig.opt), Catch::Contains(words));
     CHECK(rig.opt.scalar_state(0, "mu_product") == product);
   };

@@ -343,32 +343,13 @@ TEST_CASE("checkpoint checksums are zlib's CRC-32", "[checkpoint]") {
   CHECK(crc.value() == 0xCBF43926u);
 }
 
-// A checkpoint of `opt` (no state arrays) whose header `change` altered, with right checksums.
-template <class Opt, class Change>
-std::string with_header(const Opt& opt, Change change) {
-  using namespace multopt::detail;
-  auto header = describe(opt, {});
-  change(header);
-  const Bytes body = encode(header);
-  Bytes preamble(std::begin(checkpoint_magic), std::end(checkpoint_magic));
-  put(preamble, checkpoint_version);
-  put<std::uint64_t>(preamble, body.size());
-  std::ostringstream out;
-  ChecksummedWriter writer(out);
-  writer.write(preamble);
-  writer.write(body);
-  writer.write_checksum();
-  writer.write_checksum();
-  return out.str();
-}
-
 TEST_CASE("a header with right checksums that breaks the format is refused as malformed", "[checkpoint]") {
   using Header = multopt::detail::CheckpointHeader;
   multopt::SGD<float> opt;
   std::vector<float> p(3, 1.0f), g(3, 0.0f);
   opt.add_params(p.data(), g.data(), 3);
   auto refuses = [&](auto change, const char* words) {
-    std::istringstream in(with_header(opt, change));
+    std::istringstream in(test::with_header(opt, change));
     CHECK_THROWS_WITH(
         multopt::load_checkpoint(in, opt),
         Catch::StartsWith("multopt: the checkpoint's header is malformed") && Catch::Contains(words));
@@ -377,6 +358,6 @@ TEST_CASE("a header with right checksums that breaks the format is refused as ma
   refuses([](Header& h) { h.groups[0].pop_back(); }, "hyperparameter 'maximize' 0 times");
   refuses([](Header& h) { h.groups[0].push_back(h.groups[0][0]); }, "hyperparameter 'lr' 2 times");
   refuses([](Header& h) { h.tensors[0].slot_mask = 2; }, "tensor 0 has state slots the sgd base does not have");
-  std::istringstream intact(with_header(opt, [](Header&) {}));
+  std::istringstream intact(test::with_header(opt, [](Header&) {}));
   multopt::load_checkpoint(intact, opt);
 }

@@ -80,7 +80,7 @@ TEST_CASE("additive optimizers match torch.optim", "[golden][torch]") {
 }
 
 // Version 2: the set lines take effect before their step, and the hyperparameters of version
-// 2 act as REFERENCE.md defines them. The float errors are the same cancellation as above
+// 2 act as docs/math.md defines them. The float errors are the same cancellation as above
 // (largest 8.9e-5, rmsprop_additive_decoupled).
 TEST_CASE("golden version-2 trajectories in double, relative error <= 1e-12", "[golden]") {
   int count = 0;

@@ -1,94 +1,19 @@
 // 16-bit parameters (storage.hpp): master weights step exactly as a float optimizer (every
 // base × rule, here and only here), round to nearest even equals rounding the float result,
-// stochastic rounding is unbiased, thread-count independent and resumable, master weights
-// given back with set_master continue the run, overflow and subnormals follow IEEE, and the
-// non-finite policy and clipping see 16-bit gradients.
-#include <array>
+// every storage mode resumes from a checkpoint, master weights given back with set_master
+// continue the run, overflow and subnormals follow IEEE, and the non-finite policy and clipping
+// see 16-bit gradients. (Stochastic rounding itself: stochastic_rounding_test.cpp.)
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <vector>
 
-#include "test_support.hpp"
+#include "mixed_precision.hpp"
 
-namespace {
-
-using multopt::Rounding;
-using multopt::StorageMode;
-using bf16 = Eigen::bfloat16;
-using fp16 = Eigen::half;
-
-// Sizes that divide by no SIMD width, no chunk length and no thread count.
-constexpr std::array<std::size_t, 4> kSizes = {3, 1031, 20011, 1};
-
-template <class P>
-std::uint16_t bits(P x) {
-  return Eigen::numext::bit_cast<std::uint16_t>(x);
-}
-template <class P>
-float widen(P x) {
-  return static_cast<float>(x);
-}
-
-// The parallel settings the checks step under: threads and small chunks that cut every tensor.
-multopt::Parallel threaded(int threads, std::size_t chunk) {
-  multopt::Parallel parallel;
-  parallel.threads = threads;
-  parallel.serial_below = 0;
-  parallel.chunk = chunk;
-  return parallel;
-}
-
-// A combination in P beside the same in float, both made by name, on the same tensors (the
-// float one from the 16-bit start widened) and the same fp32 gradients.
-template <class P>
-struct Pair {
-  test::Made<P> narrow;
-  test::Made<float> wide;
-  std::vector<std::vector<P>> params16;
-  std::vector<std::vector<float>> params, grads;
-  std::mt19937 rng{5};
-
-  Pair(const test::Combination& combination, const StorageMode& storage, const multopt::Parallel& parallel)
-      : narrow(test::make_stateful<P>(combination)), wide(test::make_stateful<float>(combination)) {
-    narrow->set_storage(storage);
-    narrow->set_parallel(parallel);
-    wide->set_parallel(parallel);
-    for (std::size_t size : kSizes) {
-      auto& p16 = params16.emplace_back();
-      for (float x : test::uniform<float>(rng, size, 0.1, 2.0)) p16.push_back(P(x));
-      params.emplace_back(p16.size());
-      for (std::size_t i = 0; i < size; ++i) params.back()[i] = widen(p16[i]);
-      grads.emplace_back(size);
-    }
-    for (std::size_t k = 0; k < kSizes.size(); ++k) {
-      narrow->add_params(params16[k].data(), grads[k].data(), kSizes[k]);
-      wide->add_params(params[k].data(), grads[k].data(), kSizes[k]);
-    }
-  }
-  void new_gradients() {
-    for (auto& g : grads) {
-      const auto fresh = test::uniform<float>(rng, g.size(), -1.0, 1.0);
-      std::copy(fresh.begin(), fresh.end(), g.begin());
-    }
-  }
-  // Whether the state arrays and scalar states of both are equal bit for bit.
-  bool same_state() const {
-    for (std::size_t k = 0; k < kSizes.size(); ++k) {
-      const auto a = test::tensor_state(*narrow, k);
-      const auto b = test::tensor_state(*wide, k);
-      if (a.arrays.size() != b.arrays.size() || !test::same_bits(a.scalars, b.scalars)) return false;
-      for (std::size_t n = 0; n < a.arrays.size(); ++n)
-        if (!test::same_bits(a.arrays[n], b.arrays[n])) return false;
-    }
-    return true;
-  }
-};
-
-const test::Combination kMAdam = {"adam", "multiplicative"}, kHAdam = {"adam", "hybrid"};
-
-}  // namespace
+using namespace mixed;
 
 // Every combination made by name, in bf16 and fp16.
 TEMPLATE_TEST_CASE("master weights step as the float optimizer, bit for bit, and are stored rounded",
@@ -158,70 +83,6 @@ TEST_CASE("round to nearest even stores the float step of the stored value, roun
   check(kMAdam, std::common_type<bf16>{});
   check({"sgd", "additive"}, std::common_type<fp16>{});
   check({"rmsprop", "hybrid"}, std::common_type<bf16>{});
-}
-
-// SGD with lr = 1 moves θ by −g exactly: each element's fp32 result is x = θ − g.
-template <class P>
-std::vector<P> stored_after_one_step(float theta, float step, std::size_t n, std::uint64_t seed, int threads = 1) {
-  std::vector<P> param(n, P(theta));
-  std::vector<float> grad(n, -step);
-  multopt::SGD<P> opt(multopt::arg::lr = 1.0);
-  opt.set_storage({Rounding::stochastic, seed});
-  opt.set_parallel(threaded(threads, 4096));
-  opt.add_params(param.data(), grad.data(), n);
-  opt.step();
-  return param;
-}
-
-TEST_CASE("stochastic rounding is unbiased", "[mixed][stochastic]") {
-  // n = 2^20 elements whose exact result x lies between the neighbours lo < hi: the number that
-  // round up is binomial(n, p = (x − lo)/(hi − lo)). Refused beyond 6 standard deviations:
-  // a false alarm has probability 2·10^-9 per check (the seed is fixed, so this run's outcome is too).
-  constexpr std::size_t n = std::size_t(1) << 20;
-  // x = theta + step lies between the neighbours lo < hi (hi = +inf standing for 65536 in fp16).
-  auto check = [&](auto tag, float theta, float step, double lo, double hi) {
-    using P = typename decltype(tag)::type;
-    const float x = theta + step;
-    const double top = std::isinf(hi) ? 65536.0 : hi;
-    const double p = (double(x) - lo) / (top - lo);
-    const auto stored = stored_after_one_step<P>(theta, step, n, 42);
-    std::size_t up = 0, down = 0;
-    for (const P& v : stored) {
-      up += widen(v) == hi;
-      down += widen(v) == lo;
-    }
-    INFO("theta " << theta << " step " << step << " in [" << lo << ", " << hi << "), p " << p);
-    CHECK(up + down == n);
-    CHECK(std::abs(double(up) - n * p) <= 6 * std::sqrt(n * p * (1 - p)));
-  };
-  const double tiny = std::ldexp(1.0, -24);  // fp16's smallest subnormal
-  for (float f : {0.3f, 0.001f, 0.75f}) {
-    check(std::common_type<bf16>{}, 1.0f, f / 128, 1.0, 1.0 + 1.0 / 128);               // bf16 ulp at 1: 2^-7
-    check(std::common_type<bf16>{}, -3.0f, -f / 64, -3.0 - 1.0 / 64, -3.0);             // negative
-    check(std::common_type<fp16>{}, 1.0f, f / 1024, 1.0, 1.0 + 1.0 / 1024);             // fp16 ulp at 1: 2^-10
-    check(std::common_type<fp16>{}, 0.0f, float(f * tiny), 0.0, tiny);                  // fp16 subnormals
-  }
-  check(std::common_type<bf16>{}, 2.0f - 1.0f / 128, 0.4f / 128, 2.0 - 1.0 / 128, 2.0);  // across a binade
-  check(std::common_type<fp16>{}, 65504.0f, 8.0f, 65504.0, std::numeric_limits<double>::infinity());
-}
-
-TEST_CASE("stochastic rounding is the same at any thread count and chunk length", "[mixed][stochastic]") {
-  auto run = [](const multopt::Parallel& parallel) {
-    Pair<fp16> pair(kHAdam, StorageMode{Rounding::stochastic, 99}, parallel);
-    for (int t = 0; t < 4; ++t) pair.new_gradients(), pair.narrow->step();
-    std::vector<std::uint16_t> all;
-    for (const auto& p : pair.params16)
-      for (fp16 v : p) all.push_back(bits(v));
-    return all;
-  };
-  const auto serial = run(threaded(1, 1u << 14));
-  for (int threads : {2, 3, 7})
-    for (std::size_t chunk : {std::size_t(1), std::size_t(1000)}) CHECK(run(threaded(threads, chunk)) == serial);
-  // Other seeds, other bits; the same seed, the same bits.
-  CHECK(stored_after_one_step<bf16>(1.0f, 0.3f / 128, 4096, 1) != stored_after_one_step<bf16>(1.0f, 0.3f / 128, 4096, 2));
-  const auto a = stored_after_one_step<bf16>(1.0f, 0.3f / 128, 70000, 3, 1);
-  const auto b = stored_after_one_step<bf16>(1.0f, 0.3f / 128, 70000, 3, 3);
-  CHECK(std::memcmp(a.data(), b.data(), a.size() * 2) == 0);
 }
 
 TEST_CASE("16-bit optimizers resume exactly from a checkpoint", "[mixed][checkpoint]") {
@@ -320,53 +181,6 @@ TEST_CASE("16-bit overflow, subnormals and NaN are stored as IEEE says", "[mixed
     if (random[i] == random[i])
       as_eigen = as_eigen && bits(y[i]) == bits(bf16(random[i])) && bits(k[i]) == bits(fp16(random[i]));
   CHECK(as_eigen);
-}
-
-// Stochastic narrowing as documented (storage.hpp), element by element, fp16 in double through
-// Eigen's conversions: |x| rounded toward zero to the half `low`, then up where 24 random bits
-// fall below (|x| − low)/ulp · 2^24; bf16: 16 random bits added below the kept half, and cut.
-// NaN: a quiet NaN of its sign.
-std::uint16_t stochastic_fp16(float x, std::uint32_t random) {
-  const std::uint16_t sign = std::signbit(x) ? 0x8000u : 0u;
-  const float a = std::abs(x);
-  if (std::isnan(a)) return std::uint16_t(sign | 0x7e00u);
-  if (std::isinf(a)) return std::uint16_t(sign | 0x7c00u);
-  std::uint16_t low = bits(fp16(a));
-  if (widen(Eigen::numext::bit_cast<fp16>(low)) > a) --low;
-  const int exponent = std::max(1, int(low >> 10));
-  const double fraction = (double(a) - double(widen(Eigen::numext::bit_cast<fp16>(low)))) / std::ldexp(1.0, exponent - 25);
-  return std::uint16_t(sign | (low + (double(random >> 8) < fraction * 16777216.0 ? 1u : 0u)));
-}
-std::uint16_t stochastic_bf16(float x, std::uint32_t random) {
-  const std::uint32_t u = multopt::detail::float_bits(x);
-  return std::uint16_t(std::isnan(x) ? (u >> 16) | 0x40u : (u + (random >> 16)) >> 16);
-}
-
-TEST_CASE("stochastic narrowing of an array is its definition, element by element", "[mixed][stochastic]") {
-  // Random floats of every exponent, and each 16-bit value's neighbours as floats; element
-  // indices that cross 2^32, where the generator's upper index bits change.
-  std::mt19937 rng(11);
-  std::vector<float> x;
-  for (int k = 0; k < (1 << 18); ++k) x.push_back(multopt::detail::float_of(std::uint32_t(rng())));
-  for (std::uint32_t b = 0; b < 0x10000u; ++b) {
-    const float h = widen(Eigen::numext::bit_cast<fp16>(std::uint16_t(b)));
-    const float g = widen(Eigen::numext::bit_cast<bf16>(std::uint16_t(b)));
-    for (float v : {h, std::nextafter(h, 0.0f), std::nextafter(h, 2 * h), g, std::nextafter(g, 0.0f)}) x.push_back(v);
-  }
-  const std::uint64_t key = 0x0123456789abcdefu, first = (std::uint64_t(1) << 32) - 1000;
-  std::vector<fp16> h(x.size());
-  std::vector<bf16> b(x.size());
-  multopt::Storage<fp16>::narrow_stochastic(x.data(), h.data(), x.size(), key, first);
-  multopt::Storage<bf16>::narrow_stochastic(x.data(), b.data(), x.size(), key, first);
-  std::size_t wrong_fp16 = 0, wrong_bf16 = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const std::uint64_t index = first + i;
-    const std::uint32_t random = multopt::detail::random_bits(multopt::detail::index_key(key, index), std::uint32_t(index));
-    wrong_fp16 += bits(h[i]) != stochastic_fp16(x[i], random);
-    wrong_bf16 += bits(b[i]) != stochastic_bf16(x[i], random);
-  }
-  CHECK(wrong_fp16 == 0);
-  CHECK(wrong_bf16 == 0);
 }
 
 TEST_CASE("the non-finite policy and clipping read 16-bit gradients", "[mixed][non-finite]") {

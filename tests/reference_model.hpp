@@ -1,6 +1,6 @@
-// An independent model of the update formulas of REFERENCE.md, in long double, one element
+// An independent model of the update formulas of docs/math.md, in long double, one element
 // at a time, written from the text of the contract and not from the library's code. Settings
-// use the case-file vocabulary (names as in REFERENCE.md, the hybrid's weight `g`, booleans
+// use the case-file vocabulary (names as in docs/math.md, the hybrid's weight `g`, booleans
 // 0/1, `momentum_type none|tanh`), so the model also writes cases for multopt_replay.
 #pragma once
 
@@ -42,7 +42,7 @@ class Model {
   std::vector<double> theta_as_double() const { return {theta_.begin(), theta_.end()}; }
 
  private:
-  // A setting's value, or the default that REFERENCE.md gives it (lr and lr_out have none).
+  // A setting's value, or the default that docs/math.md gives it (lr and lr_out have none).
   Real value(const std::string& name, Real fallback) const {
     const auto it = settings_.find(name);
     return it == settings_.end() ? fallback : std::stold(it->second);

@@ -1,4 +1,4 @@
-// Each schedule's sequence of values against REFERENCE.md's definitions worked out by hand,
+// Each schedule's sequence of values against docs/math.md's definitions worked out by hand,
 // the groups each one changes, and what each refuses.
 #include <catch2/catch.hpp>
 #include <cmath>

@@ -258,6 +258,25 @@ TEST_CASE("bad named state is refused with its name and changes nothing", "[surf
 
 // The typed suites that loop over test::every_combination() test what it lists: every base
 // and every rule, each combination once, made by name as what it is.
+TEST_CASE("alias_name spells the alias of multopt.hpp of a base and rule, and refuses pairs without one",
+          "[surface]") {
+  CHECK(multopt::alias_name("adam", "hybrid") == "HAdam");
+  CHECK(multopt::alias_name("sgd", "additive") == "SGD");
+  CHECK(multopt::alias_name("rmsprop", "multiplicative") == "MRMSprop");
+  CHECK(multopt::alias_name("nadam", "exponential") == "ENAdam");
+  CHECK(multopt::alias_name("adadelta", "additive") == "Adadelta");
+  std::set<std::string> all;
+  multopt::for_each_type(multopt::AllBases{}, [&](auto base) {
+    multopt::for_each_type(multopt::AliasedRules{}, [&](auto rule) {
+      all.insert(multopt::alias_name(decltype(base)::type::name, decltype(rule)::type::name));
+    });
+  });
+  CHECK(all.size() == 36);
+  CHECK_THROWS_WITH(multopt::alias_name("sgd", "nonnegative_clip"),
+                    "multopt: no alias names the nonnegative_clip rule on the sgd base");
+  CHECK_THROWS_WITH(multopt::alias_name("lamb", "additive"), "multopt: no alias names the additive rule on the lamb base");
+}
+
 TEST_CASE("every_combination lists each base with each rule defined for it", "[surface]") {
   const auto combinations = test::every_combination();
   CHECK(combinations.size() == 9 * 6 + 1);  // tanh momentum is defined for sgd only

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <iterator>
 #include <limits>
@@ -46,7 +47,7 @@ using MainRulesOn = std::tuple<multopt::Optimizer<Base, multopt::rules::Additive
                                multopt::Optimizer<Base, multopt::rules::Hybrid, S>,
                                multopt::Optimizer<Base, multopt::rules::Exponential, S>>;
 
-// The bases of REFERENCE.md's "Version 2: more bases" with the four rules, in S.
+// The bases beyond the paper's four (Adamax, NAdam, RAdam, Adadelta, Lion) with the four rules, in S.
 template <class S>
 using NewBaseOptimizers = decltype(std::tuple_cat(
     std::declval<MainRulesOn<multopt::bases::Adamax, S>>(), std::declval<MainRulesOn<multopt::bases::Nadam, S>>(),
@@ -114,7 +115,7 @@ inline std::vector<double> invalid_values(const std::string& name, bool boolean,
     return {-0.5, 1.5, inf, nan};
   if (name == "beta1" || name == "beta2") return {-0.5, 1, 1.5, inf, nan};
   if (name == "g_mix") return {-0.5, 1.5, inf, nan};
-  if (name == "dampening") return {};  // REFERENCE.md bounds it nowhere; NaN: its own test
+  if (name == "dampening") return {};  // docs/math.md bounds it nowhere; NaN: its own test
   return {-0.5, -2, -inf, nan};           // every other setting: >= 0
 }
 
@@ -312,6 +313,25 @@ std::vector<TensorState<Opt>> tensor_states(const Opt& opt) {
   std::vector<TensorState<Opt>> states;
   for (std::size_t t = 0; t < opt.tensor_count(); ++t) states.emplace_back(opt, t);
   return states;
+}
+
+// A checkpoint of `opt` (no state arrays) whose header `change` altered, with right checksums.
+template <class Opt, class Change>
+std::string with_header(const Opt& opt, Change change) {
+  namespace detail = multopt::detail;
+  auto header = detail::describe(opt, {});
+  change(header);
+  const detail::Bytes body = detail::encode(header);
+  detail::Bytes preamble(std::begin(detail::checkpoint_magic), std::end(detail::checkpoint_magic));
+  detail::put(preamble, detail::checkpoint_version);
+  detail::put<std::uint64_t>(preamble, body.size());
+  std::ostringstream out;
+  detail::ChecksummedWriter writer(out);
+  writer.write(preamble);
+  writer.write(body);
+  writer.write_checksum();
+  writer.write_checksum();
+  return out.str();
 }
 
 }  // namespace test

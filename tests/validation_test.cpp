@@ -1,4 +1,4 @@
-// Validation: every rule of REFERENCE.md's validation section through every entry point (the
+// Validation: every rule of docs/math.md's section Validation through every entry point (the
 // typed constructors, set, set_hyper, add_group, the type-erased optimizer and
 // multopt::make_optimizer with its string settings), each failing with std::invalid_argument
 // whose message names the setting and the bad value; and the registration errors of
@@ -40,7 +40,7 @@ using SgdOptimizers =
 
 }  // namespace
 
-// The generic tests below iterate over Hyper::names(); this pins those lists to REFERENCE.md,
+// The generic tests below iterate over Hyper::names(); this pins those lists to docs/math.md,
 // so that no setting the contract names can slip out of them.
 TEST_CASE("each combination's settings are exactly those REFERENCE.md gives its base and rule",
           "[validation]") {
@@ -172,7 +172,7 @@ TEMPLATE_LIST_TEST_CASE("nesterov is rejected without momentum > 0 and with damp
   CHECK(erased->get("momentum") == 0.0);
 }
 
-// REFERENCE.md sets no range for dampening, but NaN is no setting: were it accepted, it would
+// docs/math.md sets no range for dampening, but NaN is no setting: were it accepted, it would
 // turn every weight into NaN from the second step on.
 TEMPLATE_LIST_TEST_CASE("dampening = NaN is rejected by every entry point", "[validation]", SgdOptimizers) {
   using Opt = TestType;

@@ -2,7 +2,7 @@
 // sweep (docs/demo.md) and the values that sweep chose.
 #pragma once
 
-#include <multopt/runtime.hpp>
+#include <multopt/multopt.hpp>
 
 #include <stdexcept>
 #include <string>
@@ -16,17 +16,8 @@ struct OptimizerSpec {
   std::string rule;  // additive, multiplicative or hybrid
 };
 
-// The paper's names: the base's name, prefixed M for multiplicative and H for hybrid.
-inline std::string display_name(const OptimizerSpec& spec) {
-  static const std::vector<std::pair<std::string, std::string>> names{
-      {"sgd", "SGD"},     {"adam", "Adam"},   {"adagrad", "Adagrad"},   {"rmsprop", "RMSprop"}, {"adamax", "Adamax"},
-      {"nadam", "NAdam"}, {"radam", "RAdam"}, {"adadelta", "Adadelta"}, {"lion", "Lion"}};
-  std::string base = spec.base;
-  for (const auto& [key, name] : names)
-    if (key == spec.base) base = name;
-  const std::string prefix = spec.rule == "multiplicative" ? "M" : spec.rule == "hybrid" ? "H" : "";
-  return prefix + base;
-}
+// The paper's names, which multopt's aliases carry: MAdam, HSGD, ...
+inline std::string display_name(const OptimizerSpec& spec) { return multopt::alias_name(spec.base, spec.rule); }
 
 // Each of these bases with the additive, multiplicative and hybrid rules.
 inline std::vector<OptimizerSpec> with_every_rule(const std::vector<std::string>& bases) {

@@ -2,6 +2,9 @@
 // Adding a base or a rule is one header plus one line in each list below.
 #pragma once
 
+#include <stdexcept>
+#include <string>
+
 #include "any_optimizer.hpp"
 #include "bases/adadelta.hpp"
 #include "bases/adagrad.hpp"
@@ -96,5 +99,24 @@ template <class S> using Lion = Optimizer<bases::Lion, rules::Additive, S>;
 template <class S> using MLion = Optimizer<bases::Lion, rules::Multiplicative, S>;
 template <class S> using HLion = Optimizer<bases::Lion, rules::Hybrid, S>;
 template <class S> using ELion = Optimizer<bases::Lion, rules::Exponential, S>;
+
+// The rules whose optimizers have the aliases above: the rule's alias_prefix before the base's alias.
+using AliasedRules = TypeList<rules::Additive, rules::Multiplicative, rules::Hybrid, rules::Exponential>;
+
+// The alias above of the named base and rule, as reports name optimizers: ("adam", "hybrid") is
+// "HAdam". Throws std::invalid_argument for a pair that has none.
+inline std::string alias_name(const std::string& base, const std::string& rule) {
+  const char* stem = nullptr;
+  const char* prefix = nullptr;
+  for_each_type(AllBases{}, [&](auto tag) {
+    if (base == decltype(tag)::type::name) stem = decltype(tag)::type::alias;
+  });
+  for_each_type(AliasedRules{}, [&](auto tag) {
+    if (rule == decltype(tag)::type::name) prefix = decltype(tag)::type::alias_prefix;
+  });
+  if (stem == nullptr || prefix == nullptr)
+    throw std::invalid_argument("multopt: no alias names the " + rule + " rule on the " + base + " base");
+  return std::string(prefix) + stem;
+}
 
 }  // namespace multopt

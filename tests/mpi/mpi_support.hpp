@@ -1,6 +1,6 @@
-// What the MPI tests of ShardedOptimizer share (tests/mpi/*_test.cpp): failures counted on each
-// rank, a framework's tensors, the calls that attach them, bitwise comparisons, and a sharded
-// optimizer beside the plain one it must equal.
+// What the MPI tests of ShardedOptimizer share (tests/mpi/*_test.cpp): their main, failures
+// counted on each rank, a framework's tensors, the calls that attach them, bitwise comparisons,
+// and a sharded optimizer beside the plain one it must equal.
 #pragma once
 
 #include <multopt/distributed/mpi.hpp>
@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -30,6 +31,37 @@ inline int failures_on_every_rank() {
   int all = 0;
   MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   return all;
+}
+
+// The main of the MPI test program `program`: on 2 or more ranks, checks(ranks), then on rank 0
+// the line `program on N ranks: ` and passed() where no rank failed, the failures' count
+// where any did. An exception on one rank aborts them all: the others would wait forever in its
+// next collective. Returns the exit status, the same on every rank.
+template <class Checks, class Passed>
+int run_on_every_rank(int argc, char** argv, const char* program, Checks checks, Passed passed) {
+  MPI_Init(&argc, &argv);
+  int ranks = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_here);
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  if (ranks < 2) {
+    std::fprintf(stderr, "%s: run it under mpirun with 2 or more ranks\n", program);
+    MPI_Finalize();
+    return 2;
+  }
+  try {
+    checks(ranks);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "rank %d: %s\n", rank_here, error.what());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  const int all_failures = failures_on_every_rank();
+  if (rank_here == 0) {
+    const std::string outcome =
+        all_failures == 0 ? passed() : std::to_string(all_failures) + " checks failed";
+    std::printf("%s on %d ranks: %s\n", program, ranks, outcome.c_str());
+  }
+  MPI_Finalize();
+  return all_failures == 0 ? 0 : 1;
 }
 
 inline constexpr int steps = 20;

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -151,31 +150,13 @@ void check_null_pointers() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank_here);
-  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
-  if (ranks < 2) {
-    std::fprintf(stderr, "registration_test: run it under mpirun with 2 or more ranks\n");
-    MPI_Finalize();
-    return 2;
-  }
-  try {
-    check_registrations();
-    check_size_limit();
-    check_null_pointers();
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "rank %d: %s\n", rank_here, error.what());
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-  const int all_failures = failures_on_every_rank();
-  if (rank_here == 0) {
-    if (all_failures == 0) {
-      std::printf("registration_test on %d ranks: mismatched registrations refused on every rank, size limit holds\n",
-                  ranks);
-    } else {
-      std::printf("registration_test on %d ranks: %d checks failed\n", ranks, all_failures);
-    }
-  }
-  MPI_Finalize();
-  return all_failures == 0 ? 0 : 1;
+  return run_on_every_rank(
+      argc, argv, "registration_test",
+      [](int count) {
+        ranks = count;
+        check_registrations();
+        check_size_limit();
+        check_null_pointers();
+      },
+      [] { return std::string("mismatched registrations refused on every rank, size limit holds"); });
 }

@@ -11,7 +11,6 @@
 // of agreement_test.cpp (non-finite gradients, schedules).
 // Exits non-zero, on every rank, if any check fails on any rank; each failure names its rank.
 #include <algorithm>
-#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -205,44 +204,26 @@ int for_each_optimizer(const Check& check) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int ranks = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank_here);
-  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
-  if (ranks < 2) {
-    std::fprintf(stderr, "sharded_test: run it under mpirun with 2 or more ranks\n");
-    MPI_Finalize();
-    return 2;
-  }
   int combinations = 0;
-  try {
-    const auto check = [](auto tag) {
-      using Opt = typename decltype(tag)::type;
-      for (bool arena : {false, true}) check_against_single_process<Opt>(mixed_sizes, arena);
-      check_against_single_process<Opt>(tiny_sizes, false);
-      check_checkpoint_resumes<Opt>(mixed_sizes);
-    };
-    combinations = for_each_optimizer<float>(check) + for_each_optimizer<double>(check);
-    check_bounds_balanced<float>();
-    check_bounds_balanced<double>();
-    check_refusals(ranks);
-    check_agreement_and_schedules(ranks);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "rank %d: %s\n", rank_here, error.what());
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-  const int all_failures = failures_on_every_rank();
-  if (rank_here == 0) {
-    if (all_failures == 0) {
-      std::printf("sharded_test on %d ranks: %d optimizers (every base and every rule, float and double), %d steps each, "
-                  "bit-identical to one process; checkpoints resume and refuse misfits; the ranks agree on non-finite "
-                  "gradients; schedules apply as to one process\n",
-                  ranks, combinations, steps);
-    } else {
-      std::printf("sharded_test on %d ranks: %d checks failed\n", ranks, all_failures);
-    }
-  }
-  MPI_Finalize();
-  return all_failures == 0 ? 0 : 1;
+  return run_on_every_rank(
+      argc, argv, "sharded_test",
+      [&](int ranks) {
+        const auto check = [](auto tag) {
+          using Opt = typename decltype(tag)::type;
+          for (bool arena : {false, true}) check_against_single_process<Opt>(mixed_sizes, arena);
+          check_against_single_process<Opt>(tiny_sizes, false);
+          check_checkpoint_resumes<Opt>(mixed_sizes);
+        };
+        combinations = for_each_optimizer<float>(check) + for_each_optimizer<double>(check);
+        check_bounds_balanced<float>();
+        check_bounds_balanced<double>();
+        check_refusals(ranks);
+        check_agreement_and_schedules(ranks);
+      },
+      [&] {
+        return std::to_string(combinations) +
+               " optimizers (every base and every rule, float and double), " + std::to_string(steps) +
+               " steps each, bit-identical to one process; checkpoints resume and refuse misfits; the ranks agree "
+               "on non-finite gradients; schedules apply as to one process";
+      });
 }
-

@@ -1,4 +1,4 @@
-"""The multiplicative and hybrid rules of ../shared/spec/REFERENCE.md in plain torch ops, one
+"""The multiplicative and hybrid rules of docs/math.md in plain torch ops, one
 line per formula: what the tests compare multopt.torch with (the additive rule is compared with
 torch.optim itself)."""
 

@@ -39,6 +39,18 @@ def float32_twin(net):
     return twin
 
 
+def step_side_by_side(narrow, wide, opt16, opt32, after_each_step=lambda: None, steps=30):
+    """Steps the 16-bit model with opt16 and its float32 twin with opt32, the twin on the 16-bit
+    model's gradients widened (exactly), batch after batch."""
+    for step in range(steps):
+        backward(narrow, step)
+        for p, q in zip(wide.parameters(), narrow.parameters()):
+            p.grad = q.grad.float()
+        opt16.step()
+        opt32.step()
+        after_each_step()
+
+
 def master_weights(opt):
     """Every parameter's master weights, in the parameters' order."""
     return [state["master_weights"] for state in opt.state_dict()["state"].values()]
@@ -63,12 +75,7 @@ def test_master_weights_follow_a_float32_run_bit_for_bit(dtype, name, settings):
     wide = float32_twin(narrow)
     opt16 = getattr(mt, name)(narrow.parameters(), **settings)
     opt32 = getattr(mt, name)(wide.parameters(), **settings)
-    for step in range(30):
-        backward(narrow, step)
-        for p, q in zip(wide.parameters(), narrow.parameters()):
-            p.grad = q.grad.float()
-        opt16.step()
-        opt32.step()
+    step_side_by_side(narrow, wide, opt16, opt32)
     params32 = [p.detach() for p in wide.parameters()]
     assert same_bits(master_weights(opt16), params32)
     assert same_bits([p.detach() for p in narrow.parameters()], [p.to(dtype) for p in params32])
@@ -82,12 +89,7 @@ def test_master_weights_equal_torch_optim_adam_in_float32():
     wide = float32_twin(narrow)
     opt16 = mt.Adam(narrow.parameters(), lr=0.01)
     opt32 = torch.optim.Adam(wide.parameters(), lr=0.01)
-    for step in range(30):
-        backward(narrow, step)
-        for p, q in zip(wide.parameters(), narrow.parameters()):
-            p.grad = q.grad.float()
-        opt16.step()
-        opt32.step()
+    step_side_by_side(narrow, wide, opt16, opt32)
     for a, b in zip(master_weights(opt16), wide.parameters()):
         assert (a - b).abs().max().item() <= 1e-5 * b.abs().max().item()
 
@@ -119,16 +121,14 @@ def test_nearest_rounding_is_the_float32_step_rounded(dtype):
     wide = float32_twin(narrow)
     opt16 = mt.Adam(narrow.parameters(), lr=0.01, rounding="nearest")
     opt32 = mt.Adam(wide.parameters(), lr=0.01)
-    for step in range(30):
-        backward(narrow, step)
-        for p, q in zip(wide.parameters(), narrow.parameters()):
-            p.grad = q.grad.float()
-        opt16.step()
-        opt32.step()
+
+    def round_the_float32_run_and_compare():
         with torch.no_grad():
             for p in wide.parameters():
                 p.copy_(p.to(dtype).float())
         assert same_bits([p.detach() for p in narrow.parameters()], [p.detach().to(dtype) for p in wide.parameters()])
+
+    step_side_by_side(narrow, wide, opt16, opt32, round_the_float32_run_and_compare)
     assert "master_weights" not in opt16.state_dict()["state"][0]
 
 

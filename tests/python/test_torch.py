@@ -1,4 +1,4 @@
-"""multopt.torch against torch.optim (additive rule) and against reference.py (REFERENCE.md's
+"""multopt.torch against torch.optim (additive rule) and against reference.py (docs/math.md's
 multiplicative and hybrid rules in torch ops), and the surface a training script uses."""
 
 import copy

@@ -1,5 +1,5 @@
 // The libtorch adapter (include/multopt/adapters/torch.hpp): TorchOptimizer trains a torch::nn
-// model as torch::optim::Adam does (additive rule) and as REFERENCE.md's formulas written here
+// model as torch::optim::Adam does (additive rule) and as docs/math.md's formulas written here
 // in libtorch ops do (multiplicative rule), follows torch's StepLR, saves and loads through
 // torch's serialization, steps bf16 parameters through fp32 master weights, and refuses what it
 // cannot step.
@@ -54,7 +54,7 @@ double relative_difference(const std::vector<torch::Tensor>& actual, const std::
   return worst;
 }
 
-// REFERENCE.md's Adam with the multiplicative rule, one libtorch op per formula line.
+// docs/math.md's Adam with the multiplicative rule, one libtorch op per formula line.
 struct ReferenceMAdam {
   std::vector<torch::Tensor> params, m, v;
   double lr_in, lr_out, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;

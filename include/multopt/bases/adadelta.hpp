@@ -11,6 +11,7 @@ namespace multopt::bases {
 
 struct Adadelta {
   static constexpr const char* name = "adadelta";
+  static constexpr const char* alias = "Adadelta";  // multopt::Adadelta is this base with the additive rule
   static constexpr double default_lr = 1.0;  // the rules' additive lr, as torch's
 
   struct Params {

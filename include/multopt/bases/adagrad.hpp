@@ -11,6 +11,7 @@ namespace multopt::bases {
 
 struct Adagrad {
   static constexpr const char* name = "adagrad";
+  static constexpr const char* alias = "Adagrad";  // multopt::Adagrad is this base with the additive rule
 
   struct Params {
     double lr_decay = 0.0;

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "../keywords.hpp"
-#include "../validate.hpp"
+#include "moment_params.hpp"
 
 MULTOPT_KEYWORD(amsgrad)
 
@@ -12,26 +12,17 @@ namespace multopt::bases {
 
 struct Adam {
   static constexpr const char* name = "adam";
+  static constexpr const char* alias = "Adam";  // multopt::Adam is this base with the additive rule
 
-  struct Params {
-    double beta1 = 0.9;
-    double beta2 = 0.999;
-    double eps = 1e-8;
+  struct Params : MomentParams {
     bool amsgrad = false;
 
     constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
 
     template <class Self, class Visit>
     static constexpr void fields(Self& p, Visit&& visit) {
-      visit("beta1", p.beta1);
-      visit("beta2", p.beta2);
-      visit("eps", p.eps);
+      MomentParams::fields(p, visit);
       visit("amsgrad", p.amsgrad);
-    }
-    void validate() const {
-      require_in_half_open_unit_interval("beta1", beta1);
-      require_in_half_open_unit_interval("beta2", beta2);
-      require_non_negative("eps", eps);
     }
   };
 

@@ -4,32 +4,15 @@
 #include <cmath>
 
 #include "../keywords.hpp"
-#include "../validate.hpp"
+#include "moment_params.hpp"
 
 namespace multopt::bases {
 
 struct Adamax {
   static constexpr const char* name = "adamax";
+  static constexpr const char* alias = "Adamax";  // multopt::Adamax is this base with the additive rule
 
-  struct Params {
-    double beta1 = 0.9;
-    double beta2 = 0.999;
-    double eps = 1e-8;
-
-    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
-
-    template <class Self, class Visit>
-    static constexpr void fields(Self& p, Visit&& visit) {
-      visit("beta1", p.beta1);
-      visit("beta2", p.beta2);
-      visit("eps", p.eps);
-    }
-    void validate() const {
-      require_in_half_open_unit_interval("beta1", beta1);
-      require_in_half_open_unit_interval("beta2", beta2);
-      require_non_negative("eps", eps);
-    }
-  };
+  using Params = MomentParams;
 
   // Slots: 0 the first moment m, 1 the exponentially weighted infinity norm u.
   static constexpr int slot_count = 2;

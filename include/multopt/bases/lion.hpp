@@ -9,6 +9,7 @@ namespace multopt::bases {
 
 struct Lion {
   static constexpr const char* name = "lion";
+  static constexpr const char* alias = "Lion";  // multopt::Lion is this base with the additive rule
 
   struct Params {
     double beta1 = 0.9;

@@ -7,6 +7,7 @@
 
 #include "../keywords.hpp"
 #include "../validate.hpp"
+#include "moment_params.hpp"
 
 MULTOPT_KEYWORD(momentum_decay)
 
@@ -14,26 +15,20 @@ namespace multopt::bases {
 
 struct Nadam {
   static constexpr const char* name = "nadam";
+  static constexpr const char* alias = "NAdam";  // multopt::NAdam is this base with the additive rule
 
-  struct Params {
-    double beta1 = 0.9;
-    double beta2 = 0.999;
-    double eps = 1e-8;
+  struct Params : MomentParams {
     double momentum_decay = 4e-3;
 
     constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
 
     template <class Self, class Visit>
     static constexpr void fields(Self& p, Visit&& visit) {
-      visit("beta1", p.beta1);
-      visit("beta2", p.beta2);
-      visit("eps", p.eps);
+      MomentParams::fields(p, visit);
       visit("momentum_decay", p.momentum_decay);
     }
     void validate() const {
-      require_in_half_open_unit_interval("beta1", beta1);
-      require_in_half_open_unit_interval("beta2", beta2);
-      require_non_negative("eps", eps);
+      MomentParams::validate();
       require_non_negative("momentum_decay", momentum_decay);
     }
   };

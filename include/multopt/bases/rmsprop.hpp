@@ -11,6 +11,7 @@ namespace multopt::bases {
 
 struct Rmsprop {
   static constexpr const char* name = "rmsprop";
+  static constexpr const char* alias = "RMSprop";  // multopt::RMSprop is this base with the additive rule
 
   struct Params {
     double alpha = 0.99;

@@ -11,6 +11,7 @@ namespace multopt::bases {
 
 struct Sgd {
   static constexpr const char* name = "sgd";
+  static constexpr const char* alias = "SGD";  // multopt::SGD is this base with the additive rule
 
   struct Params {
     double momentum = 0.0;

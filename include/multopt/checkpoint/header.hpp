@@ -22,7 +22,7 @@ inline constexpr char checkpoint_magic[8] = {'M', 'U', 'L', 'T', 'O', 'P', 'T', 
 // the count and values of the base's scalar state. Version 3 added the parameters' type (16-bit
 // parameters keep float state), the storage mode of 16-bit parameters among the settings, and
 // per tensor whether its fp32 master weights follow its state arrays; optimizers of float and
-// double parameters still write version 2, which says all they have. Versions 1 and 2 load.
+// double parameters still write version 2, which says all they have. Versions 1 to 3 load.
 inline constexpr std::uint32_t checkpoint_version = 3;
 inline constexpr std::uint64_t all_groups_on_disk = ~std::uint64_t(0);
 

@@ -8,6 +8,7 @@ namespace multopt::rules {
 
 struct Additive : Rule {
   static constexpr const char* name = "additive";
+  static constexpr const char* alias_prefix = "";  // multopt::Adam is Adam with this rule
 
   struct Params {
     double lr = 1e-3;

@@ -4,30 +4,18 @@
 
 #include <cmath>
 
-#include "../validate.hpp"
+#include "multiplicative.hpp"
 #include "rule.hpp"
 
 namespace multopt::rules {
 
 struct Exponential : Rule {
   static constexpr const char* name = "exponential";
+  static constexpr const char* alias_prefix = "E";  // multopt::EAdam is Adam with this rule
 
-  struct Params {
-    double lr_in = 1.0;
-    double lr_out = 1e-3;
-
-    constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
-
-    template <class Self, class Visit>
-    static constexpr void fields(Self& p, Visit&& visit) {
-      visit("lr_in", p.lr_in);
-      visit("lr_out", p.lr_out);
-    }
-    void validate() const {
-      require_non_negative("lr_in", lr_in);
-      require_non_negative("lr_out", lr_out);
-    }
-  };
+  // The multiplicative rule's settings: for small steps the two rules are the same, with
+  // lr_out·ln 2 here for lr_out there (docs/math.md).
+  using Params = Multiplicative::Params;
 
   // The step size that the decoupled weight decay scales by.
   static double rate(const Params& p) { return p.lr_out; }

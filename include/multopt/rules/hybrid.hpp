@@ -10,6 +10,7 @@ namespace multopt::rules {
 
 struct Hybrid : Rule {
   static constexpr const char* name = "hybrid";
+  static constexpr const char* alias_prefix = "H";  // multopt::HAdam is Adam with this rule
 
   struct Params {
     double lr_in = 1.0;

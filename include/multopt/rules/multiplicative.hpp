@@ -10,6 +10,7 @@ namespace multopt::rules {
 
 struct Multiplicative : Rule {
   static constexpr const char* name = "multiplicative";
+  static constexpr const char* alias_prefix = "M";  // multopt::MAdam is Adam with this rule
 
   struct Params {
     double lr_in = 1.0;
