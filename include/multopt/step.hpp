@@ -21,10 +21,15 @@
 #include <omp.h>
 #endif
 
+// One compiled copy of a function: never inlined, and with GCC never cloned either (its
+// interprocedural passes would otherwise make a copy for a call with constant bounds, such as
+// the padded tail's, and compile that copy's arithmetic differently).
 #if defined(_MSC_VER)
-#define MULTOPT_NOINLINE __declspec(noinline)
+#define MULTOPT_SINGLE_COPY __declspec(noinline)
+#elif defined(__clang__)
+#define MULTOPT_SINGLE_COPY __attribute__((noinline))
 #else
-#define MULTOPT_NOINLINE __attribute__((noinline))
+#define MULTOPT_SINGLE_COPY __attribute__((noipa))
 #endif
 
 namespace multopt {
@@ -74,27 +79,34 @@ struct SlotCursor {
 // packet of the block, into a small buffer, then the rule's update of every packet from it.
 // Each element sees the same operations as in one fused loop; two short loops rather than one
 // long one halve the chain of dependent operations a packet goes through (state update, square
-// root, division, then the rule's tanh), so the processor overlaps more packets at once: for
-// Adam + multiplicative on data in cache, about 0.6 → 0.5 ns per float element and 3.0 → 1.8 ns
-// per double one (docs/performance.md).
-// Never inlined: a compiler may fuse multiplies and adds differently in each place a function is
-// inlined (GCC does by default), so the full packets and the padded tail, wherever a tensor is
-// cut, must run this one compiled loop.
+// root, division, then the rule's tanh), so the processor overlaps more packets at once
+// (measured in docs/performance.md).
+// One compiled copy: a compiler may fuse multiplies and adds differently in each place a
+// function is inlined or cloned (GCC does by default), so the full packets and the padded tail,
+// wherever a tensor is cut, must run this one compiled loop.
 template <class Base, class Rule, class S>
-MULTOPT_NOINLINE void step_packets(const TensorStep<Base, Rule, S>& t, S* param, const S* grad,
-                                   const std::array<S*, Base::slot_count>& slots, std::size_t begin,
-                                   std::size_t end) {
+MULTOPT_SINGLE_COPY void step_packets(const TensorStep<Base, Rule, S>& t, S* param, const S* grad,
+                                      const std::array<S*, Base::slot_count>& slots, std::size_t begin,
+                                      std::size_t end) {
   using V = simd::Vec<S>;
   constexpr std::size_t width = V::size, block = 32 * width;
   alignas(64) S direction[block];
+  // Local copies: a store through param or a state array might, for all the compiler knows,
+  // change t's coefficients or the array pointers, which it would then load again (and
+  // broadcast) for every packet. The prestep stays read through t: copied too, it lets GCC
+  // split the loop on its stages and fuse multiplies and adds differently in each copy, which
+  // changes the last bit of some results.
+  const auto base = t.base;
+  const auto rule = t.rule;
+  const std::array<S*, Base::slot_count> state = slots;
   for (std::size_t first = begin; first < end; first += block) {
     const std::size_t last = std::min(end, first + block);
     for (std::size_t i = first; i < last; i += width) {
-      const V g = Rule::transform_gradient(t.prestep.gradient(grad + i, param + i), t.rule);
-      Base::direction(g, SlotCursor<S, Base::slot_count>{slots, i}, t.base).store(direction + (i - first));
+      const V g = Rule::transform_gradient(t.prestep.gradient(grad + i, param + i), rule);
+      Base::direction(g, SlotCursor<S, Base::slot_count>{state, i}, base).store(direction + (i - first));
     }
     for (std::size_t i = first; i < last; i += width)
-      Rule::apply(t.prestep.theta(param + i), V::load(direction + (i - first)), t.rule).store(param + i);
+      Rule::apply(t.prestep.theta(param + i), V::load(direction + (i - first)), rule).store(param + i);
   }
 }
 
