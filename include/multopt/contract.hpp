@@ -92,10 +92,10 @@ struct has_direction : std::false_type {};
 template <class Base, class S>
 struct has_direction<Base, S, void_t<decltype(Base::direction(
                                   std::declval<const simd::Vec<S>&>(),
-                                  std::declval<const detail::SlotCursor<S, std::size_t(Base::slot_count)>&>(),
+                                  std::declval<const detail::StateAtPacket<S, std::size_t(Base::slot_count)>&>(),
                                   std::declval<const typename Base::template Coeffs<S>&>()))>>
     : std::is_same<decltype(Base::direction(std::declval<const simd::Vec<S>&>(),
-                                            std::declval<const detail::SlotCursor<S, std::size_t(Base::slot_count)>&>(),
+                                            std::declval<const detail::StateAtPacket<S, std::size_t(Base::slot_count)>&>(),
                                             std::declval<const typename Base::template Coeffs<S>&>())),
                    simd::Vec<S>> {};
 

@@ -68,7 +68,7 @@ namespace detail {
 
 // A base's view of its state arrays at the current packet.
 template <class S, std::size_t N>
-struct SlotCursor {
+struct StateAtPacket {
   const std::array<S*, N>& slots;
   std::size_t offset;
   simd::Vec<S> load(int k) const { return simd::Vec<S>::load(slots[k] + offset); }
@@ -103,7 +103,7 @@ MULTOPT_SINGLE_COPY void step_packets(const TensorStep<Base, Rule, S>& t, S* par
     const std::size_t last = std::min(end, first + block);
     for (std::size_t i = first; i < last; i += width) {
       const V g = Rule::transform_gradient(t.prestep.gradient(grad + i, param + i), rule);
-      Base::direction(g, SlotCursor<S, Base::slot_count>{state, i}, base).store(direction + (i - first));
+      Base::direction(g, StateAtPacket<S, Base::slot_count>{state, i}, base).store(direction + (i - first));
     }
     for (std::size_t i = first; i < last; i += width)
       Rule::apply(t.prestep.theta(param + i), V::load(direction + (i - first)), rule).store(param + i);
