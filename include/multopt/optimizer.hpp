@@ -144,7 +144,7 @@ class Optimizer {
       norm = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !work_.skipped(k); }));
       clip = clip_factor(max_grad_norm_, norm);
     }
-    work_.make_jobs(tensors_, groups_, clip, storage_);
+    work_.make_step_args(tensors_, groups_, clip, storage_);
     work_.allocate_state(tensors_, groups_, storage_.rounding);
     grad_norm_ = norm;
     work_.run(tensors_, total_size_, parallel_);
