@@ -233,7 +233,7 @@ class Optimizer {
       throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
                                   "' is not used with the hyperparameters of group " + std::to_string(t.group));
     copy_into(t.slots[std::size_t(slot)], "state '" + std::string(name) + "'", tensor, values, size);
-    t.fresh_slots &= ~(1u << slot);
+    t.new_state_arrays &= ~(1u << slot);
   }
 
  private:

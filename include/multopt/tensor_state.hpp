@@ -29,7 +29,7 @@ struct TensorState {
   long steps = 0;
   std::array<StateArray<Arithmetic<P>>, Base::slot_count> slots{};
   StateArray<Arithmetic<P>> master{};  // 16-bit P under Rounding::master: the fp32 weights, from the first step
-  unsigned fresh_slots = 0;  // bit k: slot k was created since the last step
+  unsigned new_state_arrays = 0;  // bit k: state array k was made since the tensor's last step
   contract::Scalars<Base> scalars = contract::initial_scalars<Base>();  // per-tensor scalar state, if any
 };
 
@@ -51,7 +51,7 @@ class StepWork {
     step_args_.resize(sizes.size());
     if constexpr (has_scalars) next_scalars_.resize(sizes.size());
     new_state_.reserve(sizes.size() * std::size_t(Base::slot_count + 1));
-    fresh_.resize(sizes.size());
+    new_array_bits_.resize(sizes.size());
   }
   // Per tensor: it is stepped as one chunk, on one thread (the step can check it itself).
   const std::vector<char>& one_chunk() const { return one_chunk_; }
@@ -117,11 +117,11 @@ class StepWork {
   void make_step_args(std::vector<Tensor>& tensors, const std::vector<Hyper>& groups, double clip,
                       const StorageMode& storage) {
     for (std::size_t k = 0; k < tensors.size(); ++k) {
-      fresh_[k] = tensors[k].fresh_slots | new_slots(tensors[k], groups, k);
+      new_array_bits_[k] = tensors[k].new_state_arrays | arrays_to_make(tensors[k], groups, k);
       const bool same_coeffs = k > 0 && shares_coeffs(tensors, k);
       contract::Scalars<Base>& scalars = next_scalars(k);
       if constexpr (has_scalars) scalars = same_coeffs ? next_scalars_[k - 1] : tensors[k].scalars;
-      step_args_[k] = step_args_of(tensors[k], fresh_[k], groups[tensors[k].group], clip,
+      step_args_[k] = step_args_of(tensors[k], new_array_bits_[k], groups[tensors[k].group], clip,
                                    same_coeffs ? &step_args_[k - 1] : nullptr, scalars);
       if constexpr (is_16bit<P>) {
         step_args_[k].rounding = storage.rounding;
@@ -158,7 +158,7 @@ class StepWork {
         if (!step_args_[k].slots[std::size_t(slot)]) StateArray<S>().swap(t.slots[std::size_t(slot)]);
       if (!step_args_[k].master) StateArray<S>().swap(t.master);
       ++t.steps;
-      t.fresh_slots = 0;
+      t.new_state_arrays = 0;
       if constexpr (has_scalars) t.scalars = next_scalars_[k];
     }
   }
@@ -180,9 +180,9 @@ class StepWork {
     return slot == master_slot ? t.master : t.slots[std::size_t(slot)];
   }
 
-  // The slots allocate_state() will create for tensor k, as bits.
+  // The state arrays allocate_state() will make for tensor k, as bits.
   template <class Hyper>
-  unsigned new_slots(const Tensor& t, const std::vector<Hyper>& groups, std::size_t k) const {
+  unsigned arrays_to_make(const Tensor& t, const std::vector<Hyper>& groups, std::size_t k) const {
     unsigned made = 0;
     if (skip_[k] || t.size == 0) return made;
     for (int slot = 0; slot < Base::slot_count; ++slot)
@@ -193,14 +193,15 @@ class StepWork {
   // Tensors of one group at the same step count (and scalar state) step with the same coefficients.
   bool shares_coeffs(const std::vector<Tensor>& tensors, std::size_t k) const {
     const Tensor &a = tensors[k], &b = tensors[k - 1];
-    return a.group == b.group && a.steps == b.steps && fresh_[k] == fresh_[k - 1] && a.scalars == b.scalars;
+    return a.group == b.group && a.steps == b.steps && new_array_bits_[k] == new_array_bits_[k - 1] &&
+           a.scalars == b.scalars;
   }
 
   // The coefficients are copied from `same` where given: computing them (Adam: two pow) costs
   // about as much as stepping a tensor of a hundred elements.
   template <class Hyper>
-  static TensorStepArgs<Base, Rule, P> step_args_of(Tensor& t, unsigned fresh_slots, const Hyper& h, double clip,
-                                                    const TensorStepArgs<Base, Rule, P>* same,
+  static TensorStepArgs<Base, Rule, P> step_args_of(Tensor& t, unsigned new_state_arrays, const Hyper& h,
+                                                    double clip, const TensorStepArgs<Base, Rule, P>* same,
                                                     contract::Scalars<Base>& scalars) {
     TensorStepArgs<Base, Rule, P> args{t.param, t.grad, t.size, {}, {}, {}, {}};
     if (same) {
@@ -208,7 +209,7 @@ class StepWork {
       args.rule = same->rule;
       args.prestep = same->prestep;
     } else {
-      args.base = detail::base_coeffs<Base, S>(h.base, t.steps + 1, fresh_slots, scalars);
+      args.base = detail::base_coeffs<Base, S>(h.base, t.steps + 1, new_state_arrays, scalars);
       args.rule = Rule::template coeffs<S>(h.rule, args.base.scale * h.lr_factor);
       args.prestep = {S(h.maximize ? -clip : clip), S(1.0 - h.decoupled_decay_step()), S(h.weight_decay)};
       detail::refuse_overflow(args, h, t.group, t.steps + 1);
@@ -242,7 +243,7 @@ class StepWork {
   std::vector<char> skip_;              // per tensor: left alone by this step (run() sets it for those it checks)
   std::vector<std::size_t> skipped_;    // the tensors the last step left alone
   std::vector<NewState> new_state_;     // the arrays this step allocates, until they are installed
-  std::vector<unsigned> fresh_;         // per tensor: its fresh_slots once this step's state is made
+  std::vector<unsigned> new_array_bits_;  // per tensor: its new_state_arrays once this step's state is made
 };
 
 }  // namespace multopt
