@@ -146,7 +146,7 @@ std::unique_ptr<Case> make_traffic16(int slots, bool master, std::size_t n) {
 template <class Base, bool wide>
 void add_16bit_steps(std::size_t n, multopt::Rounding rounding) {
   using G16 = std::conditional_t<wide, float, std::uint16_t>;
-  const std::string mode = storage16_mode(multopt::to_string(rounding), sizeof(G16));
+  const std::string mode = storage16_mode(multopt::rounding_name(rounding), sizeof(G16));
   const int slots = used_slots<Base>();
   const bool master = rounding == multopt::Rounding::master;
   const double bytes = step16_bytes(slots, master, sizeof(G16), n);

@@ -87,7 +87,7 @@ TEST_CASE("round to nearest even stores the float step of the stored value, roun
 
 TEST_CASE("16-bit optimizers resume exactly from a checkpoint", "[mixed][checkpoint]") {
   for (Rounding rounding : {Rounding::master, Rounding::stochastic, Rounding::nearest}) {
-    INFO(multopt::to_string(rounding));
+    INFO(multopt::rounding_name(rounding));
     Pair<bf16> straight(kMAdam, StorageMode{rounding, 12345}, threaded(2, 1000));
     Pair<bf16> resumed(kMAdam, StorageMode{rounding, 12345}, threaded(2, 1000));
     for (int t = 0; t < 3; ++t) straight.new_gradients(), straight.narrow->step();

@@ -325,5 +325,5 @@ TEST_CASE("the non-finite policy is validated and reachable through the type-era
   CHECK(erased->skipped_tensors() == std::vector<std::size_t>{0});
   CHECK(erased->step_count(0) == 0);
   CHECK(param == std::vector<float>(3, 1.0f));
-  CHECK(std::string(multopt::to_string(multopt::NonFinitePolicy::throw_error)) == "throw_error");
+  CHECK(std::string(multopt::policy_name(multopt::NonFinitePolicy::throw_error)) == "throw_error");
 }

@@ -35,7 +35,7 @@ struct CheckpointAccess<Optimizer<Base, Rule, P>> {
   // What a checkpoint restores of one tensor.
   struct SavedTensor {
     long steps = 0;
-    unsigned fresh_slots = 0;
+    unsigned new_state_arrays = 0;
     std::array<StateArray<S>, Base::slot_count> slots{};
     StateArray<S> master{};
     contract::Scalars<Base> scalars{};
@@ -53,7 +53,7 @@ struct CheckpointAccess<Optimizer<Base, Rule, P>> {
     for (std::size_t k = 0; k < tensors.size(); ++k) {
       auto& tensor = opt.tensors_[k];
       tensor.steps = tensors[k].steps;
-      tensor.fresh_slots = tensors[k].fresh_slots;
+      tensor.new_state_arrays = tensors[k].new_state_arrays;
       tensor.scalars = tensors[k].scalars;
       for (std::size_t slot = 0; slot < tensor.slots.size(); ++slot)
         tensor.slots[slot].swap(tensors[k].slots[slot]);
@@ -94,7 +94,7 @@ CheckpointHeader describe(const Optimizer<Base, Rule, P>& opt, const std::vector
     std::uint64_t slot_mask = 0;
     for (std::size_t k = 0; k < t.slots.size(); ++k)
       if (!t.slots[k].empty()) slot_mask |= std::uint64_t(1) << k;
-    header.tensors.push_back({t.size, t.group, std::uint64_t(t.steps), slot_mask, t.fresh_slots,
+    header.tensors.push_back({t.size, t.group, std::uint64_t(t.steps), slot_mask, t.new_state_arrays,
                               std::vector<double>(t.scalars.begin(), t.scalars.end()), t.master.empty() ? 0u : 1u});
   }
   return header;
@@ -107,7 +107,7 @@ std::vector<typename CheckpointAccess<Opt>::SavedTensor> read_state(ChecksummedR
   for (std::size_t k = 0; k < tensors.size(); ++k) {
     const auto& entry = saved.tensors[k];
     tensors[k].steps = long(entry.steps);
-    tensors[k].fresh_slots = unsigned(entry.fresh_slots);
+    tensors[k].new_state_arrays = unsigned(entry.new_state_arrays);
     for (std::size_t i = 0; i < tensors[k].scalars.size(); ++i) tensors[k].scalars[i] = entry.scalars[i];  // as many: checked
     for (std::size_t slot = 0; slot < tensors[k].slots.size(); ++slot) {
       if (!(entry.slot_mask >> slot & 1u)) continue;

@@ -70,7 +70,7 @@ template <class Base, class S>
 struct has_scale<Base, S, void_t<decltype(double(std::declval<typename Base::template Coeffs<S>&>().scale))>>
     : std::true_type {};
 
-// coeffs<S>(params, step, fresh_slots) returning Coeffs<S>; with scalar state, also (..., scalars&).
+// coeffs<S>(params, step, new_state_arrays) returning Coeffs<S>; with scalar state, also (..., scalars&).
 template <class Base, class S, class = void>
 struct has_coeffs : std::false_type {};
 template <class Base, class S>
@@ -92,10 +92,10 @@ struct has_direction : std::false_type {};
 template <class Base, class S>
 struct has_direction<Base, S, void_t<decltype(Base::direction(
                                   std::declval<const simd::Vec<S>&>(),
-                                  std::declval<const detail::SlotCursor<S, std::size_t(Base::slot_count)>&>(),
+                                  std::declval<const detail::StateAtPacket<S, std::size_t(Base::slot_count)>&>(),
                                   std::declval<const typename Base::template Coeffs<S>&>()))>>
     : std::is_same<decltype(Base::direction(std::declval<const simd::Vec<S>&>(),
-                                            std::declval<const detail::SlotCursor<S, std::size_t(Base::slot_count)>&>(),
+                                            std::declval<const detail::StateAtPacket<S, std::size_t(Base::slot_count)>&>(),
                                             std::declval<const typename Base::template Coeffs<S>&>())),
                    simd::Vec<S>> {};
 
@@ -141,10 +141,10 @@ constexpr bool check_base() {
         static_assert(has_scale<Base, S>::value, "multopt base: needs a member `double scale` in Coeffs<S>");
         static_assert(has_coeffs<Base, S>::value || scalar_count<Base> > 0,
                       "multopt base: needs `template <class S> static Coeffs<S> coeffs(const Params&, long step, "
-                      "unsigned fresh_slots)`");
+                      "unsigned new_state_arrays)`");
         static_assert(has_coeffs<Base, S>::value || scalar_count<Base> == 0,
                       "multopt base: scalar_count > 0 needs `template <class S> static Coeffs<S> coeffs(const "
-                      "Params&, long step, unsigned fresh_slots, std::array<double, scalar_count>& scalars)`");
+                      "Params&, long step, unsigned new_state_arrays, std::array<double, scalar_count>& scalars)`");
         static_assert(has_direction<Base, S>::value,
                       "multopt base: needs `template <class V, class Slots, class S> static V direction(const V& g, "
                       "const Slots& slots, const Coeffs<S>&)`");
@@ -178,13 +178,13 @@ namespace detail {
 
 // The base's coefficients of this step; a base with scalar state reads and advances `scalars`.
 template <class Base, class S>
-typename Base::template Coeffs<S> base_coeffs(const typename Base::Params& p, long step, unsigned fresh_slots,
-                                              contract::Scalars<Base>& scalars) {
+typename Base::template Coeffs<S> base_coeffs(const typename Base::Params& p, long step,
+                                              unsigned new_state_arrays, contract::Scalars<Base>& scalars) {
   if constexpr (contract::scalar_count<Base> > 0) {
-    return Base::template coeffs<S>(p, step, fresh_slots, scalars);
+    return Base::template coeffs<S>(p, step, new_state_arrays, scalars);
   } else {
     (void)scalars;
-    return Base::template coeffs<S>(p, step, fresh_slots);
+    return Base::template coeffs<S>(p, step, new_state_arrays);
   }
 }
 

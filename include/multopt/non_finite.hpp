@@ -17,7 +17,7 @@ enum class NonFinitePolicy {
   throw_error,  // throw NonFiniteGradient before anything changes
 };
 
-inline const char* to_string(NonFinitePolicy policy) {
+inline const char* policy_name(NonFinitePolicy policy) {
   switch (policy) {
     case NonFinitePolicy::propagate: return "propagate";
     case NonFinitePolicy::skip: return "skip";

@@ -144,7 +144,7 @@ class Optimizer {
       norm = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !work_.skipped(k); }));
       clip = clip_factor(max_grad_norm_, norm);
     }
-    work_.make_jobs(tensors_, groups_, clip, storage_);
+    work_.make_step_args(tensors_, groups_, clip, storage_);
     work_.allocate_state(tensors_, groups_, storage_.rounding);
     grad_norm_ = norm;
     work_.run(tensors_, total_size_, parallel_);
@@ -233,7 +233,7 @@ class Optimizer {
       throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
                                   "' is not used with the hyperparameters of group " + std::to_string(t.group));
     copy_into(t.slots[std::size_t(slot)], "state '" + std::string(name) + "'", tensor, values, size);
-    t.fresh_slots &= ~(1u << slot);
+    t.new_state_arrays &= ~(1u << slot);
   }
 
  private:

@@ -23,10 +23,10 @@ namespace detail {
 // once per set of coefficients, and a result beyond half the range of S is refused, naming
 // every setting of the group that differs from its default, with its value.
 template <class Base, class Rule, class P, class Hyper>
-void refuse_overflow(const TensorStep<Base, Rule, P>& job, const Hyper& h, std::size_t group, long step) {
+void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, std::size_t group, long step) {
   using S = Arithmetic<P>;
   constexpr std::size_t width = simd::Vec<S>::size;
-  const TensorStep<Base, Rule, S> coeffs{nullptr, nullptr, width, {}, job.base, job.rule, job.prestep};
+  const TensorStepArgs<Base, Rule, S> coeffs{nullptr, nullptr, width, {}, args.base, args.rule, args.prestep};
   alignas(64) S param[width], grad[width], state[Base::slot_count][width];
   std::array<S*, Base::slot_count> slots{};
   for (std::size_t i = 0; i < width; ++i) {

@@ -126,7 +126,8 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(BaseList bases, RuleList ru
     } else if (name == "rounding") {
       const Rounding modes[] = {Rounding::master, Rounding::nearest, Rounding::stochastic};
       const std::string& word = text;  // a structured binding cannot be captured in C++17
-      const auto* mode = std::find_if(std::begin(modes), std::end(modes), [&](Rounding r) { return word == to_string(r); });
+      const auto* mode =
+          std::find_if(std::begin(modes), std::end(modes), [&](Rounding r) { return word == rounding_name(r); });
       if (mode == std::end(modes))
         throw std::invalid_argument("multopt: rounding = " + detail::quoted(text) +
                                     " is unknown; known: master, nearest, stochastic");

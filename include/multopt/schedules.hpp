@@ -92,8 +92,9 @@ class Schedule {
     return text.str();
   }
 
-  // Calls before the first that acts: a negative patience (the reference's default −1) waits for none.
-  static long held_calls(long patience) { return std::max(patience, 0L); }
+  // The calls that change nothing before the first that does: a negative patience (the
+  // reference's default −1) waits for none.
+  static long calls_before_acting(long patience) { return std::max(patience, 0L); }
 
   static void validate_patience(long patience) {
     if (patience < -1) reject("patience", double(patience), ">= -1");
@@ -200,7 +201,7 @@ class ExponentialMixSchedule : public Schedule {
 
   // The g_mix that the epoch-th call sets.
   double mix_at(long epoch) const {
-    const long k = epoch - held_calls(params_.patience);
+    const long k = epoch - calls_before_acting(params_.patience);
     if (k <= 0) return params_.inverse ? 0.0 : 1.0;
     return params_.inverse ? 1.0 - std::pow(1.0 - params_.g0, double(k)) : std::pow(params_.g0, double(k));
   }
@@ -250,7 +251,7 @@ class RandomMixSchedule : public Schedule {
   template <class Opt>
   void apply(Opt& opt) {
     require_g_mix(kind, opt);
-    const long earlier_draws = epoch() - held_calls(params_.patience);
+    const long earlier_draws = epoch() - calls_before_acting(params_.patience);
     if (earlier_draws < 0) return advance(kind, opt, [](auto&, long) {});
     const double mix = double(splitmix64(params_.seed, std::uint64_t(earlier_draws) + 1) >> 63);
     advance(kind, opt, [mix](auto& hyper, long) { hyper.set("g_mix", mix); });

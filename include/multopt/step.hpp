@@ -34,10 +34,10 @@
 
 namespace multopt {
 
-// One tensor's step: where its arrays are and the coefficients of this step. P is how the
-// parameter is stored, S = Arithmetic<P> what it is computed in (storage.hpp).
+// The arguments of one tensor's step: where its arrays are and this step's coefficients. P is
+// how the parameter is stored, S = Arithmetic<P> what it is computed in (storage.hpp).
 template <class Base, class Rule, class P>
-struct TensorStep {
+struct TensorStepArgs {
   using S = Arithmetic<P>;
   P* param;
   GradientPointer<P> grad;
@@ -68,7 +68,7 @@ namespace detail {
 
 // A base's view of its state arrays at the current packet.
 template <class S, std::size_t N>
-struct SlotCursor {
+struct StateAtPacket {
   const std::array<S*, N>& slots;
   std::size_t offset;
   simd::Vec<S> load(int k) const { return simd::Vec<S>::load(slots[k] + offset); }
@@ -85,7 +85,7 @@ struct SlotCursor {
 // function is inlined or cloned (GCC does by default), so the full packets and the padded tail,
 // wherever a tensor is cut, must run this one compiled loop.
 template <class Base, class Rule, class S>
-MULTOPT_SINGLE_COPY void step_packets(const TensorStep<Base, Rule, S>& t, S* param, const S* grad,
+MULTOPT_SINGLE_COPY void step_packets(const TensorStepArgs<Base, Rule, S>& t, S* param, const S* grad,
                                       const std::array<S*, Base::slot_count>& slots, std::size_t begin,
                                       std::size_t end) {
   using V = simd::Vec<S>;
@@ -103,7 +103,7 @@ MULTOPT_SINGLE_COPY void step_packets(const TensorStep<Base, Rule, S>& t, S* par
     const std::size_t last = std::min(end, first + block);
     for (std::size_t i = first; i < last; i += width) {
       const V g = Rule::transform_gradient(t.prestep.gradient(grad + i, param + i), rule);
-      Base::direction(g, SlotCursor<S, Base::slot_count>{state, i}, base).store(direction + (i - first));
+      Base::direction(g, StateAtPacket<S, Base::slot_count>{state, i}, base).store(direction + (i - first));
     }
     for (std::size_t i = first; i < last; i += width)
       Rule::apply(t.prestep.theta(param + i), V::load(direction + (i - first)), rule).store(param + i);
@@ -112,7 +112,7 @@ MULTOPT_SINGLE_COPY void step_packets(const TensorStep<Base, Rule, S>& t, S* par
 
 // The elements [full, size) that do not fill a packet, through a zero-padded packet.
 template <class Base, class Rule, class S>
-void step_tail(const TensorStep<Base, Rule, S>& t, std::size_t full) {
+void step_tail(const TensorStepArgs<Base, Rule, S>& t, std::size_t full) {
   constexpr std::size_t width = simd::Vec<S>::size;
   const std::size_t rest = t.size - full;
   S param[width] = {}, grad[width] = {}, state[Base::slot_count][width] = {};
@@ -132,7 +132,7 @@ void step_tail(const TensorStep<Base, Rule, S>& t, std::size_t full) {
 
 // Elements [begin, end) of a float or double tensor; begin is a multiple of the packet width.
 template <class Base, class Rule, class S>
-void step_float(const TensorStep<Base, Rule, S>& t, std::size_t begin, std::size_t end) {
+void step_float(const TensorStepArgs<Base, Rule, S>& t, std::size_t begin, std::size_t end) {
   constexpr std::size_t width = simd::Vec<S>::size;
   const std::size_t full = std::min(end, t.size - t.size % width);
   if (begin < full) step_packets(t, t.param, t.grad, t.slots, begin, full);
@@ -145,7 +145,7 @@ void step_float(const TensorStep<Base, Rule, S>& t, std::size_t begin, std::size
 // bit, however a compiler fuses multiplies and adds), and stored rounded. The buffers stay in
 // the L1 cache: memory sees one read and one write of each 16-bit element.
 template <class Base, class Rule, class P>
-void step_16bit(const TensorStep<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
+void step_16bit(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
   constexpr std::size_t block = 1024;  // a multiple of every packet width
   alignas(64) float theta[block], gradient[block];
   for (std::size_t first = begin; first < end; first += block) {
@@ -154,7 +154,7 @@ void step_16bit(const TensorStep<Base, Rule, P>& t, std::size_t begin, std::size
     if (!t.master) Storage<P>::widen(t.param + first, theta, n);
     const float* grad = t.grad.wide ? t.grad.wide + first : gradient;
     if (!t.grad.wide) Storage<P>::widen(t.grad.narrow + first, gradient, n);
-    TensorStep<Base, Rule, float> view{param, grad, n, {}, t.base, t.rule, t.prestep};
+    TensorStepArgs<Base, Rule, float> view{param, grad, n, {}, t.base, t.rule, t.prestep};
     for (std::size_t k = 0; k < view.slots.size(); ++k) view.slots[k] = t.slots[k] ? t.slots[k] + first : nullptr;
     step_float(view, 0, n);
     if (t.rounding == Rounding::stochastic) Storage<P>::narrow_stochastic(param, t.param + first, n, t.rounding_key, first);
@@ -167,7 +167,7 @@ void step_16bit(const TensorStep<Base, Rule, P>& t, std::size_t begin, std::size
 // only after a few misses, and a small tensor ends before they do: requested while the previous
 // chunk is stepped, its first lines arrive in the shadow of that work (docs/performance.md).
 template <class Base, class Rule, class P>
-void prefetch_chunk(const TensorStep<Base, Rule, P>& t, const Chunk& chunk, std::size_t bytes) {
+void prefetch_chunk(const TensorStepArgs<Base, Rule, P>& t, const Chunk& chunk, std::size_t bytes) {
 #if defined(__GNUC__)
   using S = Arithmetic<P>;
   constexpr std::size_t line = 64 / sizeof(S);
@@ -192,7 +192,7 @@ void prefetch_chunk(const TensorStep<Base, Rule, P>& t, const Chunk& chunk, std:
 
 // Steps elements [begin, end) of a tensor; begin is a multiple of the packet width.
 template <class Base, class Rule, class P>
-void step_range(const TensorStep<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
+void step_range(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
   if constexpr (is_16bit<P>) detail::step_16bit(t, begin, end);
   else detail::step_float(t, begin, end);
 }
@@ -231,7 +231,7 @@ void for_each_chunk(std::size_t count, std::size_t total_size, const Parallel& p
 
 // Steps every chunk for which step_it(chunk) holds, asked on the chunk's thread right before.
 template <class Base, class Rule, class P, class StepIt>
-void step_chunks(const std::vector<TensorStep<Base, Rule, P>>& tensors, const std::vector<Chunk>& chunks,
+void step_chunks(const std::vector<TensorStepArgs<Base, Rule, P>>& tensors, const std::vector<Chunk>& chunks,
                  std::size_t total_size, const Parallel& parallel, const StepIt& step_it) {
   for_each_chunk(chunks.size(), total_size, parallel, [&](std::size_t c) {
     if (c + 1 < chunks.size()) {

@@ -40,7 +40,7 @@ enum class Rounding {
   stochastic,  // up or down with the probabilities that make the expected stored value exact
 };
 
-inline const char* to_string(Rounding rounding) {
+inline const char* rounding_name(Rounding rounding) {
   switch (rounding) {
     case Rounding::master: return "master";
     case Rounding::nearest: return "nearest";

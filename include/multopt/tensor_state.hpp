@@ -29,7 +29,7 @@ struct TensorState {
   long steps = 0;
   std::array<StateArray<Arithmetic<P>>, Base::slot_count> slots{};
   StateArray<Arithmetic<P>> master{};  // 16-bit P under Rounding::master: the fp32 weights, from the first step
-  unsigned fresh_slots = 0;  // bit k: slot k was created since the last step
+  unsigned new_state_arrays = 0;  // bit k: state array k was made since the tensor's last step
   contract::Scalars<Base> scalars = contract::initial_scalars<Base>();  // per-tensor scalar state, if any
 };
 
@@ -48,10 +48,10 @@ class StepWork {
       if (chunks_[c].tensor == chunks_[c - 1].tensor) one_chunk_[chunks_[c].tensor] = 0;
     skip_.assign(sizes.size(), 0);
     skipped_.reserve(sizes.size());
-    jobs_.resize(sizes.size());
+    step_args_.resize(sizes.size());
     if constexpr (has_scalars) next_scalars_.resize(sizes.size());
     new_state_.reserve(sizes.size() * std::size_t(Base::slot_count + 1));
-    fresh_.resize(sizes.size());
+    new_array_bits_.resize(sizes.size());
   }
   // Per tensor: it is stepped as one chunk, on one thread (the step can check it itself).
   const std::vector<char>& one_chunk() const { return one_chunk_; }
@@ -88,21 +88,21 @@ class StepWork {
 
   // Makes the state arrays this step's hyperparameters need (and the master weights of 16-bit
   // tensors under Rounding::master, from the parameters), all before any tensor changes, and
-  // points the jobs of make_jobs() at them, and no longer at the arrays the hyperparameters
-  // stopped using. run() gives them to the tensors it steps.
+  // points the step arguments of make_step_args() at them, and no longer at the arrays the
+  // hyperparameters stopped using. run() gives them to the tensors it steps.
   template <class Hyper>
   void allocate_state(const std::vector<Tensor>& tensors, const std::vector<Hyper>& groups, Rounding rounding) {
     new_state_.clear();
     for (std::size_t k = 0; k < tensors.size(); ++k) {
       const Tensor& t = tensors[k];
       if (skip_[k]) continue;
-      TensorStep<Base, Rule, P>& job = jobs_[k];
-      if (rounding != Rounding::master) job.master = nullptr;
+      TensorStepArgs<Base, Rule, P>& args = step_args_[k];
+      if (rounding != Rounding::master) args.master = nullptr;
       else if (is_16bit<P> && t.master.empty() && t.size > 0)
-        job.master = hold_new_array(k, master_slot, StateArray<S>(t.param, t.param + t.size));
+        args.master = hold_new_array(k, master_slot, StateArray<S>(t.param, t.param + t.size));
       const auto& base = groups[t.group].base;
       for (int slot = 0; slot < Base::slot_count; ++slot) {
-        S*& array = job.slots[std::size_t(slot)];
+        S*& array = args.slots[std::size_t(slot)];
         if (!Base::uses_slot(base, slot)) array = nullptr;
         else if (t.slots[std::size_t(slot)].empty() && t.size > 0)
           array = hold_new_array(k, slot, StateArray<S>(t.size, S(Base::initial_value(base, slot))));
@@ -114,35 +114,36 @@ class StepWork {
   // on unit data first (refuse_overflow); the scalar state that coeffs() advances waits in
   // next_scalars_ until run() commits it. Changes nothing in `tensors`.
   template <class Hyper>
-  void make_jobs(std::vector<Tensor>& tensors, const std::vector<Hyper>& groups, double clip,
-                 const StorageMode& storage) {
+  void make_step_args(std::vector<Tensor>& tensors, const std::vector<Hyper>& groups, double clip,
+                      const StorageMode& storage) {
     for (std::size_t k = 0; k < tensors.size(); ++k) {
-      fresh_[k] = tensors[k].fresh_slots | new_slots(tensors[k], groups, k);
+      new_array_bits_[k] = tensors[k].new_state_arrays | arrays_to_make(tensors[k], groups, k);
       const bool same_coeffs = k > 0 && shares_coeffs(tensors, k);
       contract::Scalars<Base>& scalars = next_scalars(k);
       if constexpr (has_scalars) scalars = same_coeffs ? next_scalars_[k - 1] : tensors[k].scalars;
-      jobs_[k] = make_job(tensors[k], fresh_[k], groups[tensors[k].group], clip, same_coeffs ? &jobs_[k - 1] : nullptr,
-                          scalars);
+      step_args_[k] = step_args_of(tensors[k], new_array_bits_[k], groups[tensors[k].group], clip,
+                                   same_coeffs ? &step_args_[k - 1] : nullptr, scalars);
       if constexpr (is_16bit<P>) {
-        jobs_[k].rounding = storage.rounding;
-        jobs_[k].master = data_or_null(tensors[k].master);
-        jobs_[k].rounding_key = detail::rounding_key(storage.seed, k, std::uint64_t(tensors[k].steps + 1));
+        step_args_[k].rounding = storage.rounding;
+        step_args_[k].master = data_or_null(tensors[k].master);
+        step_args_[k].rounding_key = detail::rounding_key(storage.seed, k, std::uint64_t(tensors[k].steps + 1));
       }
     }
   }
 
-  // Steps every tensor not skipped with the jobs make_jobs() made; one that begin_step() left
-  // to the step is stepped only if its gradient is finite, and otherwise skipped. Then each
-  // tensor stepped takes the arrays its job used (and no others), counts its step and takes its
-  // new scalar state; a tensor skipped keeps all it had, as if found non-finite up front.
+  // Steps every tensor not skipped with the arguments make_step_args() made; one that
+  // begin_step() left to the step is stepped only if its gradient is finite, and otherwise
+  // skipped. Then each tensor stepped takes the arrays its arguments used (and no others),
+  // counts its step and takes its new scalar state; a tensor skipped keeps all it had, as if
+  // found non-finite up front.
   void run(std::vector<Tensor>& tensors, std::size_t total_size, const Parallel& parallel) {
     const auto step_it = [this](const Chunk& chunk) {
       const std::size_t k = chunk.tensor;
       if (check_in_step_ && one_chunk_[k])
-        skip_[k] = detail::scan(jobs_[k].grad, chunk.begin, chunk.end, false, true).non_finite;
+        skip_[k] = detail::scan(step_args_[k].grad, chunk.begin, chunk.end, false, true).non_finite;
       return !skip_[k];
     };
-    step_chunks(jobs_, skipped_.empty() ? chunks_ : chunks_to_step(), total_size, parallel, step_it);
+    step_chunks(step_args_, skipped_.empty() ? chunks_ : chunks_to_step(), total_size, parallel, step_it);
     for (NewState& state : new_state_)
       if (!skip_[state.tensor]) array_of(tensors[state.tensor], state.slot).swap(state.values);
     new_state_.clear();  // frees those made for a tensor skipped in the step
@@ -154,10 +155,10 @@ class StepWork {
         continue;
       }
       for (int slot = 0; slot < Base::slot_count; ++slot)
-        if (!jobs_[k].slots[std::size_t(slot)]) StateArray<S>().swap(t.slots[std::size_t(slot)]);
-      if (!jobs_[k].master) StateArray<S>().swap(t.master);
+        if (!step_args_[k].slots[std::size_t(slot)]) StateArray<S>().swap(t.slots[std::size_t(slot)]);
+      if (!step_args_[k].master) StateArray<S>().swap(t.master);
       ++t.steps;
-      t.fresh_slots = 0;
+      t.new_state_arrays = 0;
       if constexpr (has_scalars) t.scalars = next_scalars_[k];
     }
   }
@@ -179,9 +180,9 @@ class StepWork {
     return slot == master_slot ? t.master : t.slots[std::size_t(slot)];
   }
 
-  // The slots allocate_state() will create for tensor k, as bits.
+  // The state arrays allocate_state() will make for tensor k, as bits.
   template <class Hyper>
-  unsigned new_slots(const Tensor& t, const std::vector<Hyper>& groups, std::size_t k) const {
+  unsigned arrays_to_make(const Tensor& t, const std::vector<Hyper>& groups, std::size_t k) const {
     unsigned made = 0;
     if (skip_[k] || t.size == 0) return made;
     for (int slot = 0; slot < Base::slot_count; ++slot)
@@ -192,28 +193,30 @@ class StepWork {
   // Tensors of one group at the same step count (and scalar state) step with the same coefficients.
   bool shares_coeffs(const std::vector<Tensor>& tensors, std::size_t k) const {
     const Tensor &a = tensors[k], &b = tensors[k - 1];
-    return a.group == b.group && a.steps == b.steps && fresh_[k] == fresh_[k - 1] && a.scalars == b.scalars;
+    return a.group == b.group && a.steps == b.steps && new_array_bits_[k] == new_array_bits_[k - 1] &&
+           a.scalars == b.scalars;
   }
 
   // The coefficients are copied from `same` where given: computing them (Adam: two pow) costs
   // about as much as stepping a tensor of a hundred elements.
   template <class Hyper>
-  static TensorStep<Base, Rule, P> make_job(Tensor& t, unsigned fresh_slots, const Hyper& h, double clip,
-                                            const TensorStep<Base, Rule, P>* same, contract::Scalars<Base>& scalars) {
-    TensorStep<Base, Rule, P> job{t.param, t.grad, t.size, {}, {}, {}, {}};
+  static TensorStepArgs<Base, Rule, P> step_args_of(Tensor& t, unsigned new_state_arrays, const Hyper& h,
+                                                    double clip, const TensorStepArgs<Base, Rule, P>* same,
+                                                    contract::Scalars<Base>& scalars) {
+    TensorStepArgs<Base, Rule, P> args{t.param, t.grad, t.size, {}, {}, {}, {}};
     if (same) {
-      job.base = same->base;
-      job.rule = same->rule;
-      job.prestep = same->prestep;
+      args.base = same->base;
+      args.rule = same->rule;
+      args.prestep = same->prestep;
     } else {
-      job.base = detail::base_coeffs<Base, S>(h.base, t.steps + 1, fresh_slots, scalars);
-      job.rule = Rule::template coeffs<S>(h.rule, job.base.scale * h.lr_factor);
-      job.prestep = {S(h.maximize ? -clip : clip), S(1.0 - h.decoupled_decay_step()), S(h.weight_decay)};
-      detail::refuse_overflow(job, h, t.group, t.steps + 1);
+      args.base = detail::base_coeffs<Base, S>(h.base, t.steps + 1, new_state_arrays, scalars);
+      args.rule = Rule::template coeffs<S>(h.rule, args.base.scale * h.lr_factor);
+      args.prestep = {S(h.maximize ? -clip : clip), S(1.0 - h.decoupled_decay_step()), S(h.weight_decay)};
+      detail::refuse_overflow(args, h, t.group, t.steps + 1);
     }
     for (std::size_t k = 0; k < t.slots.size(); ++k)
-      job.slots[k] = data_or_null(t.slots[k]);  // allocate_state() updates what it changes
-    return job;
+      args.slots[k] = data_or_null(t.slots[k]);  // allocate_state() updates what it changes
+    return args;
   }
 
   // The chunks of the tensors this step does not skip.
@@ -230,7 +233,7 @@ class StepWork {
     else return (void)k, no_scalars_;
   }
 
-  std::vector<TensorStep<Base, Rule, P>> jobs_;
+  std::vector<TensorStepArgs<Base, Rule, P>> step_args_;  // per tensor: its arrays and this step's coefficients
   std::vector<contract::Scalars<Base>> next_scalars_;  // empty for a base without scalar state
   contract::Scalars<Base> no_scalars_{};
   std::vector<Chunk> chunks_;
@@ -240,7 +243,7 @@ class StepWork {
   std::vector<char> skip_;              // per tensor: left alone by this step (run() sets it for those it checks)
   std::vector<std::size_t> skipped_;    // the tensors the last step left alone
   std::vector<NewState> new_state_;     // the arrays this step allocates, until they are installed
-  std::vector<unsigned> fresh_;         // per tensor: its fresh_slots once this step's state is made
+  std::vector<unsigned> new_array_bits_;  // per tensor: its new_state_arrays once this step's state is made
 };
 
 }  // namespace multopt

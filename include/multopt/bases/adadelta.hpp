@@ -43,7 +43,7 @@ struct Adadelta {
     S rho, one_minus_rho, eps;
   };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*fresh_slots*/) {
+  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*new_state_arrays*/) {
     return {1.0, S(p.rho), S(1.0 - p.rho), S(p.eps)};
   }
 

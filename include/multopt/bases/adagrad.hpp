@@ -45,7 +45,7 @@ struct Adagrad {
     S eps;
   };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*fresh_slots*/) {
+  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/) {
     return {1.0 / (1.0 + double(step - 1) * p.lr_decay), S(p.eps)};
   }
 

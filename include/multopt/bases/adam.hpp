@@ -39,7 +39,7 @@ struct Adam {
     bool amsgrad;
   };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*fresh_slots*/) {
+  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/) {
     const double t = double(step);
     return {1.0 / (1.0 - std::pow(p.beta1, t)),
             S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(1.0 - p.beta2),

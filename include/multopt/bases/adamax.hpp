@@ -26,7 +26,7 @@ struct Adamax {
     S beta1, one_minus_beta1, beta2, eps;
   };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*fresh_slots*/) {
+  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/) {
     return {1.0 / (1.0 - std::pow(p.beta1, double(step))), S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(p.eps)};
   }
 

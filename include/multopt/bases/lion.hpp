@@ -40,7 +40,7 @@ struct Lion {
     S beta1, one_minus_beta1, beta2, one_minus_beta2;
   };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*fresh_slots*/) {
+  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*new_state_arrays*/) {
     return {1.0, S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(1.0 - p.beta2)};
   }
 

@@ -48,7 +48,7 @@ struct Nadam {
     S beta1, one_minus_beta1, beta2, one_minus_beta2, inv_bias2, eps, grad_weight, avg_weight;
   };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*fresh_slots*/, std::array<double, 1>& scalar) {
+  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/, std::array<double, 1>& scalar) {
     const double t = double(step);
     const double mu = p.beta1 * (1.0 - 0.5 * std::pow(0.96, t * p.momentum_decay));
     const double mu_next = p.beta1 * (1.0 - 0.5 * std::pow(0.96, (t + 1.0) * p.momentum_decay));

@@ -28,7 +28,7 @@ struct Radam {
     bool rectified;
   };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*fresh_slots*/) {
+  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/) {
     const double t = double(step), beta2_t = std::pow(p.beta2, t);
     const double rho_inf = 2.0 / (1.0 - p.beta2) - 1.0;
     const double rho_t = rho_inf - 2.0 * t * beta2_t / (1.0 - beta2_t);

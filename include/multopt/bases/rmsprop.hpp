@@ -50,7 +50,7 @@ struct Rmsprop {
     bool centered, has_momentum;
   };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*fresh_slots*/) {
+  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*new_state_arrays*/) {
     return {1.0, S(p.alpha), S(1.0 - p.alpha), S(p.eps), S(p.momentum),
             p.centered, p.momentum > 0.0};
   }

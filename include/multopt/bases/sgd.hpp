@@ -47,9 +47,9 @@ struct Sgd {
     bool has_momentum, nesterov, fresh_buffer;
   };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned fresh_slots) {
+  static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned new_state_arrays) {
     return {1.0, S(p.momentum), S(1.0 - p.dampening), p.momentum > 0.0, p.nesterov,
-            (fresh_slots & 1u) != 0};
+            (new_state_arrays & 1u) != 0};
   }
 
   template <class V, class Slots, class S>

@@ -83,7 +83,7 @@ void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, cons
                std::to_string(h.group));
     if (s.master > 1 || (s.master && !is_16bit_name(saved.parameter)))
       malformed(tensor + " has a master-weights flag of " + std::to_string(s.master));
-    if (((s.slot_mask | s.fresh_slots) & ~slot_masks) != 0)
+    if (((s.slot_mask | s.new_state_arrays) & ~slot_masks) != 0)
       malformed(tensor + " has state slots the " + saved.base + " base does not have");
     if (s.steps > most) malformed(tensor + " has an impossible step count" + beyond(s.steps));
     if (s.scalars.size() != std::size_t(contract::scalar_count<Base>))

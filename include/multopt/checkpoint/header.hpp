@@ -40,7 +40,7 @@ inline std::string group_name(std::uint64_t group) {
 // Everything in a checkpoint but the state arrays, which follow it in the order it lists them.
 struct CheckpointHeader {
   struct Tensor {
-    std::uint64_t size, group, steps, slot_mask, fresh_slots;
+    std::uint64_t size, group, steps, slot_mask, new_state_arrays;
     std::vector<double> scalars;  // the base's per-tensor scalar state (NAdam's mu_product); v2
     std::uint64_t master = 0;     // 1: its master weights follow its state arrays; v3
   };
@@ -76,7 +76,7 @@ inline Bytes encode(const CheckpointHeader& header, std::uint32_t version = chec
   put_named(header.settings);
   put<std::uint64_t>(out, header.tensors.size());
   for (const auto& t : header.tensors) {
-    for (std::uint64_t field : {t.size, t.group, t.steps, t.slot_mask, t.fresh_slots}) put(out, field);
+    for (std::uint64_t field : {t.size, t.group, t.steps, t.slot_mask, t.new_state_arrays}) put(out, field);
     if (version >= 3) put(out, t.master);
     put<std::uint64_t>(out, t.scalars.size());
     for (double value : t.scalars) put(out, bits_of(value));
@@ -149,7 +149,7 @@ inline CheckpointHeader decode(const Bytes& bytes, std::uint32_t version) {
   if (version >= 2) read_named(header.settings);
   header.tensors.resize(in.count());
   for (auto& t : header.tensors) {
-    for (std::uint64_t* field : {&t.size, &t.group, &t.steps, &t.slot_mask, &t.fresh_slots})
+    for (std::uint64_t* field : {&t.size, &t.group, &t.steps, &t.slot_mask, &t.new_state_arrays})
       *field = in.number();
     if (version >= 3) t.master = in.number();
     if (version >= 2) {
