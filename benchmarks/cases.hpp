@@ -307,7 +307,7 @@ class Traffic16Case final : public Case {
 };
 
 // What a straightforward port of the PyTorch reference writes for Adam + multiplicative: one
-// whole-array Eigen expression per formula line of the reference (REFERENCE.md), a temporary array for d.
+// whole-array Eigen expression per formula line of docs/math.md, a temporary array for d.
 template <class S>
 class NaiveCase final : public Case {
   using Array = Eigen::Array<S, Eigen::Dynamic, 1>;
