@@ -92,8 +92,7 @@ class Schedule {
     return text.str();
   }
 
-  // The calls that change nothing before the first that does: a negative patience (the
-  // reference's default −1) waits for none.
+  // Calls that change nothing before the first that does; a negative patience waits for none.
   static long calls_before_acting(long patience) { return std::max(patience, 0L); }
 
   static void validate_patience(long patience) {
