@@ -18,7 +18,7 @@ esac
 packages=(cmake make g++ libeigen3-dev catch2 libbenchmark-dev zlib1g-dev)
 [[ "${CXX:-}" == *clang* ]] && packages+=(clang libomp-dev libclang-rt-dev)  # runtimes of the sanitizers and libFuzzer
 [[ $job == test ]] && packages+=(openmpi-bin libopenmpi-dev)  # tests/mpi, run under mpiexec
-# The libtorch adapter and the Python module (MULTOPT_TORCH; the CI's clang++ jobs turn it off).
+# The libtorch adapter and the Python module (MULTOPT_TORCH; the CI's clang++ job turns it off).
 if [[ $job == python || ($job == test && " ${CMAKE_ARGS:-} " != *" -DMULTOPT_TORCH=OFF "*) ]]; then
   packages+=(libtorch-dev python3-torch pybind11-dev python3-dev python3-pytest)
 fi

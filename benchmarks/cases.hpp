@@ -177,9 +177,9 @@ class StepCase final : public Case {
       total += size;
     }
     if (options.clipped) opt_.set_max_grad_norm(0.5 * kLeastGradient * std::sqrt(double(total)));
-    multopt::Parallel parallel;  // the library's defaults, but for the thread count
+    multopt::ThreadSettings parallel;  // the library's defaults, but for the thread count
     parallel.threads = g_threads;
-    opt_.set_parallel(parallel);
+    opt_.set_thread_settings(parallel);
   }
   void run() override { opt_.step(); }
   std::string check() const override {
@@ -206,7 +206,7 @@ void traffic(S* __restrict p, const S* __restrict g, S* __restrict m, S* __restr
   const S b1 = S(0.9), c1 = S(0.1), b2 = S(0.999), c2 = S(0.001), lr = S(kLr);
   const long count = long(n);
 #ifdef _OPENMP
-  const bool threaded = n >= multopt::Parallel{}.serial_below && g_threads != 1;
+  const bool threaded = n >= multopt::ThreadSettings{}.serial_below && g_threads != 1;
 #endif
   MULTOPT_BENCH_PRAGMA(omp parallel for simd schedule(static) num_threads(g_threads) if (parallel : threaded))
   for (long i = 0; i < count; ++i) {
@@ -250,7 +250,7 @@ void traffic16(std::uint16_t* __restrict p, float* __restrict master, const G* _
   const float b1 = 0.9f, c1 = 0.1f, b2 = 0.999f, c2 = 0.001f, lr = float(kLr);
   const long count = long(n);
 #ifdef _OPENMP
-  const bool threaded = n >= multopt::Parallel{}.serial_below && g_threads != 1;
+  const bool threaded = n >= multopt::ThreadSettings{}.serial_below && g_threads != 1;
 #endif
   MULTOPT_BENCH_PRAGMA(omp parallel for simd schedule(static) num_threads(g_threads) if (parallel : threaded))
   for (long i = 0; i < count; ++i) {

@@ -38,9 +38,9 @@ int main(int argc, char** argv) {
     for (float& g : grads) g = uniform(rng);
 
     multopt::ShardedOptimizer<multopt::MAdam<float>> opt(MPI_COMM_WORLD, multopt::arg::lr_out = 1e-3);
-    multopt::Parallel serial;
+    multopt::ThreadSettings serial;
     serial.threads = 1;  // one core per rank, as ranks are usually placed
-    opt.inner().set_parallel(serial);
+    opt.inner().set_thread_settings(serial);
     opt.add_params(params.data(), grads.data(), elements);
     opt.step();  // allocates the state
 

@@ -71,7 +71,7 @@ int train(const Options& options, int rank, int ranks) {
   const demo::OptimizerSpec spec{"adam", "multiplicative"};
   for (const auto& [name, value] : demo::full_settings(spec, demo::chosen_rates(spec)))
     optimizer.set(name, std::stod(value));
-  optimizer.inner().set_parallel(demo::single_thread());  // the ranks already share the cores
+  optimizer.inner().set_thread_settings(demo::single_thread());  // the ranks already share the cores
   const std::vector<demo::ParameterView> parameters = model.parameters();
   std::size_t parameter_count = 0;
   for (const demo::ParameterView& p : parameters) {

@@ -4,8 +4,8 @@
 // program with one that counts, and can be made to fail, while a test asks it to.
 //
 // AddressSanitizer brings its own operator new, and memory of one allocator freed by the other
-// is reported as an error: under it this file compiles to nothing (the g++ and clang++ jobs of
-// CI run these tests).
+// is reported as an error: under it this file compiles to nothing (the g++ job of CI runs
+// these tests).
 #if defined(__SANITIZE_ADDRESS__)
 #define MULTOPT_TEST_UNDER_ASAN
 #elif defined(__has_feature)
@@ -92,10 +92,7 @@ TEMPLATE_LIST_TEST_CASE("after the first step, step() allocates nothing, serial 
   }
   for (std::size_t k = 0; k < params.size(); ++k) opt.add_params(params[k].data(), grads[k].data(), params[k].size());
   for (const int threads : {1, 2}) {
-    multopt::Parallel parallel;
-    parallel.threads = threads;
-    parallel.serial_below = 0;
-    opt.set_parallel(parallel);
+    opt.set_thread_settings(test::threaded(threads));
     opt.step();  // plans the work list for these settings
     grads[1][7] = std::numeric_limits<float>::quiet_NaN();  // a skipped tensor costs nothing either
     long allocations = 0;

@@ -60,10 +60,10 @@ struct Snapshot {
   std::vector<test::TensorState<Opt>> state;
   std::vector<long> steps;
   std::vector<std::vector<double>> hyper;  // [group][field]
-  multopt::Parallel parallel;
+  multopt::ThreadSettings parallel;
 
   explicit Snapshot(const Rig<Opt>& rig)
-      : params(rig.params), state(test::tensor_states(*rig.opt)), parallel(rig.opt->parallel()) {
+      : params(rig.params), state(test::tensor_states(*rig.opt)), parallel(rig.opt->thread_settings()) {
     const Opt& opt = *rig.opt;
     for (std::size_t t = 0; t < opt.tensor_count(); ++t) steps.push_back(opt.step_count(t));
     for (std::size_t g = 0; g < opt.group_count(); ++g) {
@@ -102,15 +102,15 @@ void add_common_bad_calls(std::vector<BadCall<Opt>>& calls, const std::vector<st
                    [](Rig<Opt>& r) { r.opt->add_params(r.params[0].data(), static_cast<const S*>(nullptr), 3); }});
   calls.push_back({"add_params in group 5",
                    [](Rig<Opt>& r) { r.opt->add_params(r.params[0].data(), r.grads[0].data(), 7, 5); }});
-  calls.push_back({"set_parallel with -1 threads", [](Rig<Opt>& r) {
-                     multopt::Parallel p;
+  calls.push_back({"set_thread_settings with -1 threads", [](Rig<Opt>& r) {
+                     multopt::ThreadSettings p;
                      p.threads = -1;
-                     r.opt->set_parallel(p);
+                     r.opt->set_thread_settings(p);
                    }});
-  calls.push_back({"set_parallel with chunk 0", [](Rig<Opt>& r) {
-                     multopt::Parallel p;
+  calls.push_back({"set_thread_settings with chunk 0", [](Rig<Opt>& r) {
+                     multopt::ThreadSettings p;
                      p.chunk = 0;
-                     r.opt->set_parallel(p);
+                     r.opt->set_thread_settings(p);
                    }});
   calls.push_back({"step with a NaN gradient under throw_error", [](Rig<Opt>& r) {
                      r.opt->set_non_finite_policy(multopt::NonFinitePolicy::throw_error);

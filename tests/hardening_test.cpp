@@ -22,9 +22,9 @@ TEST_CASE("a tensor too large for its state to be addressed is refused at add_pa
 
 TEST_CASE("a thread count beyond the cap is refused", "[hardening]") {
   multopt::Adam<float> opt;
-  REQUIRE_THROWS_MATCHES(opt.set_parallel({100000}), std::invalid_argument, names({"threads", "100000"}));
-  CHECK(opt.parallel().threads == 0);
-  REQUIRE_NOTHROW(opt.set_parallel({multopt::Parallel::max_threads}));
+  REQUIRE_THROWS_MATCHES(opt.set_thread_settings({100000}), std::invalid_argument, names({"threads", "100000"}));
+  CHECK(opt.thread_settings().threads == 0);
+  REQUIRE_NOTHROW(opt.set_thread_settings({multopt::ThreadSettings::max_threads}));
 }
 
 TEST_CASE("settings text is read the same way everywhere and quoted briefly", "[hardening]") {

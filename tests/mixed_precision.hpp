@@ -29,14 +29,7 @@ float widen(P x) {
   return static_cast<float>(x);
 }
 
-// The parallel settings the checks step under: threads and small chunks that cut every tensor.
-inline multopt::Parallel threaded(int threads, std::size_t chunk) {
-  multopt::Parallel parallel;
-  parallel.threads = threads;
-  parallel.serial_below = 0;
-  parallel.chunk = chunk;
-  return parallel;
-}
+using test::threaded;
 
 // A combination in P beside the same in float, both made by name, on the same tensors (the
 // float one from the 16-bit start widened) and the same fp32 gradients.
@@ -48,11 +41,11 @@ struct Pair {
   std::vector<std::vector<float>> params, grads;
   std::mt19937 rng{5};
 
-  Pair(const test::Combination& combination, const StorageMode& storage, const multopt::Parallel& parallel)
+  Pair(const test::Combination& combination, const StorageMode& storage, const multopt::ThreadSettings& parallel)
       : narrow(test::make_stateful<P>(combination)), wide(test::make_stateful<float>(combination)) {
     narrow->set_storage(storage);
-    narrow->set_parallel(parallel);
-    wide->set_parallel(parallel);
+    narrow->set_thread_settings(parallel);
+    wide->set_thread_settings(parallel);
     for (std::size_t size : kSizes) {
       auto& p16 = params16.emplace_back();
       for (float x : test::uniform<float>(rng, size, 0.1, 2.0)) p16.push_back(P(x));
@@ -93,7 +86,7 @@ std::vector<P> stored_after_one_step(float theta, float step, std::size_t n, std
   std::vector<float> grad(n, -step);
   multopt::SGD<P> opt(multopt::arg::lr = 1.0);
   opt.set_storage({Rounding::stochastic, seed});
-  opt.set_parallel(threaded(threads, 4096));
+  opt.set_thread_settings(threaded(threads, 4096));
   opt.add_params(param.data(), grad.data(), n);
   opt.step();
   return param;

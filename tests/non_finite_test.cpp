@@ -18,15 +18,6 @@ namespace {
 // Tensors whose sizes fill no packet evenly; the second spans several chunks.
 const std::vector<std::size_t> kSizes = {37, 300, 5};
 
-// `threads` threads over chunks of `chunk` elements whatever the size.
-multopt::Parallel parallel_for(int threads, std::size_t chunk = 64) {
-  multopt::Parallel parallel;
-  parallel.threads = threads;
-  parallel.serial_below = 0;
-  parallel.chunk = chunk;
-  return parallel;
-}
-
 // One optimizer over every tensor, checking gradients, beside one unchecked optimizer per
 // tensor that steps only when the checked one should step that tensor; all of the combination,
 // made by name.
@@ -39,11 +30,11 @@ struct Rig {
   std::vector<std::vector<S>> params, grads, alone_params;
   long steps = 0;
 
-  Rig(const test::Combination& c, multopt::NonFinitePolicy policy, const multopt::Parallel& parallel,
+  Rig(const test::Combination& c, multopt::NonFinitePolicy policy, const multopt::ThreadSettings& parallel,
       const std::vector<std::size_t>& sizes = kSizes)
       : combination(c), checked(test::make_stateful<P>(c)) {
     checked->set_non_finite_policy(policy);
-    checked->set_parallel(parallel);
+    checked->set_thread_settings(parallel);
     for (std::size_t size : sizes) add(size);
   }
 
@@ -101,7 +92,7 @@ TEMPLATE_TEST_CASE("skip leaves a tensor with a NaN or infinite gradient as it w
   const auto combination = GENERATE(from_range(test::every_combination()));
   const bool threaded = GENERATE(false, true);
   INFO(test::describe(combination) << ", " << (threaded ? "threaded" : "serial"));
-  Rig<S> rig(combination, multopt::NonFinitePolicy::skip, parallel_for(threaded ? 3 : 1));
+  Rig<S> rig(combination, multopt::NonFinitePolicy::skip, test::threaded(threaded ? 3 : 1, 64));
   rig.register_all();
 
   rig.set_gradients();
@@ -150,7 +141,7 @@ TEMPLATE_TEST_CASE("skip checks a tensor of one chunk in the step and leaves it 
   const std::size_t chunk = GENERATE(std::size_t(64), std::size_t(1) << 14);
   INFO(test::describe(combination) << ", " << threads << " threads, chunks of " << chunk);
   // In chunks of 64, tensors 4 and 5 span several; every other tensor is one chunk.
-  Rig<S> rig(combination, multopt::NonFinitePolicy::skip, parallel_for(threads, chunk), {1, 8, 37, 64, 300, 65, 5});
+  Rig<S> rig(combination, multopt::NonFinitePolicy::skip, test::threaded(threads, chunk), {1, 8, 37, 64, 300, 65, 5});
   rig.register_all();
 
   // At their first step: a NaN or an infinity in the first element, the last, or the only one.
@@ -207,7 +198,7 @@ TEST_CASE("a tensor skipped in the step keeps the state and master weights a ste
   Opt* opts[2] = {&in_step, &before};
   for (int o = 0; o < 2; ++o) {
     opts[o]->set_non_finite_policy(multopt::NonFinitePolicy::skip);
-    opts[o]->set_parallel(parallel_for(threads, 16));
+    opts[o]->set_thread_settings(test::threaded(threads, 16));
     for (int k = 0; k < 2; ++k) {
       params[o][k].assign(grads[k].size(), bf16(1.5f));
       opts[o]->add_params(params[o][k].data(), grads[k].data(), grads[k].size());
@@ -251,7 +242,7 @@ TEMPLATE_TEST_CASE("throw_error names the first non-finite element and changes n
   const auto combination = GENERATE(from_range(test::every_combination()));
   const bool threaded = GENERATE(false, true);
   INFO(test::describe(combination) << ", " << (threaded ? "threaded" : "serial"));
-  Rig<S> rig(combination, multopt::NonFinitePolicy::throw_error, parallel_for(threaded ? 3 : 1));
+  Rig<S> rig(combination, multopt::NonFinitePolicy::throw_error, test::threaded(threaded ? 3 : 1, 64));
   rig.add(9);  // tensor 3: its first step throws, so it must keep no state
   rig.register_all();
   rig.set_gradients();
@@ -288,7 +279,7 @@ TEMPLATE_TEST_CASE("propagate, the default, steps every tensor bit for bit as wh
   using S = TestType;
   const auto combination = GENERATE(from_range(test::every_combination()));
   INFO(test::describe(combination));
-  Rig<S> rig(combination, multopt::NonFinitePolicy::propagate, multopt::Parallel{});
+  Rig<S> rig(combination, multopt::NonFinitePolicy::propagate, multopt::ThreadSettings{});
   CHECK(test::make_named<S>(combination)->non_finite_policy() == multopt::NonFinitePolicy::propagate);
   rig.register_all();
   rig.set_gradients();

@@ -16,10 +16,10 @@ constexpr std::array<std::size_t, 5> kSizes = {3, 1031, 20011, 1, 7777};
 // Ten steps of one optimizer holding kSizes tensors in two groups; returns every parameter,
 // and every tensor's state.
 template <class S>
-auto run(const test::Combination& combination, const multopt::Parallel& parallel) {
+auto run(const test::Combination& combination, const multopt::ThreadSettings& parallel) {
   auto opt = test::make_stateful<S>(combination);
   opt->add_group({{"weight_decay", 0.0}});  // a second group with other settings
-  opt->set_parallel(parallel);
+  opt->set_thread_settings(parallel);
 
   std::mt19937 rng(11);
   std::vector<std::vector<S>> params, grads;
@@ -44,15 +44,12 @@ auto run(const test::Combination& combination, const multopt::Parallel& parallel
 
 template <class S>
 void check_thread_counts(const test::Combination& combination) {
-  multopt::Parallel serial;
+  multopt::ThreadSettings serial;
   serial.threads = 1;
   const auto expected = run<S>(combination, serial);
   for (int threads : {1, 2, 3, 7}) {
     for (std::size_t chunk : {std::size_t(1), std::size_t(1000), std::size_t(1) << 14}) {
-      multopt::Parallel parallel;
-      parallel.threads = threads;
-      parallel.serial_below = 0;  // thread even these small steps
-      parallel.chunk = chunk;
+      const auto parallel = test::threaded(threads, chunk);
       INFO(test::describe(combination) << ", " << threads << " threads, chunks of " << chunk);
       const auto actual = run<S>(combination, parallel);
       CHECK(test::same_bits(actual.first, expected.first));

@@ -87,11 +87,7 @@ std::size_t split_mismatches(const test::Combination& combination) {
     cut->add_params(pieces.data() + cuts[k], grad.data() + cuts[k], cuts[k + 1] - cuts[k]);
     cut_threaded->add_params(threaded.data() + cuts[k], grad.data() + cuts[k], cuts[k + 1] - cuts[k]);
   }
-  multopt::Parallel parallel;  // threads in OpenMP builds; the same serial loop otherwise
-  parallel.threads = 3;
-  parallel.serial_below = 0;
-  parallel.chunk = 40;
-  cut_threaded->set_parallel(parallel);
+  cut_threaded->set_thread_settings(test::threaded(3, 40));  // threads in OpenMP builds; the same serial loop otherwise
 
   std::size_t mismatches = 0;
   for (int t = 0; t < 20; ++t) {

@@ -179,6 +179,16 @@ Opt make(const typename Opt::Hyper& h) {
 // A base and a rule by name, as make_optimizer takes them.
 using Combination = std::pair<std::string, std::string>;
 
+// Thread settings that thread even the smallest step: `threads` threads over chunks of `chunk`
+// elements.
+inline multopt::ThreadSettings threaded(int threads, std::size_t chunk = multopt::ThreadSettings().chunk) {
+  multopt::ThreadSettings parallel;
+  parallel.threads = threads;
+  parallel.serial_below = 0;
+  parallel.chunk = chunk;
+  return parallel;
+}
+
 // Calls f(base, rule) for every base × rule the runtime makes: each of AllRules on each base it
 // is defined for; decltype(base)::type is the base.
 template <class F>

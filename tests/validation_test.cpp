@@ -386,14 +386,14 @@ TEST_CASE("the type-erased add_group starts from group 0's values and validates 
   CHECK(second[0] < 1.0);
 }
 
-TEST_CASE("set_parallel rejects negative thread counts and empty chunks", "[validation]") {
+TEST_CASE("set_thread_settings rejects negative thread counts and empty chunks", "[validation]") {
   multopt::MAdagrad<float> opt;
-  multopt::Parallel parallel;
+  multopt::ThreadSettings parallel;
   parallel.threads = -1;
-  REQUIRE_THROWS_MATCHES(opt.set_parallel(parallel), std::invalid_argument, names({"threads", "-1"}));
+  REQUIRE_THROWS_MATCHES(opt.set_thread_settings(parallel), std::invalid_argument, names({"threads", "-1"}));
   parallel.threads = 2;
   parallel.chunk = 0;
-  REQUIRE_THROWS_MATCHES(opt.set_parallel(parallel), std::invalid_argument, names({"chunk", "0"}));
-  CHECK(opt.parallel().threads == 0);
-  CHECK(opt.parallel().chunk == multopt::Parallel{}.chunk);
+  REQUIRE_THROWS_MATCHES(opt.set_thread_settings(parallel), std::invalid_argument, names({"chunk", "0"}));
+  CHECK(opt.thread_settings().threads == 0);
+  CHECK(opt.thread_settings().chunk == multopt::ThreadSettings{}.chunk);
 }

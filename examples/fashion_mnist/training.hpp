@@ -40,8 +40,8 @@ struct TrainedModel {
 
 // The model is small: a second thread saves little, and OpenMP's spinning barriers slow a
 // step many times over when other programs share the cores. Timings stay comparable.
-inline multopt::Parallel single_thread() {
-  multopt::Parallel serial;
+inline multopt::ThreadSettings single_thread() {
+  multopt::ThreadSettings serial;
   serial.threads = 1;
   return serial;
 }
@@ -58,14 +58,14 @@ class StoredWeights {
       : views_(model.parameters()) {
     if (config.precision == Precision::fp32) {
       fp32_ = multopt::make_optimizer<float>(spec.base, spec.rule, settings);
-      fp32_->set_parallel(single_thread());
+      fp32_->set_thread_settings(single_thread());
       for (const ParameterView& p : views_) fp32_->add_params(p.values, p.grads, p.size);
       return;
     }
     multopt::Settings stored_settings = settings;
     for (const auto& setting : storage_settings(config.precision, config.seed)) stored_settings.push_back(setting);
     bf16_ = multopt::make_optimizer<Eigen::bfloat16>(spec.base, spec.rule, stored_settings);
-    bf16_->set_parallel(single_thread());
+    bf16_->set_thread_settings(single_thread());
     stored_.reserve(views_.size());
     for (const ParameterView& p : views_) {
       stored_.emplace_back(p.size);

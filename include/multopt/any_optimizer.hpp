@@ -100,8 +100,8 @@ class AnyOptimizer {
   virtual NonFinitePolicy non_finite_policy() const = 0;
   virtual void set_non_finite_policy(NonFinitePolicy policy) = 0;
   virtual const std::vector<std::size_t>& skipped_tensors() const = 0;
-  virtual const Parallel& parallel() const = 0;
-  virtual void set_parallel(const Parallel& parallel) = 0;
+  virtual const ThreadSettings& thread_settings() const = 0;
+  virtual void set_thread_settings(const ThreadSettings& settings) = 0;
   virtual const StorageMode& storage() const = 0;
   virtual void set_storage(const StorageMode& storage) = 0;
   virtual const S* master(std::size_t tensor) const = 0;
@@ -184,8 +184,8 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   NonFinitePolicy non_finite_policy() const override { return opt_.non_finite_policy(); }
   void set_non_finite_policy(NonFinitePolicy policy) override { opt_.set_non_finite_policy(policy); }
   const std::vector<std::size_t>& skipped_tensors() const override { return opt_.skipped_tensors(); }
-  const Parallel& parallel() const override { return opt_.parallel(); }
-  void set_parallel(const Parallel& parallel) override { opt_.set_parallel(parallel); }
+  const ThreadSettings& thread_settings() const override { return opt_.thread_settings(); }
+  void set_thread_settings(const ThreadSettings& settings) override { opt_.set_thread_settings(settings); }
   const StorageMode& storage() const override { return opt_.storage(); }
   void set_storage(const StorageMode& storage) override { opt_.set_storage(storage); }
   const S* master(std::size_t tensor) const override { return opt_.master(tensor); }

@@ -138,7 +138,7 @@ class Optimizer {
   void step() {
     if (plan_stale_) plan();
     const bool clipping = max_grad_norm_ < std::numeric_limits<double>::infinity();
-    work_.begin_step(scan_, tensors_, non_finite_, clipping, total_size_, parallel_);
+    work_.begin_step(scan_, tensors_, non_finite_, clipping, total_size_, thread_settings_);
     double clip = 1.0, norm = grad_norm_;
     if (clipping) {
       norm = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !work_.skipped(k); }));
@@ -147,12 +147,12 @@ class Optimizer {
     work_.make_step_args(tensors_, groups_, clip, storage_);
     work_.allocate_state(tensors_, groups_, storage_.rounding);
     grad_norm_ = norm;
-    work_.run(tensors_, total_size_, parallel_);
+    work_.run(tensors_, total_size_, thread_settings_);
   }
 
   // What step() does with a gradient that holds a NaN or an infinity. Checking reads every
   // gradient once more, before the step; under skip without clipping, a tensor of one chunk
-  // (Parallel::chunk) is read right before it is stepped instead (docs/reliability.md). The
+  // (ThreadSettings::chunk) is read right before it is stepped instead (docs/reliability.md). The
   // default, propagate, checks nothing.
   NonFinitePolicy non_finite_policy() const { return non_finite_; }
   void set_non_finite_policy(NonFinitePolicy policy) {
@@ -166,12 +166,12 @@ class Optimizer {
   const std::vector<std::size_t>& skipped_tensors() const { return work_.skipped_tensors(); }
 
   // Threads, and the size below which a step stays serial (OpenMP builds only).
-  const Parallel& parallel() const { return parallel_; }
-  void set_parallel(const Parallel& parallel) {
-    if (parallel.threads < 0 || parallel.threads > Parallel::max_threads)
-      reject("threads", parallel.threads, "in [0, 1024]");
-    if (parallel.chunk == 0) reject("chunk", 0.0, "> 0");
-    parallel_ = parallel;
+  const ThreadSettings& thread_settings() const { return thread_settings_; }
+  void set_thread_settings(const ThreadSettings& settings) {
+    if (settings.threads < 0 || settings.threads > ThreadSettings::max_threads)
+      reject("threads", settings.threads, "in [0, 1024]");
+    if (settings.chunk == 0) reject("chunk", 0.0, "> 0");
+    thread_settings_ = settings;
     plan_stale_ = true;
   }
 
@@ -244,8 +244,7 @@ class Optimizer {
   std::size_t add_tensor(P* param, GradientPointer<P> grad, const void* grad_address, std::size_t size,
                          std::size_t group) {
     checked_group(group);
-    require_buffer("param", param, size);
-    require_buffer("grad", grad_address, size);
+    require_tensor_buffers(param, grad_address, size);
     if (size > StateArray<S>().max_size() / Base::slot_count) {
       throw std::length_error("multopt: a tensor of " + std::to_string(size) +
                               " elements is too large for its state to be addressed");
@@ -274,7 +273,7 @@ class Optimizer {
   void plan() {
     std::vector<std::size_t> sizes;
     for (const auto& t : tensors_) sizes.push_back(t.size);
-    work_.plan(sizes, parallel_.chunk);
+    work_.plan(sizes, thread_settings_.chunk);
     scan_.plan(sizes, work_.one_chunk());
     total_size_ = std::accumulate(sizes.begin(), sizes.end(), std::size_t(0));
     plan_stale_ = false;
@@ -282,7 +281,7 @@ class Optimizer {
 
   std::vector<Hyper> groups_;
   std::vector<TensorState<P, Base>> tensors_;
-  Parallel parallel_;
+  ThreadSettings thread_settings_;
   NonFinitePolicy non_finite_ = NonFinitePolicy::propagate;
   double max_grad_norm_ = std::numeric_limits<double>::infinity();
   double grad_norm_ = 0.0;

@@ -57,7 +57,7 @@ struct Chunk {
 };
 
 // How a step is spread over threads (used only when compiled with OpenMP).
-struct Parallel {
+struct ThreadSettings {
   static constexpr int max_threads = 1024;  // more is refused; a step never asks OpenMP for more than its limit
   int threads = 0;                      // 0: OpenMP's default (OMP_NUM_THREADS)
   std::size_t serial_below = 1u << 16;  // steps of fewer elements in all stay on one thread
@@ -213,7 +213,7 @@ void make_chunks(const std::vector<std::size_t>& sizes, std::size_t chunk, std::
 // A serial call enters no parallel region, which costs time even on one thread (about as much
 // as stepping a small tensor, docs/reliability.md).
 template <class Work>
-void for_each_chunk(std::size_t count, std::size_t total_size, const Parallel& parallel, const Work& work) {
+void for_each_chunk(std::size_t count, std::size_t total_size, const ThreadSettings& parallel, const Work& work) {
   const long last = long(count);
 #ifdef _OPENMP
   if (total_size >= parallel.serial_below && last > 1 && parallel.threads != 1) {
@@ -232,7 +232,7 @@ void for_each_chunk(std::size_t count, std::size_t total_size, const Parallel& p
 // Steps every chunk for which step_it(chunk) holds, asked on the chunk's thread right before.
 template <class Base, class Rule, class P, class StepIt>
 void step_chunks(const std::vector<TensorStepArgs<Base, Rule, P>>& tensors, const std::vector<Chunk>& chunks,
-                 std::size_t total_size, const Parallel& parallel, const StepIt& step_it) {
+                 std::size_t total_size, const ThreadSettings& parallel, const StepIt& step_it) {
   for_each_chunk(chunks.size(), total_size, parallel, [&](std::size_t c) {
     if (c + 1 < chunks.size()) {
       const Chunk& next = chunks[c + 1];

@@ -61,7 +61,7 @@ class StepWork {
   // for the first, before anything changes. Under skip without clipping, a tensor of one chunk
   // is left to run(), which checks its gradient right before stepping it, while it is in cache.
   void begin_step(GradientScan& scan, const std::vector<Tensor>& tensors, NonFinitePolicy policy, bool clipping,
-                  std::size_t total_size, const Parallel& parallel) {
+                  std::size_t total_size, const ThreadSettings& parallel) {
     const bool checking = policy != NonFinitePolicy::propagate;
     check_in_step_ = policy == NonFinitePolicy::skip && !clipping;
     if (checking || clipping) {
@@ -136,7 +136,7 @@ class StepWork {
   // skipped. Then each tensor stepped takes the arrays its arguments used (and no others),
   // counts its step and takes its new scalar state; a tensor skipped keeps all it had, as if
   // found non-finite up front.
-  void run(std::vector<Tensor>& tensors, std::size_t total_size, const Parallel& parallel) {
+  void run(std::vector<Tensor>& tensors, std::size_t total_size, const ThreadSettings& parallel) {
     const auto step_it = [this](const Chunk& chunk) {
       const std::size_t k = chunk.tensor;
       if (check_in_step_ && one_chunk_[k])

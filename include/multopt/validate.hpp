@@ -23,6 +23,12 @@ inline void require_buffer(const char* name, const void* pointer, std::size_t si
   if (size > 0 && pointer == nullptr) throw std::invalid_argument(std::string("multopt: ") + name + " is a null pointer");
 }
 
+// A tensor's parameters and gradients, as add_params takes them.
+inline void require_tensor_buffers(const void* param, const void* grad, std::size_t size) {
+  require_buffer("param", param, size);
+  require_buffer("grad", grad, size);
+}
+
 // An index into `count` groups, tensors, ... (`what`, singular): out of range names both.
 inline std::size_t checked_index(const char* what, std::size_t index, std::size_t count) {
   if (index >= count) {

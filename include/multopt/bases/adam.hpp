@@ -48,10 +48,7 @@ struct Adam {
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V m = c.beta1 * slot.load(0) + c.one_minus_beta1 * g;
-    V v = c.beta2 * slot.load(1) + c.one_minus_beta2 * g * g;
-    slot.store(0, m);
-    slot.store(1, v);
+    auto [m, v] = update_moments(g, slot, c);
     if (c.amsgrad) {
       v = max(slot.load(2), v);
       slot.store(2, v);

@@ -1,5 +1,5 @@
-// The settings of Adam's two moments, which Adam, Adamax, NAdam and RAdam share: beta1 and
-// beta2 in [0, 1), eps >= 0, with torch.optim's defaults.
+// Adam's two moments, which Adam, Adamax, NAdam and RAdam share: their settings (beta1 and beta2
+// in [0, 1), eps >= 0, with torch.optim's defaults) and, but for Adamax, their update.
 #pragma once
 
 #include "../validate.hpp"
@@ -25,5 +25,21 @@ struct MomentParams {
     require_non_negative("eps", eps);
   }
 };
+
+template <class V>
+struct Moments {
+  V m, v;
+};
+
+// The moments after gradient g, stored in state arrays 0 and 1: m = beta1 m + (1 - beta1) g and
+// v = beta2 v + (1 - beta2) g^2.
+template <class V, class Slots, class C>
+Moments<V> update_moments(const V& g, const Slots& slot, const C& c) {
+  const V m = c.beta1 * slot.load(0) + c.one_minus_beta1 * g;
+  const V v = c.beta2 * slot.load(1) + c.one_minus_beta2 * g * g;
+  slot.store(0, m);
+  slot.store(1, v);
+  return {m, v};
+}
 
 }  // namespace multopt::bases

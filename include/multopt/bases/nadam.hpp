@@ -60,10 +60,7 @@ struct Nadam {
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V m = c.beta1 * slot.load(0) + c.one_minus_beta1 * g;
-    const V v = c.beta2 * slot.load(1) + c.one_minus_beta2 * g * g;
-    slot.store(0, m);
-    slot.store(1, v);
+    const auto [m, v] = update_moments(g, slot, c);
     return (c.grad_weight * g + c.avg_weight * m) / (sqrt(v * c.inv_bias2) + c.eps);
   }
 };

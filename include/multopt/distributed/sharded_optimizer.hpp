@@ -65,8 +65,7 @@ class ShardedOptimizer {
           "register every tensor before");
     }
     inner_.hyper(group);  // throws std::out_of_range for a group that does not exist
-    require_buffer("param", param, size);
-    require_buffer("grad", grad, size);
+    require_tensor_buffers(param, grad, size);
     if (size > std::size_t(INT_MAX) - layout_.total()) {  // total <= INT_MAX: cannot wrap
       throw std::length_error("multopt: a ShardedOptimizer steps at most " + std::to_string(INT_MAX) +
                               " elements in all (MPI counts are int)");
