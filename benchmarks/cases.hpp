@@ -177,9 +177,9 @@ class StepCase final : public Case {
       total += size;
     }
     if (options.clipped) opt_.set_max_grad_norm(0.5 * kLeastGradient * std::sqrt(double(total)));
-    multopt::ThreadSettings parallel;  // the library's defaults, but for the thread count
-    parallel.threads = g_threads;
-    opt_.set_thread_settings(parallel);
+    multopt::ThreadSettings threading;  // the library's defaults, but for the thread count
+    threading.threads = g_threads;
+    opt_.set_thread_settings(threading);
   }
   void run() override { opt_.step(); }
   std::string check() const override {

@@ -38,9 +38,7 @@ int main(int argc, char** argv) {
     for (float& g : grads) g = uniform(rng);
 
     multopt::ShardedOptimizer<multopt::MAdam<float>> opt(MPI_COMM_WORLD, multopt::arg::lr_out = 1e-3);
-    multopt::ThreadSettings serial;
-    serial.threads = 1;  // one core per rank, as ranks are usually placed
-    opt.inner().set_thread_settings(serial);
+    opt.inner().set_thread_settings(multopt::ThreadSettings{1});  // one core per rank, as ranks are usually placed
     opt.add_params(params.data(), grads.data(), elements);
     opt.step();  // allocates the state
 

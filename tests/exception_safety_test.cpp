@@ -60,10 +60,10 @@ struct Snapshot {
   std::vector<test::TensorState<Opt>> state;
   std::vector<long> steps;
   std::vector<std::vector<double>> hyper;  // [group][field]
-  multopt::ThreadSettings parallel;
+  multopt::ThreadSettings threading;
 
   explicit Snapshot(const Rig<Opt>& rig)
-      : params(rig.params), state(test::tensor_states(*rig.opt)), parallel(rig.opt->thread_settings()) {
+      : params(rig.params), state(test::tensor_states(*rig.opt)), threading(rig.opt->thread_settings()) {
     const Opt& opt = *rig.opt;
     for (std::size_t t = 0; t < opt.tensor_count(); ++t) steps.push_back(opt.step_count(t));
     for (std::size_t g = 0; g < opt.group_count(); ++g) {
@@ -80,8 +80,8 @@ struct Snapshot {
       return true;
     };
     return same_nested(a.params, b.params) && a.state == b.state && a.steps == b.steps &&
-           same_nested(a.hyper, b.hyper) && a.parallel.threads == b.parallel.threads &&
-           a.parallel.chunk == b.parallel.chunk && a.parallel.serial_below == b.parallel.serial_below;
+           same_nested(a.hyper, b.hyper) && a.threading.threads == b.threading.threads &&
+           a.threading.chunk == b.threading.chunk && a.threading.serial_below == b.threading.serial_below;
   }
 };
 

@@ -1,5 +1,5 @@
 // What the 16-bit tests share (mixed_precision_test.cpp, stochastic_rounding_test.cpp): a
-// combination in bf16 or fp16 beside the same in float, the parallel settings they step under,
+// combination in bf16 or fp16 beside the same in float, the thread settings they step under,
 // and one SGD step whose exact fp32 result is known.
 #pragma once
 
@@ -41,11 +41,11 @@ struct Pair {
   std::vector<std::vector<float>> params, grads;
   std::mt19937 rng{5};
 
-  Pair(const test::Combination& combination, const StorageMode& storage, const multopt::ThreadSettings& parallel)
+  Pair(const test::Combination& combination, const StorageMode& storage, const multopt::ThreadSettings& threading)
       : narrow(test::make_stateful<P>(combination)), wide(test::make_stateful<float>(combination)) {
     narrow->set_storage(storage);
-    narrow->set_thread_settings(parallel);
-    wide->set_thread_settings(parallel);
+    narrow->set_thread_settings(threading);
+    wide->set_thread_settings(threading);
     for (std::size_t size : kSizes) {
       auto& p16 = params16.emplace_back();
       for (float x : test::uniform<float>(rng, size, 0.1, 2.0)) p16.push_back(P(x));

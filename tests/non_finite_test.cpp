@@ -30,11 +30,11 @@ struct Rig {
   std::vector<std::vector<S>> params, grads, alone_params;
   long steps = 0;
 
-  Rig(const test::Combination& c, multopt::NonFinitePolicy policy, const multopt::ThreadSettings& parallel,
+  Rig(const test::Combination& c, multopt::NonFinitePolicy policy, const multopt::ThreadSettings& threading,
       const std::vector<std::size_t>& sizes = kSizes)
       : combination(c), checked(test::make_stateful<P>(c)) {
     checked->set_non_finite_policy(policy);
-    checked->set_thread_settings(parallel);
+    checked->set_thread_settings(threading);
     for (std::size_t size : sizes) add(size);
   }
 

@@ -16,10 +16,10 @@ constexpr std::array<std::size_t, 5> kSizes = {3, 1031, 20011, 1, 7777};
 // Ten steps of one optimizer holding kSizes tensors in two groups; returns every parameter,
 // and every tensor's state.
 template <class S>
-auto run(const test::Combination& combination, const multopt::ThreadSettings& parallel) {
+auto run(const test::Combination& combination, const multopt::ThreadSettings& threading) {
   auto opt = test::make_stateful<S>(combination);
   opt->add_group({{"weight_decay", 0.0}});  // a second group with other settings
-  opt->set_thread_settings(parallel);
+  opt->set_thread_settings(threading);
 
   std::mt19937 rng(11);
   std::vector<std::vector<S>> params, grads;
@@ -44,14 +44,12 @@ auto run(const test::Combination& combination, const multopt::ThreadSettings& pa
 
 template <class S>
 void check_thread_counts(const test::Combination& combination) {
-  multopt::ThreadSettings serial;
-  serial.threads = 1;
-  const auto expected = run<S>(combination, serial);
+  const auto expected = run<S>(combination, multopt::ThreadSettings{1});
   for (int threads : {1, 2, 3, 7}) {
     for (std::size_t chunk : {std::size_t(1), std::size_t(1000), std::size_t(1) << 14}) {
-      const auto parallel = test::threaded(threads, chunk);
+      const auto threading = test::threaded(threads, chunk);
       INFO(test::describe(combination) << ", " << threads << " threads, chunks of " << chunk);
-      const auto actual = run<S>(combination, parallel);
+      const auto actual = run<S>(combination, threading);
       CHECK(test::same_bits(actual.first, expected.first));
       CHECK(actual.second == expected.second);
     }

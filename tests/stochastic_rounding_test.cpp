@@ -46,8 +46,8 @@ TEST_CASE("stochastic rounding is unbiased", "[mixed][stochastic]") {
 }
 
 TEST_CASE("stochastic rounding is the same at any thread count and chunk length", "[mixed][stochastic]") {
-  auto run = [](const multopt::ThreadSettings& parallel) {
-    Pair<fp16> pair(kHAdam, StorageMode{Rounding::stochastic, 99}, parallel);
+  auto run = [](const multopt::ThreadSettings& threading) {
+    Pair<fp16> pair(kHAdam, StorageMode{Rounding::stochastic, 99}, threading);
     for (int t = 0; t < 4; ++t) pair.new_gradients(), pair.narrow->step();
     std::vector<std::uint16_t> all;
     for (const auto& p : pair.params16)

@@ -130,10 +130,10 @@ TEMPLATE_TEST_CASE("clipping gives the same parameters at any thread count and c
                    double) {
   using S = TestType;
   const std::size_t n = 70000;  // above the serial threshold, several scan blocks and chunks
-  auto run = [&](multopt::ThreadSettings parallel) {
+  auto run = [&](multopt::ThreadSettings threading) {
     multopt::MAdam<S> opt(arg::lr_out = 0.01, arg::decoupled_weight_decay = 0.1, arg::weight_decay = 0.01);
     opt.set_max_grad_norm(1.0);
-    opt.set_thread_settings(parallel);
+    opt.set_thread_settings(threading);
     std::mt19937 rng(17);
     auto param = test::uniform<S>(rng, n, -1.0, 1.0);
     std::vector<S> grad(n);
@@ -146,9 +146,9 @@ TEMPLATE_TEST_CASE("clipping gives the same parameters at any thread count and c
     return param;
   };
   const auto serial = run({1});
-  for (const multopt::ThreadSettings parallel : {multopt::ThreadSettings{2, 0, 1000}, multopt::ThreadSettings{3, 0, 64},
+  for (const multopt::ThreadSettings threading : {multopt::ThreadSettings{2, 0, 1000}, multopt::ThreadSettings{3, 0, 64},
                                            multopt::ThreadSettings{7, 0, 16384}})
-    CHECK(test::same_bits(run(parallel), serial));
+    CHECK(test::same_bits(run(threading), serial));
 }
 
 TEST_CASE("max_grad_norm must be > 0; +inf turns clipping off", "[surface]") {

@@ -388,12 +388,12 @@ TEST_CASE("the type-erased add_group starts from group 0's values and validates 
 
 TEST_CASE("set_thread_settings rejects negative thread counts and empty chunks", "[validation]") {
   multopt::MAdagrad<float> opt;
-  multopt::ThreadSettings parallel;
-  parallel.threads = -1;
-  REQUIRE_THROWS_MATCHES(opt.set_thread_settings(parallel), std::invalid_argument, names({"threads", "-1"}));
-  parallel.threads = 2;
-  parallel.chunk = 0;
-  REQUIRE_THROWS_MATCHES(opt.set_thread_settings(parallel), std::invalid_argument, names({"chunk", "0"}));
+  multopt::ThreadSettings threading;
+  threading.threads = -1;
+  REQUIRE_THROWS_MATCHES(opt.set_thread_settings(threading), std::invalid_argument, names({"threads", "-1"}));
+  threading.threads = 2;
+  threading.chunk = 0;
+  REQUIRE_THROWS_MATCHES(opt.set_thread_settings(threading), std::invalid_argument, names({"chunk", "0"}));
   CHECK(opt.thread_settings().threads == 0);
   CHECK(opt.thread_settings().chunk == multopt::ThreadSettings{}.chunk);
 }

@@ -40,11 +40,7 @@ struct TrainedModel {
 
 // The model is small: a second thread saves little, and OpenMP's spinning barriers slow a
 // step many times over when other programs share the cores. Timings stay comparable.
-inline multopt::ThreadSettings single_thread() {
-  multopt::ThreadSettings serial;
-  serial.threads = 1;
-  return serial;
-}
+inline multopt::ThreadSettings single_thread() { return multopt::ThreadSettings{1}; }
 
 // A run's optimizer and the weights it steps. fp32: the model's own tensors. bf16: a bf16 copy
 // of each tensor (the model's initial weights rounded to nearest), which a 16-bit optimizer

@@ -80,10 +80,10 @@ class GradientScan {
   // step does not check itself; grad(k) is tensor k's gradient.
   template <class GradOf>
   void run(const GradOf& grad, bool sum_squares, bool check, bool every_tensor, std::size_t total_size,
-           const ThreadSettings& parallel) {
+           const ThreadSettings& threading) {
     scanned_every_tensor_ = every_tensor;
     const std::vector<Chunk>& blocks = scanned();
-    for_each_chunk(blocks.size(), total_size, parallel, [&](std::size_t b) {
+    for_each_chunk(blocks.size(), total_size, threading, [&](std::size_t b) {
       const Chunk& block = blocks[b];
       results_[b] = detail::scan(grad(block.tensor), block.begin, block.end, sum_squares, check);
     });

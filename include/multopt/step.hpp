@@ -213,18 +213,18 @@ void make_chunks(const std::vector<std::size_t>& sizes, std::size_t chunk, std::
 // A serial call enters no parallel region, which costs time even on one thread (about as much
 // as stepping a small tensor, docs/reliability.md).
 template <class Work>
-void for_each_chunk(std::size_t count, std::size_t total_size, const ThreadSettings& parallel, const Work& work) {
+void for_each_chunk(std::size_t count, std::size_t total_size, const ThreadSettings& threading, const Work& work) {
   const long last = long(count);
 #ifdef _OPENMP
-  if (total_size >= parallel.serial_below && last > 1 && parallel.threads != 1) {
-    const int threads = std::min(parallel.threads > 0 ? parallel.threads : omp_get_max_threads(), omp_get_thread_limit());
+  if (total_size >= threading.serial_below && last > 1 && threading.threads != 1) {
+    const int threads = std::min(threading.threads > 0 ? threading.threads : omp_get_max_threads(), omp_get_thread_limit());
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (long c = 0; c < last; ++c) work(std::size_t(c));
     return;
   }
 #else
   (void)total_size;
-  (void)parallel;
+  (void)threading;
 #endif
   for (long c = 0; c < last; ++c) work(std::size_t(c));
 }
@@ -232,8 +232,8 @@ void for_each_chunk(std::size_t count, std::size_t total_size, const ThreadSetti
 // Steps every chunk for which step_it(chunk) holds, asked on the chunk's thread right before.
 template <class Base, class Rule, class P, class StepIt>
 void step_chunks(const std::vector<TensorStepArgs<Base, Rule, P>>& tensors, const std::vector<Chunk>& chunks,
-                 std::size_t total_size, const ThreadSettings& parallel, const StepIt& step_it) {
-  for_each_chunk(chunks.size(), total_size, parallel, [&](std::size_t c) {
+                 std::size_t total_size, const ThreadSettings& threading, const StepIt& step_it) {
+  for_each_chunk(chunks.size(), total_size, threading, [&](std::size_t c) {
     if (c + 1 < chunks.size()) {
       const Chunk& next = chunks[c + 1];
       detail::prefetch_chunk(tensors[next.tensor], next, 4096);

@@ -61,12 +61,12 @@ class StepWork {
   // for the first, before anything changes. Under skip without clipping, a tensor of one chunk
   // is left to run(), which checks its gradient right before stepping it, while it is in cache.
   void begin_step(GradientScan& scan, const std::vector<Tensor>& tensors, NonFinitePolicy policy, bool clipping,
-                  std::size_t total_size, const ThreadSettings& parallel) {
+                  std::size_t total_size, const ThreadSettings& threading) {
     const bool checking = policy != NonFinitePolicy::propagate;
     check_in_step_ = policy == NonFinitePolicy::skip && !clipping;
     if (checking || clipping) {
       scan.run([&](std::size_t k) { return tensors[k].grad; }, clipping, checking, !check_in_step_, total_size,
-               parallel);
+               threading);
     }
     if (policy == NonFinitePolicy::throw_error) {
       scan.for_each_non_finite([&](std::size_t k) {
@@ -136,14 +136,14 @@ class StepWork {
   // skipped. Then each tensor stepped takes the arrays its arguments used (and no others),
   // counts its step and takes its new scalar state; a tensor skipped keeps all it had, as if
   // found non-finite up front.
-  void run(std::vector<Tensor>& tensors, std::size_t total_size, const ThreadSettings& parallel) {
+  void run(std::vector<Tensor>& tensors, std::size_t total_size, const ThreadSettings& threading) {
     const auto step_it = [this](const Chunk& chunk) {
       const std::size_t k = chunk.tensor;
       if (check_in_step_ && one_chunk_[k])
         skip_[k] = detail::scan(step_args_[k].grad, chunk.begin, chunk.end, false, true).non_finite;
       return !skip_[k];
     };
-    step_chunks(step_args_, skipped_.empty() ? chunks_ : chunks_to_step(), total_size, parallel, step_it);
+    step_chunks(step_args_, skipped_.empty() ? chunks_ : chunks_to_step(), total_size, threading, step_it);
     for (NewState& state : new_state_)
       if (!skip_[state.tensor]) array_of(tensors[state.tensor], state.slot).swap(state.values);
     new_state_.clear();  // frees those made for a tensor skipped in the step

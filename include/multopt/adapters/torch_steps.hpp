@@ -76,9 +76,9 @@ class TorchSteps {
       if (bound.empty()) return;
       if (!lane.opt || bound != lane.bound || lane.opt->group_count() != groups.size()) rebind(lane, bound, settings);
       for (std::size_t g = 0; g < settings.size(); ++g) lane.opt->set_all(settings[g], g);
-      ThreadSettings parallel = lane.opt->thread_settings();
-      parallel.threads = threads;
-      lane.opt->set_thread_settings(parallel);
+      ThreadSettings threading = lane.opt->thread_settings();
+      threading.threads = threads;
+      lane.opt->set_thread_settings(threading);
       lane.opt->step();
       for (auto& b : lane.bound) torch::autograd::impl::bump_version(b.param);
     });
