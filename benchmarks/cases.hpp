@@ -177,9 +177,7 @@ class StepCase final : public Case {
       total += size;
     }
     if (options.clipped) opt_.set_max_grad_norm(0.5 * kLeastGradient * std::sqrt(double(total)));
-    multopt::ThreadSettings threading;  // the library's defaults, but for the thread count
-    threading.threads = g_threads;
-    opt_.set_thread_settings(threading);
+    opt_.set_thread_settings(multopt::ThreadSettings{g_threads});  // the library's defaults, but for the thread count
   }
   void run() override { opt_.step(); }
   std::string check() const override {

@@ -142,9 +142,15 @@ TEMPLATE_TEST_CASE("10 steps, save, load, 10 more is bit-identical to 20 straigh
   CHECK(resumed.opt->step_count(2) == 20);
 }
 
+// A damaged copy of a checkpoint, and the words its refusal must name.
+struct DamagedCopy {
+  std::string bytes;
+  const char* words;
+};
+
 // Every damaged copy of a combination's checkpoint after 4 steps (damage(saved, i) for each byte
-// position i: the bytes, and the words their refusal must name) is refused by an optimizer 2 steps
-// in, which is left as it was and then loads the undamaged checkpoint.
+// position i) is refused by an optimizer 2 steps in, which is left as it was and then loads the
+// undamaged checkpoint.
 template <class S, class Damage>
 void check_every_damage_refused(const test::Combination& combination, const Damage& damage) {
   INFO(test::describe(combination));
@@ -165,7 +171,7 @@ void check_every_damage_refused(const test::Combination& combination, const Dama
 TEMPLATE_TEST_CASE("a truncated checkpoint is refused at every length", "[checkpoint]", float, double) {
   const auto combination = GENERATE(from_range(test::every_combination()));
   check_every_damage_refused<TestType>(combination, [](const std::string& saved, std::size_t length) {
-    return std::pair<std::string, const char*>(saved.substr(0, length), "truncated");
+    return DamagedCopy{saved.substr(0, length), "truncated"};
   });
 }
 
@@ -174,7 +180,7 @@ TEMPLATE_TEST_CASE("a checkpoint with any byte changed is refused", "[checkpoint
   check_every_damage_refused<TestType>(combination, [](const std::string& saved, std::size_t at) {
     // Damage to the magic, the version or the header length shows as such; elsewhere the checksums catch it.
     const char* words = at < 8 ? "not a multopt checkpoint" : at < 12 ? "format version" : "";
-    return std::pair<std::string, const char*>(with_byte(saved, at, static_cast<unsigned char>(saved[at] ^ 0x10)), words);
+    return DamagedCopy{with_byte(saved, at, static_cast<unsigned char>(saved[at] ^ 0x10)), words};
   });
 }
 

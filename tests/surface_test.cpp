@@ -147,7 +147,7 @@ TEMPLATE_TEST_CASE("clipping gives the same parameters at any thread count and c
   };
   const auto serial = run({1});
   for (const multopt::ThreadSettings threading : {multopt::ThreadSettings{2, 0, 1000}, multopt::ThreadSettings{3, 0, 64},
-                                           multopt::ThreadSettings{7, 0, 16384}})
+                                                  multopt::ThreadSettings{7, 0, 16384}})
     CHECK(test::same_bits(run(threading), serial));
 }
 

@@ -182,11 +182,7 @@ using Combination = std::pair<std::string, std::string>;
 // Thread settings that thread even the smallest step: `threads` threads over chunks of `chunk`
 // elements.
 inline multopt::ThreadSettings threaded(int threads, std::size_t chunk = multopt::ThreadSettings().chunk) {
-  multopt::ThreadSettings threading;
-  threading.threads = threads;
-  threading.serial_below = 0;
-  threading.chunk = chunk;
-  return threading;
+  return multopt::ThreadSettings{threads, 0, chunk};
 }
 
 // Calls f(base, rule) for every base × rule the runtime makes: each of AllRules on each base it
