@@ -289,3 +289,89 @@ TEST_CASE("the random mix draws at once at any epoch, up to the largest", "[sche
   CHECK(trace(opt, seed_42, "g_mix", 5) == std::vector<double>{0, 1, 1, 1, 1});
   CHECK(trace(opt, seed_7, "g_mix", 5) == std::vector<double>{0, 0, 0, 1, 1});
 }
+
+TEST_CASE("mix_at takes any epoch with any patience, without overflowing", "[schedules]") {
+  constexpr long most = std::numeric_limits<long>::max(), least = std::numeric_limits<long>::min();
+  // epoch − patience overflows for a very negative epoch (least − (most − 2) used to wrap around
+  // to 3, as if the third call past the patience): every epoch up to the patience is still waiting.
+  const multopt::ExponentialMixSchedule patient({0.5, most}), patient_inverse({0.5, most, true});
+  for (long epoch : {least, least + 1, -most / 2 - 2, -1L, 0L, 1L, most}) {
+    CHECK(patient.mix_at(epoch) == 1.0);
+    CHECK(patient_inverse.mix_at(epoch) == 0.0);
+  }
+  const multopt::ExponentialMixSchedule late({0.5, most - 2}), late_inverse({0.25, most - 2, true});
+  CHECK(late.mix_at(least) == 1.0);
+  CHECK(late.mix_at(most - 2) == 1.0);
+  CHECK(late.mix_at(most - 1) == 0.5);
+  CHECK(late.mix_at(most) == 0.25);
+  CHECK(late_inverse.mix_at(least) == 0.0);
+  CHECK(late_inverse.mix_at(most) == 0.4375);
+  for (long patience : {-1L, 0L}) {
+    const multopt::ExponentialMixSchedule eager({0.5, patience});
+    CHECK(eager.mix_at(least) == 1.0);
+    CHECK(eager.mix_at(0) == 1.0);
+    CHECK(eager.mix_at(1) == 0.5);
+    CHECK(eager.mix_at(most) == 0.0);  // 0.5^(2^63 − 1) underflows
+  }
+
+  // And through apply(), up to the largest epoch.
+  auto opt = two_group_hybrid();
+  multopt::ExponentialMixSchedule applied({0.5, most - 2});
+  applied.seek(most - 3);
+  CHECK(trace(opt, applied, "g_mix", 3) == std::vector<double>{1, 0.5, 0.25});
+  CHECK(applied.epoch() == most);
+}
+
+TEST_CASE("schedules refuse integers far out of range, naming the value exactly", "[schedules]") {
+  constexpr long most = std::numeric_limits<long>::max(), least = std::numeric_limits<long>::min();
+  CHECK_THROWS_WITH(multopt::StepSchedule({least}),
+                    "multopt: step_size = -9223372036854775808 is invalid: it must be >= 1");
+  CHECK_THROWS_WITH(multopt::ExponentialMixSchedule({0.5, least}),
+                    "multopt: patience = -9223372036854775808 is invalid: it must be >= -1");
+  CHECK_THROWS_WITH(multopt::RandomMixSchedule({-most}),
+                    "multopt: patience = -9223372036854775807 is invalid: it must be >= -1");
+  multopt::ExponentialMixSchedule schedule({0.5});
+  schedule.seek(4);
+  CHECK_THROWS_WITH(schedule.seek(least), "multopt: epoch = -9223372036854775808 is invalid: it must be >= 0");
+  CHECK_THROWS_WITH(schedule.seek(-(1L << 53) - 1), "multopt: epoch = -9007199254740993 is invalid: it must be >= 0");
+  CHECK(schedule.epoch() == 4);
+}
+
+TEST_CASE("the lr curves' refusals name the curve and its own argument", "[schedules][lr_schedules]") {
+  namespace curves = multopt::curves;
+  constexpr long least = std::numeric_limits<long>::min();
+  CHECK_THROWS_WITH(curves::constant(-1), "multopt: constant: factor = -1 is invalid: it must be finite and >= 0");
+  CHECK_THROWS_WITH(curves::linear(-0.5, 1, 4), "multopt: linear: start = -0.5 is invalid: it must be finite and >= 0");
+  CHECK_THROWS_WITH(curves::linear(0.5, -1, 4), "multopt: linear: end = -1 is invalid: it must be finite and >= 0");
+  CHECK_THROWS_WITH(curves::linear(0.5, 1, 0), "multopt: linear: steps = 0 is invalid: it must be >= 1");
+  CHECK_THROWS_WITH(curves::cosine(least), "multopt: cosine: steps = -9223372036854775808 is invalid: it must be >= 1");
+  CHECK_THROWS_WITH(curves::cosine(4, -1), "multopt: cosine: floor = -1 is invalid: it must be finite and >= 0");
+  CHECK_THROWS_WITH(curves::exponential(-2), "multopt: exponential: gamma = -2 is invalid: it must be finite and >= 0");
+  CHECK_THROWS_WITH(curves::step_decay(0, 0.5), "multopt: step_decay: step_size = 0 is invalid: it must be >= 1");
+  CHECK_THROWS_WITH(curves::step_decay(2, -0.5),
+                    "multopt: step_decay: gamma = -0.5 is invalid: it must be finite and >= 0");
+
+  // warmup_cosine checks its own arguments rather than leaving them to linear and cosine.
+  CHECK_THROWS_WITH(curves::warmup_cosine(0, 10), "multopt: warmup_cosine: warmup = 0 is invalid: it must be >= 1");
+  CHECK_THROWS_WITH(curves::warmup_cosine(-5, std::numeric_limits<long>::max()),
+                    "multopt: warmup_cosine: warmup = -5 is invalid: it must be >= 1");
+  CHECK_THROWS_WITH(curves::warmup_cosine(10, 10),
+                    "multopt: warmup_cosine: total = 10 is invalid: it must be above warmup = 10");
+  CHECK_THROWS_WITH(curves::warmup_cosine(2, 10, -0.5),
+                    "multopt: warmup_cosine: floor = -0.5 is invalid: it must be finite and >= 0");
+  CHECK_THROWS_WITH(curves::warmup_cosine(2, 10, 0, -1),
+                    "multopt: warmup_cosine: start = -1 is invalid: it must be finite and >= 0");
+  const auto warm = curves::warmup_cosine(2, 4, 0.5, 0.5);
+  CHECK(std::vector<double>{warm(0), warm(1), warm(2), warm(3), warm(4), warm(5)} ==
+        std::vector<double>{0.5, 0.75, 1, 0.75, 0.5, 0.5});
+
+  const auto one = curves::constant();
+  CHECK_THROWS_WITH(curves::sequence({}, {}), "multopt: sequence: parts is empty: it must hold at least one curve");
+  CHECK_THROWS_WITH(curves::sequence({one, one}, {}),
+                    "multopt: sequence: milestones.size() = 0 is invalid: it must be parts.size() - 1 = 1");
+  CHECK_THROWS_WITH(curves::sequence({one, one}, {0}),
+                    "multopt: sequence: milestones[0] = 0 is invalid: it must be >= 1");
+  CHECK_THROWS_WITH(curves::sequence({one, one, one}, {5, 5}),
+                    "multopt: sequence: milestones[1] = 5 is invalid: it must be above milestones[0] = 5");
+  CHECK_THROWS_WITH(curves::sequence({one, nullptr}, {3}), "multopt: sequence: parts[1] is an empty curve");
+}

@@ -21,6 +21,16 @@
 
 namespace multopt {
 
+namespace detail {
+
+// reject() for a long, shown exactly: as a double, one beyond 2^53 would be rounded.
+[[noreturn]] inline void reject_long(const std::string& name, long value, const std::string& requirement) {
+  throw std::invalid_argument("multopt: " + name + " = " + std::to_string(value) + " is invalid: it must be " +
+                              requirement);
+}
+
+}  // namespace detail
+
 // The group index that makes a schedule change every parameter group.
 inline constexpr std::size_t all_groups = static_cast<std::size_t>(-1);
 
@@ -35,11 +45,10 @@ class Schedule {
   // hyperparameters the schedule set are the optimizer's state, saved with it. The largest
   // long is refused, as checkpoints refuse it: the next apply() could not count its epoch.
   void seek(long epoch) {
-    if (epoch < 0) reject("epoch", double(epoch), ">= 0");
-    if (epoch == most_epochs) {
-      throw std::invalid_argument("multopt: epoch = " + std::to_string(epoch) + " is invalid: it must be at most " +
-                                  std::to_string(most_epochs - 1) + ", so that the next epoch can be counted");
-    }
+    if (epoch < 0) detail::reject_long("epoch", epoch, ">= 0");
+    if (epoch == most_epochs)
+      detail::reject_long("epoch", epoch,
+                          "at most " + std::to_string(most_epochs - 1) + ", so that the next epoch can be counted");
     epoch_ = epoch;
   }
 
@@ -96,7 +105,7 @@ class Schedule {
   static long calls_before_acting(long patience) { return std::max(patience, 0L); }
 
   static void validate_patience(long patience) {
-    if (patience < -1) reject("patience", double(patience), ">= -1");
+    if (patience < -1) detail::reject_long("patience", patience, ">= -1");
   }
 
   // The mix schedules set the hybrid rule's g_mix; any other rule is a configuration error.
@@ -130,7 +139,7 @@ class StepSchedule : public Schedule {
     double gamma = 1.0;
 
     void validate() const {
-      if (step_size < 1) reject("step_size", double(step_size), ">= 1");
+      if (step_size < 1) detail::reject_long("step_size", step_size, ">= 1");
       // Learning rates must stay finite and >= 0.
       for (const auto& [name, value] : {std::pair{"gamma_in", gamma_in}, {"gamma_out", gamma_out}, {"gamma", gamma}})
         if (!(value >= 0.0 && value <= std::numeric_limits<double>::max())) reject(name, value, "finite and >= 0");
@@ -198,10 +207,12 @@ class ExponentialMixSchedule : public Schedule {
   }
   const Params& params() const { return params_; }
 
-  // The g_mix that the epoch-th call sets.
+  // The g_mix that the epoch-th call sets, for any epoch (Python's load_state_dict takes any):
+  // compared before subtracting, as epoch − patience overflows for a very negative epoch.
   double mix_at(long epoch) const {
-    const long k = epoch - calls_before_acting(params_.patience);
-    if (k <= 0) return params_.inverse ? 0.0 : 1.0;
+    const long waited = calls_before_acting(params_.patience);
+    if (epoch <= waited) return params_.inverse ? 0.0 : 1.0;
+    const long k = epoch - waited;  // both >= 0: no overflow
     return params_.inverse ? 1.0 - std::pow(1.0 - params_.g0, double(k)) : std::pow(params_.g0, double(k));
   }
 
@@ -250,7 +261,7 @@ class RandomMixSchedule : public Schedule {
   template <class Opt>
   void apply(Opt& opt) {
     require_g_mix(kind, opt);
-    const long earlier_draws = epoch() - calls_before_acting(params_.patience);
+    const long earlier_draws = epoch() - calls_before_acting(params_.patience);  // both >= 0: no overflow
     if (earlier_draws < 0) return advance(kind, opt, [](auto&, long) {});
     const double mix = double(splitmix64(params_.seed, std::uint64_t(earlier_draws) + 1) >> 63);
     advance(kind, opt, [mix](auto& hyper, long) { hyper.set("g_mix", mix); });
