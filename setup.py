@@ -1,11 +1,18 @@
 """pip install of the Python module multopt (docs/pytorch.md), offline, with Debian's Python:
 
-    /usr/bin/python3 -m pip install --no-build-isolation --no-deps --break-system-packages .
+    /usr/bin/python3 -m venv --system-site-packages env
+    env/bin/python -m pip install --no-build-isolation --no-deps .
+    env/bin/python -c "import multopt.torch"
 
-(--break-system-packages: Debian 12's pip refuses to install beside Debian's packages without
-it; --target DIR or a virtual environment made with --system-site-packages avoid it.) The
-extension is built by CMake (the target _multopt, MULTOPT_TORCH=ON) in build-pip/; nothing is
-downloaded.
+The virtual environment sees Debian's torch (--system-site-packages) and spares pip's
+--break-system-packages, without which Debian 12's pip refuses to install beside Debian's own
+packages (`/usr/bin/python3 -m pip install --target DIR ...`, then PYTHONPATH=DIR, works too).
+Debian 12's packages: python3-venv, python3-pip (with python3-setuptools and python3-wheel) and
+those of the extension: libtorch-dev, python3-torch, pybind11-dev, python3-dev.
+--no-build-isolation: pip uses these instead of downloading setuptools and wheel; --no-deps: it
+does not look for torch on PyPI. The extension _multopt is built by CMake (the target _multopt,
+MULTOPT_TORCH=ON, for the Python that runs pip) in build-pip/ (MULTOPT_PIP_BUILD_DIR to put it
+elsewhere); nothing is downloaded.
 """
 
 import os
@@ -17,7 +24,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-BUILD = os.path.join(ROOT, "build-pip")
+BUILD = os.path.abspath(os.environ.get("MULTOPT_PIP_BUILD_DIR") or os.path.join(ROOT, "build-pip"))
 
 
 class CMakeBuild(build_ext):
