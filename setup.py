@@ -11,8 +11,7 @@ Debian 12's packages: python3-venv, python3-pip (with python3-setuptools and pyt
 those of the extension: libtorch-dev, python3-torch, pybind11-dev, python3-dev.
 --no-build-isolation: pip uses these instead of downloading setuptools and wheel; --no-deps: it
 does not look for torch on PyPI. The extension _multopt is built by CMake (the target _multopt,
-MULTOPT_TORCH=ON, for the Python that runs pip) in build-pip/ (MULTOPT_PIP_BUILD_DIR to put it
-elsewhere); nothing is downloaded.
+MULTOPT_TORCH=ON, for the Python that runs pip) in build-pip/; nothing is downloaded.
 """
 
 import os
@@ -24,7 +23,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-BUILD = os.path.abspath(os.environ.get("MULTOPT_PIP_BUILD_DIR") or os.path.join(ROOT, "build-pip"))
+BUILD = os.path.join(ROOT, "build-pip")
 
 
 class CMakeBuild(build_ext):
