@@ -1,6 +1,6 @@
 // The stand-in framework of framework_buffers.cpp: "fw" stands for any deep-learning framework.
-// It owns every tensor as a raw float block (value and gradient) of some shape, computes
-// gradients in place, and hands multopt nothing but pointers and lengths. The model is a small
+// It owns every tensor as raw float blocks (value, gradient, optimizer state) of some shape,
+// computes gradients in place, and hands multopt nothing but pointers and lengths. The model is a small
 // two-layer classifier (tanh hidden layer, softmax output) on synthetic Gaussian blobs, with
 // gradients written out by hand.
 #pragma once
@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -18,13 +19,16 @@
 
 namespace fw {
 
-// A tensor as the framework keeps it: a shape and two heap blocks it owns. The blocks never
-// move once allocated (moving a Tensor moves the pointers, not the floats), which is what
-// lets an optimizer keep pointers into them.
+// A tensor as the framework keeps it: a shape and heap blocks it owns — its values, its
+// gradient and its optimizer state (blocks by name, made by the optimizer at its first step,
+// and its step count), all saved and restored with the model. The blocks never move once
+// allocated (moving a Tensor moves the pointers, not the floats).
 struct Tensor {
   std::string name;
   std::vector<std::size_t> shape;
   std::unique_ptr<float[]> data, grad;
+  std::map<std::string, std::unique_ptr<float[]>> optimizer_state;
+  long steps = 0;
 
   Tensor(std::string name_, std::vector<std::size_t> shape_)
       : name(std::move(name_)), shape(std::move(shape_)),
@@ -33,10 +37,17 @@ struct Tensor {
   std::size_t numel() const {
     return std::accumulate(shape.begin(), shape.end(), std::size_t(1), std::multiplies<>());
   }
-  // A deep copy: new blocks with the same values (what a model checkpoint restores).
-  Tensor clone() const {
+  // A deep copy: new blocks with the same values, optimizer state included (what a model
+  // checkpoint restores), or without it (a model's weights alone).
+  Tensor clone(bool with_optimizer_state = true) const {
     Tensor copy(name, shape);
     std::copy_n(data.get(), numel(), copy.data.get());
+    if (!with_optimizer_state) return copy;
+    for (const auto& [key, block] : optimizer_state) {
+      copy.optimizer_state[key].reset(new float[numel()]);
+      std::copy_n(block.get(), numel(), copy.optimizer_state[key].get());
+    }
+    copy.steps = steps;
     return copy;
   }
   void zero_grad() { std::fill_n(grad.get(), numel(), 0.0f); }
@@ -83,7 +94,9 @@ struct Model {
     }
     // The biases stay at zero, as frameworks initialise them.
   }
-  Model(const Model& other) : w1(other.w1.clone()), b1(other.b1.clone()), w2(other.w2.clone()), b2(other.b2.clone()) {}
+  Model(const Model& other, bool with_optimizer_state = true)
+      : w1(other.w1.clone(with_optimizer_state)), b1(other.b1.clone(with_optimizer_state)),
+        w2(other.w2.clone(with_optimizer_state)), b2(other.b2.clone(with_optimizer_state)) {}
   Model& operator=(const Model&) = delete;
 
   std::vector<Tensor*> weights() { return {&w1, &w2}; }

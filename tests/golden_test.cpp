@@ -85,13 +85,13 @@ TEST_CASE("additive optimizers match torch.optim", "[golden][torch]") {
 TEST_CASE("golden version-2 trajectories in double, relative error <= 1e-12", "[golden]") {
   int count = 0;
   CHECK(worst_error<double>(every_case, count, version_2) <= 1e-12);
-  CHECK(count == 67);
+  CHECK(count == 80);
 }
 
 TEST_CASE("golden version-2 trajectories in float, relative error <= 5e-4", "[golden]") {
   int count = 0;
   CHECK(worst_error<float>(every_case, count, version_2) <= 5e-4);
-  CHECK(count == 67);
+  CHECK(count == 80);
 }
 
 TEST_CASE("golden version-2 cases set hyperparameters between steps", "[golden]") {
@@ -100,7 +100,7 @@ TEST_CASE("golden version-2 cases set hyperparameters between steps", "[golden]"
     const auto c = load(file);
     with_sets += std::any_of(c.sets.begin(), c.sets.end(), [](const auto& sets) { return !sets.empty(); });
   }
-  CHECK(with_sets == 13);  // the 12 warmup_cosine cases and sgd_multiplicative_changes
+  CHECK(with_sets == 14);  // the 12 warmup_cosine cases, sgd_multiplicative_changes and adam_hybrid_changes
 }
 
 // The comparison behind every test above: one NaN where the golden trajectory is finite, at any

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
-#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -19,12 +18,12 @@
 
 #include "contract.hpp"
 #include "eigen_buffers.hpp"
-#include "gradient_scan.hpp"
 #include "hyper.hpp"
 #include "named_state.hpp"
 #include "non_finite.hpp"
 #include "state_array.hpp"
 #include "step.hpp"
+#include "step_tensors.hpp"
 #include "storage.hpp"
 #include "tensor_state.hpp"
 
@@ -132,22 +131,23 @@ class Optimizer {
     return add_params(std::forward<A>(param), static_cast<const Eigen::DenseBase<G>&>(grad), group);
   }
 
-  // Steps every tensor once. Everything that can fail (the non-finite check under
-  // throw_error, the check of the step's coefficients, every allocation) happens before the
-  // first change, so a step that throws leaves parameters, state and step counts as they were.
+  // Steps every tensor once, through step_tensors() over the state it owns. Everything that can
+  // fail (the non-finite check under throw_error, the check of the step's coefficients, every
+  // allocation) happens before the first change, so a step that throws leaves parameters, state
+  // and step counts as they were.
   void step() {
-    if (plan_stale_) plan();
-    const bool clipping = max_grad_norm_ < std::numeric_limits<double>::infinity();
-    work_.begin_step(scan_, tensors_, non_finite_, clipping, total_size_, thread_settings_);
-    double clip = 1.0, norm = grad_norm_;
-    if (clipping) {
-      norm = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !work_.skipped(k); }));
-      clip = clip_factor(max_grad_norm_, norm);
+    try {
+      refs_.clear();
+      for (std::size_t k = 0; k < tensors_.size(); ++k) refs_.push_back(refs_of(k));
+      work_.plan(refs_.data(), refs_.size(), groups_.data(), groups_.size(),
+                 StepOptions{max_grad_norm_, non_finite_, storage_, thread_settings_});
+    } catch (...) {
+      new_arrays_.drop();
+      throw;
     }
-    work_.make_step_args(tensors_, groups_, clip, storage_);
-    work_.allocate_state(tensors_, groups_, storage_.rounding);
-    grad_norm_ = norm;
-    work_.run(tensors_, total_size_, thread_settings_);
+    const StepReport& report = work_.commit(refs_.data(), refs_.size());
+    if (max_grad_norm_ < std::numeric_limits<double>::infinity()) grad_norm_ = report.grad_norm;
+    keep_state(report.skipped);
   }
 
   // What step() does with a gradient that holds a NaN or an infinity. Checking reads every
@@ -163,7 +163,7 @@ class Optimizer {
     non_finite_ = policy;
   }
   // The tensors that the last step() left alone because of a non-finite gradient (policy skip).
-  const std::vector<std::size_t>& skipped_tensors() const { return work_.skipped_tensors(); }
+  const std::vector<std::size_t>& skipped_tensors() const { return work_.report().skipped; }
 
   // Threads, and the size below which a step stays serial (OpenMP builds only).
   const ThreadSettings& thread_settings() const { return thread_settings_; }
@@ -172,7 +172,6 @@ class Optimizer {
       reject("threads", settings.threads, "in [0, 1024]");
     if (settings.chunk == 0) reject("chunk", 0.0, "> 0");
     thread_settings_ = settings;
-    plan_stale_ = true;
   }
 
   // How 16-bit parameters are stored after each step (storage.hpp; Rounding::master by default).
@@ -197,8 +196,9 @@ class Optimizer {
   // moves in from another framework.
   void set_step_count(std::size_t tensor, long steps) {
     checked_tensor(tensor);
-    if (steps < 0 || steps == std::numeric_limits<long>::max())
-      reject("step count", double(steps), ">= 0 and below the largest long");
+    if (steps < 0 || steps >= max_step_count)
+      throw std::invalid_argument("multopt: step count = " + std::to_string(steps) + " is invalid: it must be in [0, " +
+                                  std::to_string(max_step_count) + "), so that the tensor can step");
     tensors_[tensor].steps = steps;
   }
 
@@ -250,10 +250,57 @@ class Optimizer {
                               " elements is too large for its state to be addressed");
     }
     tensors_.push_back(TensorState<P, Base>{param, grad, size, group});
-    plan_stale_ = true;
+    refs_.reserve(tensors_.size());
+    stepped_.reserve(tensors_.size());
     return tensors_.size() - 1;
   }
 
+  // Tensor k as step_tensors() takes it: its arrays, and the new ones this step's settings need,
+  // made now and held until keep_state() gives them to the tensor.
+  TensorRefs<Base, P> refs_of(std::size_t k) {
+    TensorState<P, Base>& t = tensors_[k];
+    TensorRefs<Base, P> refs;
+    refs.param = t.param;
+    refs.grad = t.grad;
+    refs.size = t.size;
+    refs.steps = &t.steps;
+    if constexpr (contract::scalar_count<Base> > 0) refs.scalars = t.scalars.data();
+    refs.new_arrays = t.new_state_arrays;
+    refs.group = t.group;
+    const auto& base = groups_[t.group].base;
+    for (int slot = 0; slot < Base::slot_count; ++slot) {
+      StateArray<S>& array = t.slots[std::size_t(slot)];
+      if (!Base::uses_slot(base, slot)) continue;
+      if (array.empty() && t.size > 0) {
+        refs.state[std::size_t(slot)] = new_arrays_.hold(k, slot, StateArray<S>(t.size, S(Base::initial_value(base, slot))));
+        refs.new_arrays |= 1u << slot;
+      } else {
+        refs.state[std::size_t(slot)] = data_or_null(array);
+      }
+    }
+    if (is_16bit<P> && storage_.rounding == Rounding::master) {
+      refs.master = t.master.empty() && t.size > 0
+                        ? new_arrays_.hold(k, master_slot, StateArray<S>(t.param, t.param + t.size))
+                        : data_or_null(t.master);
+    }
+    return refs;
+  }
+
+  // After a step: each tensor stepped takes the arrays it was stepped with, and no others; one
+  // skipped keeps all it had, as if found non-finite up front.
+  void keep_state(const std::vector<std::size_t>& skipped) noexcept {
+    stepped_.assign(tensors_.size(), 1);  // within the capacity add_tensor reserved
+    for (std::size_t k : skipped) stepped_[k] = 0;
+    new_arrays_.give_to(tensors_, stepped_);
+    for (std::size_t k = 0; k < tensors_.size(); ++k) {
+      if (!stepped_[k]) continue;
+      TensorState<P, Base>& t = tensors_[k];
+      for (int slot = 0; slot < Base::slot_count; ++slot)
+        if (!refs_[k].state[std::size_t(slot)]) StateArray<S>().swap(t.slots[std::size_t(slot)]);
+      if (!refs_[k].master) StateArray<S>().swap(t.master);
+      t.new_state_arrays = 0;
+    }
+  }
 
   // Replaces `array`, the tensor's `what`, by a copy of `size` values (one per element).
   void copy_into(StateArray<S>& array, const std::string& what, std::size_t tensor, const S* values,
@@ -270,15 +317,6 @@ class Optimizer {
   std::size_t checked_group(std::size_t group) const { return checked_index("group", group, groups_.size()); }
   std::size_t checked_tensor(std::size_t tensor) const { return checked_index("tensor", tensor, tensors_.size()); }
 
-  void plan() {
-    std::vector<std::size_t> sizes;
-    for (const auto& t : tensors_) sizes.push_back(t.size);
-    work_.plan(sizes, thread_settings_.chunk);
-    scan_.plan(sizes, work_.one_chunk());
-    total_size_ = std::accumulate(sizes.begin(), sizes.end(), std::size_t(0));
-    plan_stale_ = false;
-  }
-
   std::vector<Hyper> groups_;
   std::vector<TensorState<P, Base>> tensors_;
   ThreadSettings thread_settings_;
@@ -287,10 +325,10 @@ class Optimizer {
   double grad_norm_ = 0.0;
   StorageMode storage_;
   // What a step works from, kept between steps so that a step allocates nothing.
+  std::vector<TensorRefs<Base, P>> refs_;
+  NewStateArrays<P, Base> new_arrays_;
+  std::vector<char> stepped_;
   StepWork<Base, Rule, P> work_;
-  GradientScan scan_;
-  std::size_t total_size_ = 0;
-  bool plan_stale_ = true;
 };
 
 }  // namespace multopt

@@ -8,6 +8,7 @@
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "simd.hpp"
@@ -16,6 +17,13 @@
 
 namespace multopt {
 namespace detail {
+
+template <class T>
+const char* type_name() {
+  if constexpr (std::is_same_v<T, Eigen::half>) return "float16";
+  else if constexpr (std::is_same_v<T, Eigen::bfloat16>) return "bfloat16";
+  else return std::is_same_v<T, float> ? "float" : "double";
+}
 
 // Settings each valid alone can together make a step overflow (Adam's lr = 1e308 and its bias
 // correction 1/(1 − β1) = 10, weight_decay = 1e308 under a square): the coefficients are tried
@@ -39,13 +47,17 @@ void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, 
     std::fill_n(state[slot], width, S(Base::initial_value(h.base, slot)));
   }
   detail::step_packets(coeffs, param, grad, slots, 0, width);
-  // Half the range: one binade of headroom for the rounding of other data of size 1.
-  const auto too_large = [](S x) { return !(std::abs(x) <= std::numeric_limits<S>::max() / 2); };
-  const S* overflow = std::find_if(param, param + width, too_large);
-  const char* where = "a parameter";
+  // Half the range: one binade of headroom for the rounding of other data of size 1. A 16-bit
+  // parameter is stored in its own range (fp16's is 65504); its state is float.
+  const auto beyond = [](double limit) { return [limit](S x) { return !(std::abs(double(x)) <= limit / 2); }; };
+  const auto param_too_large = beyond(double(Eigen::NumTraits<P>::highest()));
+  const auto state_too_large = beyond(double(std::numeric_limits<S>::max()));
+  const S* overflow = std::find_if(param, param + width, param_too_large);
+  const char* const in_param = "a parameter";
+  const char* where = in_param;
   for (int slot = 0; slot < Base::slot_count && overflow == param + width; ++slot) {
     if (!slots[std::size_t(slot)]) continue;
-    overflow = std::find_if(state[slot], state[slot] + width, too_large);
+    overflow = std::find_if(state[slot], state[slot] + width, state_too_large);
     where = Base::slot_names[slot];
     if (overflow == state[slot] + width) overflow = param + width;
   }
@@ -57,7 +69,7 @@ void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, 
   message.precision(17);
   message << "multopt: the hyperparameters of group " << group << " overflow step " << step
           << ": parameters and gradients of size 1 would make " << where << ' ' << double(*overflow)
-          << " (beyond half the range of " << (sizeof(S) == sizeof(float) ? "float" : "double")
+          << " (beyond half the range of " << (where == in_param ? type_name<P>() : type_name<S>())
           << "); the settings that differ from their defaults:";
   std::size_t field = 0;
   const char* separator = " ";

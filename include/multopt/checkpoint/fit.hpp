@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../contract.hpp"
+#include "../tensor_refs.hpp"
 #include "header.hpp"
 
 namespace multopt {
@@ -65,8 +66,8 @@ void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, cons
   }
   constexpr std::uint64_t slot_masks = (std::uint64_t(1) << Base::slot_count) - 1;
   // Step counts and epochs are longs, and the next step or epoch adds one: the largest long
-  // would overflow there.
-  constexpr auto most = std::uint64_t(std::numeric_limits<long>::max()) - 1;
+  // would overflow there (max_step_count, which a step never passes).
+  constexpr auto most = std::uint64_t(max_step_count);
   const auto beyond = [&](std::uint64_t value) {
     return " " + std::to_string(value) + " (at most " + std::to_string(most) +
            ", so that the next can be counted)";

@@ -1,0 +1,207 @@
+// The public step over caller-owned state (docs/api.md, "Bring your own state"): one call steps
+// a list of tensors whose parameters, gradients, state arrays, step counts and scalar state are
+// the caller's (tensor_refs.hpp), with groups of settings, and keeps nothing of them. Optimizer
+// steps through it with state of its own.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "contract.hpp"
+#include "gradient_scan.hpp"
+#include "hyper.hpp"
+#include "non_finite.hpp"
+#include "overflow_check.hpp"
+#include "step.hpp"
+#include "storage.hpp"
+#include "tensor_refs.hpp"
+
+namespace multopt {
+
+// What a call works from. A caller that keeps one between calls steps without allocating, once
+// its lists have grown to the size of the call. A call has two phases: plan() does everything
+// that can fail (the checks of every pointer, count and setting, the gradient scan for clipping
+// and the non-finite policy, each tensor's coefficients and their overflow check) and changes
+// no tensor; commit() steps, counts the steps, and cannot fail.
+template <class Base, class Rule, class P>
+class StepWork {
+ public:
+  using S = Arithmetic<P>;
+  using Refs = TensorRefs<Base, P>;
+  using Hyper = multopt::Hyper<Base, Rule>;
+
+  void plan(const Refs* tensors, std::size_t count, const Hyper* groups, std::size_t group_count,
+            const StepOptions& options) {
+    detail::check_step_options<P>(options);
+    for (std::size_t g = 0; g < group_count; ++g) groups[g].template validate_for<S>();
+    for (std::size_t k = 0; k < count; ++k) detail::check_tensor_refs(k, tensors[k], groups, group_count, options.storage);
+    threading_ = options.threading;
+    lay_out(tensors, count);
+    const double clip = scan_gradients(tensors, options);
+    for (std::size_t k = 0; k < count; ++k) make_step_args(tensors, k, groups, clip, options.storage);
+    chunks_to_step_.clear();
+    for (const Chunk& chunk : chunks_)
+      if (!skip_[chunk.tensor]) chunks_to_step_.push_back(chunk);
+  }
+
+  // Steps the tensors that plan() did not skip; one of a single chunk that plan() left to the
+  // step (policy skip without clipping) is checked right before, in cache, and skipped if its
+  // gradient is not finite. Then every tensor stepped counts its step and takes its new scalars;
+  // a tensor skipped keeps all it had.
+  const StepReport& commit(const Refs* tensors, std::size_t count) noexcept {
+    const auto step_it = [this](const Chunk& chunk) {
+      const std::size_t k = chunk.tensor;
+      if (check_in_step_ && one_chunk_[k])
+        skip_[k] = detail::scan(step_args_[k].grad, chunk.begin, chunk.end, false, true).non_finite;
+      return !skip_[k];
+    };
+    step_chunks(step_args_, chunks_to_step_, total_size_, threading_, step_it);
+    report_.grad_norm = grad_norm_;
+    report_.skipped.clear();  // within the capacity plan() reserved
+    for (std::size_t k = 0; k < count; ++k) {
+      if (skip_[k]) {
+        report_.skipped.push_back(k);
+        continue;
+      }
+      ++*tensors[k].steps;
+      if constexpr (has_scalars)
+        std::copy(next_scalars_[k].begin(), next_scalars_[k].end(), tensors[k].scalars);
+    }
+    return report_;
+  }
+
+  // What the last commit() did.
+  const StepReport& report() const { return report_; }
+
+ private:
+  static constexpr bool has_scalars = contract::scalar_count<Base> > 0;
+
+  // The chunks the loop walks, and room for every per-tensor list.
+  void lay_out(const Refs* tensors, std::size_t count) {
+    sizes_.clear();
+    total_size_ = 0;
+    for (std::size_t k = 0; k < count; ++k) {
+      sizes_.push_back(tensors[k].size);
+      total_size_ += tensors[k].size;
+    }
+    make_chunks<S>(sizes_, threading_.chunk, chunks_);
+    chunks_to_step_.reserve(chunks_.size());
+    one_chunk_.assign(count, 1);
+    for (std::size_t c = 1; c < chunks_.size(); ++c)
+      if (chunks_[c].tensor == chunks_[c - 1].tensor) one_chunk_[chunks_[c].tensor] = 0;
+    skip_.assign(count, 0);
+    report_.skipped.reserve(count);
+    step_args_.resize(count);
+    if constexpr (has_scalars) next_scalars_.resize(count);
+  }
+
+  // Reads the gradients as far as must be known before the step: the tensors whose gradient
+  // holds a NaN or an infinity (under throw_error it throws for the first) and, when clipping,
+  // the norm of the others. Under skip without clipping, a tensor of one chunk is left to
+  // commit(). Returns the clipping factor.
+  double scan_gradients(const Refs* tensors, const StepOptions& options) {
+    const NonFinitePolicy policy = options.non_finite_policy;
+    const bool checking = policy != NonFinitePolicy::propagate;
+    const bool clipping = options.max_grad_norm < std::numeric_limits<double>::infinity();
+    check_in_step_ = policy == NonFinitePolicy::skip && !clipping;
+    grad_norm_ = std::numeric_limits<double>::quiet_NaN();
+    if (!checking && !clipping) return 1.0;
+    scan_.plan(sizes_, one_chunk_);
+    scan_.run([&](std::size_t k) { return tensors[k].grad; }, clipping, checking, !check_in_step_, total_size_,
+              threading_);
+    if (policy == NonFinitePolicy::throw_error) {
+      scan_.for_each_non_finite([&](std::size_t k) {
+        const std::size_t index = detail::first_non_finite(tensors[k].grad, tensors[k].size);
+        throw NonFiniteGradient(k, index, detail::element(tensors[k].grad, index));
+      });
+    }
+    if (checking) scan_.for_each_non_finite([&](std::size_t k) { skip_[k] = 1; });
+    if (!clipping) return 1.0;
+    grad_norm_ = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !skip_[k]; }));
+    return clip_factor(options.max_grad_norm, grad_norm_);
+  }
+
+  // Tensor k's arrays and this step's coefficients, with the clipping factor `clip`. Tensors of
+  // one group at the same step count (and with the same new arrays and scalar state) share their
+  // coefficients: computing them (Adam: two pow) costs about as much as stepping a tensor of a
+  // hundred elements. A new set is tried on unit data first (refuse_overflow); the scalar state
+  // that it advances waits in next_scalars_ until commit().
+  void make_step_args(const Refs* tensors, std::size_t k, const Hyper* groups, double clip, const StorageMode& storage) {
+    const Refs& t = tensors[k];
+    const Hyper& h = groups[t.group];
+    TensorStepArgs<Base, Rule, P>& args = step_args_[k];
+    args.param = t.param;
+    args.grad = t.grad;
+    args.size = t.size;
+    for (int slot = 0; slot < Base::slot_count; ++slot)
+      args.slots[std::size_t(slot)] = Base::uses_slot(h.base, slot) ? t.state[std::size_t(slot)] : nullptr;
+    if constexpr (is_16bit<P>) {
+      args.rounding = storage.rounding;
+      args.master = storage.rounding == Rounding::master ? t.master : nullptr;
+      args.rounding_key = detail::rounding_key(storage.seed, k, std::uint64_t(*t.steps + 1));
+    }
+    if (k > 0 && shares_coeffs(tensors[k - 1], t)) {
+      const TensorStepArgs<Base, Rule, P>& same = step_args_[k - 1];
+      args.base = same.base;
+      args.rule = same.rule;
+      args.prestep = same.prestep;
+      if constexpr (has_scalars) next_scalars_[k] = next_scalars_[k - 1];
+      return;
+    }
+    contract::Scalars<Base> scalars{};
+    if constexpr (has_scalars) std::copy(t.scalars, t.scalars + scalars.size(), scalars.begin());
+    args.base = detail::base_coeffs<Base, S>(h.base, *t.steps + 1, t.new_arrays, scalars);
+    args.rule = Rule::template coeffs<S>(h.rule, args.base.scale * h.lr_factor);
+    args.prestep = {S(h.maximize ? -clip : clip), S(1.0 - h.decoupled_decay_step()), S(h.weight_decay)};
+    detail::refuse_overflow(args, h, t.group, *t.steps + 1);
+    if constexpr (has_scalars) next_scalars_[k] = scalars;
+  }
+
+  static bool shares_coeffs(const Refs& a, const Refs& b) {
+    if (a.group != b.group || *a.steps != *b.steps || a.new_arrays != b.new_arrays) return false;
+    if constexpr (has_scalars)
+      return std::equal(a.scalars, a.scalars + contract::scalar_count<Base>, b.scalars);
+    return true;
+  }
+
+  ThreadSettings threading_;
+  std::vector<std::size_t> sizes_;
+  std::size_t total_size_ = 0;
+  std::vector<Chunk> chunks_;
+  std::vector<Chunk> chunks_to_step_;  // the chunks of the tensors plan() did not skip
+  std::vector<char> one_chunk_;        // per tensor: stepped as one chunk
+  std::vector<char> skip_;             // per tensor: left alone (commit() sets it for those it checks)
+  bool check_in_step_ = false;         // commit() checks the tensors of one chunk
+  double grad_norm_ = 0.0;             // the norm plan() found (NaN when not clipping)
+  GradientScan scan_;
+  std::vector<TensorStepArgs<Base, Rule, P>> step_args_;  // per tensor: its arrays and this step's coefficients
+  std::vector<contract::Scalars<Base>> next_scalars_;      // per tensor: its scalar state after the step
+  StepReport report_;
+};
+
+// Steps tensors[k] with the settings groups[tensors[k].group] and the call's options, through
+// `work`, which a caller keeps between calls so that its steps allocate nothing. Everything is
+// checked before anything changes: a call that throws has changed no parameter, state array,
+// step count or scalar. Results are bit-identical at any thread count.
+template <class Base, class Rule, class P>
+const StepReport& step_tensors(const std::vector<TensorRefs<Base, P>>& tensors,
+                               const std::vector<Hyper<Base, Rule>>& groups, const StepOptions& options,
+                               StepWork<Base, Rule, P>& work) {
+  work.plan(tensors.data(), tensors.size(), groups.data(), groups.size(), options);
+  return work.commit(tensors.data(), tensors.size());
+}
+
+// The same for one group of settings (every tensor's group 0), with a work list of its own.
+template <class Base, class Rule, class P>
+StepReport step_tensors(const std::vector<TensorRefs<Base, P>>& tensors, const Hyper<Base, Rule>& settings,
+                        const StepOptions& options = {}) {
+  StepWork<Base, Rule, P> work;
+  work.plan(tensors.data(), tensors.size(), &settings, 1, options);
+  return work.commit(tensors.data(), tensors.size());
+}
+
+}  // namespace multopt

@@ -1,0 +1,136 @@
+// What a caller hands the public step (step_tensors.hpp) for each tensor: where its parameter,
+// gradient and state arrays are, and its step count and scalar state, all in the caller's
+// memory; the settings that hold for the whole call; and what a base needs of that memory,
+// so that a framework can make the state arrays itself (docs/api.md, "Bring your own state").
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "contract.hpp"
+#include "non_finite.hpp"
+#include "step.hpp"
+#include "storage.hpp"
+#include "validate.hpp"
+
+namespace multopt {
+
+// The largest step count a tensor may hold: a tensor at it cannot step again (its next count
+// would not fit a long with room to count on), and a checkpoint may hold it.
+inline constexpr long max_step_count = std::numeric_limits<long>::max() - 1;
+
+// One tensor as its caller holds it. The step reads and writes the arrays in place; after a
+// step that did not skip the tensor, *steps is one more and the scalars are advanced.
+template <class Base, class P>
+struct TensorRefs {
+  using S = Arithmetic<P>;
+  P* param = nullptr;
+  GradientPointer<P> grad{};  // for 16-bit P: of type P or fp32
+  std::size_t size = 0;
+  // The base's state arrays by slot (state_arrays() names them), `size` values each; null where
+  // the group's settings do not use one (a non-null array they do not use is left alone).
+  std::array<S*, std::size_t(Base::slot_count)> state{};
+  S* master = nullptr;  // 16-bit P under Rounding::master: the fp32 weights ("master_weights")
+  long* steps = nullptr;  // the steps the tensor has taken
+  double* scalars = nullptr;  // Base's scalar state (NAdam's mu_product); null for a base without
+  // Bit k: state array k was made since the tensor's last step and holds its initial value. SGD
+  // starts a new momentum buffer from the gradient, as torch.optim does.
+  unsigned new_arrays = 0;
+  std::size_t group = 0;  // which of the call's groups of settings the tensor steps with
+};
+
+// The settings of a whole call (those of one group are its Hyper).
+struct StepOptions {
+  // Clipping by the norm of all the call's gradients together (torch.nn.utils.clip_grad_norm_);
+  // +inf turns it off.
+  double max_grad_norm = std::numeric_limits<double>::infinity();
+  NonFinitePolicy non_finite_policy = NonFinitePolicy::propagate;
+  StorageMode storage{};  // 16-bit parameters only; float and double take the default
+  ThreadSettings threading{};
+};
+
+// What a call did: the norm it clipped by (NaN when not clipping) and the tensors it left alone
+// because of a non-finite gradient (policy skip), in increasing order.
+struct StepReport {
+  double grad_norm = std::numeric_limits<double>::quiet_NaN();
+  std::vector<std::size_t> skipped;
+};
+
+// One state array a base needs for given settings.
+struct StateArrayInfo {
+  const char* name;  // torch.optim's name for it
+  int slot;          // its place in TensorRefs::state, or master_slot for the master weights
+  double initial;    // every element's value when it is made; the master weights start as the parameters
+};
+inline constexpr int master_slot = -1;
+
+// The arrays a tensor of parameters P needs with these settings (Base::Params) and storage mode.
+template <class Base, class P>
+std::vector<StateArrayInfo> state_arrays(const typename Base::Params& params, const StorageMode& storage = {}) {
+  std::vector<StateArrayInfo> arrays;
+  for (int slot = 0; slot < Base::slot_count; ++slot)
+    if (Base::uses_slot(params, slot)) arrays.push_back({Base::slot_names[slot], slot, Base::initial_value(params, slot)});
+  if (is_16bit<P> && storage.rounding == Rounding::master) arrays.push_back({"master_weights", master_slot, 0.0});
+  return arrays;
+}
+
+namespace detail {
+
+[[noreturn]] inline void refuse_tensor(std::size_t tensor, const std::string& what) {
+  throw std::invalid_argument("multopt: tensor " + std::to_string(tensor) + " " + what + "; nothing was stepped");
+}
+
+template <class P>
+void check_step_options(const StepOptions& options) {
+  if (!(options.max_grad_norm > 0.0)) reject("max_grad_norm", options.max_grad_norm, "> 0 (+inf turns clipping off)");
+  const NonFinitePolicy policy = options.non_finite_policy;
+  if (policy != NonFinitePolicy::propagate && policy != NonFinitePolicy::skip && policy != NonFinitePolicy::throw_error)
+    reject("non_finite_policy", double(policy), "propagate, skip or throw_error");
+  if (is_16bit<P> || options.storage.rounding != Rounding::master || options.storage.seed != 0)
+    check_storage<P>(options.storage);
+  const ThreadSettings& threading = options.threading;
+  if (threading.threads < 0 || threading.threads > ThreadSettings::max_threads)
+    reject("threads", threading.threads, "in [0, 1024]");
+  if (threading.chunk == 0) reject("chunk", 0.0, "> 0");
+}
+
+// Tensor k of a call: every pointer its settings need, a step count that can advance, finite
+// scalar state.
+template <class Base, class P, class Hyper>
+void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const Hyper* groups, std::size_t group_count,
+                       const StorageMode& storage) {
+  if (t.group >= group_count)
+    refuse_tensor(k, "is of group " + std::to_string(t.group) + ", and the call has " + std::to_string(group_count));
+  if (!t.steps) refuse_tensor(k, "has no step count (steps is a null pointer)");
+  if (*t.steps < 0 || *t.steps >= max_step_count)
+    refuse_tensor(k, "has taken " + std::to_string(*t.steps) + " steps; a step needs a count in [0, " +
+                         std::to_string(max_step_count) + ")");
+  if constexpr (contract::scalar_count<Base> > 0) {
+    if (!t.scalars) refuse_tensor(k, "has no scalar state (" + std::string(Base::scalar_names[0]) + ", ...)");
+    for (int s = 0; s < contract::scalar_count<Base>; ++s)
+      if (!std::isfinite(t.scalars[s]))
+        refuse_tensor(k, "has " + std::string(Base::scalar_names[s]) + " = " + std::to_string(t.scalars[s]) +
+                             ", which must be finite");
+  }
+  if (t.size == 0) return;
+  if (!t.param) refuse_tensor(k, "has a null param");
+  if constexpr (is_16bit<P>) {
+    if (!t.grad.narrow && !t.grad.wide) refuse_tensor(k, "has a null grad");
+    if (storage.rounding == Rounding::master && !t.master)
+      refuse_tensor(k, "has no master_weights, which Rounding::master steps");
+  } else {
+    if (!t.grad) refuse_tensor(k, "has a null grad");
+  }
+  for (int slot = 0; slot < Base::slot_count; ++slot)
+    if (Base::uses_slot(groups[t.group].base, slot) && !t.state[std::size_t(slot)])
+      refuse_tensor(k, "has no " + std::string(Base::slot_names[slot]) + ", which the settings of group " +
+                           std::to_string(t.group) + " use");
+}
+
+}  // namespace detail
+}  // namespace multopt
