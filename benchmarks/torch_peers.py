@@ -1,9 +1,10 @@
 """One optimizer step inside PyTorch: multopt.torch against what its users run today.
 
     PYTHONPATH=build/python /usr/bin/python3 benchmarks/torch_peers.py [--repetitions 5] [--steps 3]
-        [--only TEXT]
+        [--only TEXT] [--baseline DIR]
 
-For 1 tensor of 2^24 elements and 1000 tensors of 2^14, on 1 thread and on every core, it times
+For 1 tensor of 2^24 elements, 1000 tensors of 2^14 and 1000 tensors of 16 (where a step is
+mostly the binding's and the walk over tensors), on 1 thread and on every core, it times
 torch.optim.Adam (for-loop and foreach), the multiplicative and hybrid Adam of docs/math.md
 written in torch ops as the paper's package does (one op per formula line), and
 multopt.torch's Adam, MAdam and HAdam, over float32 parameters; and over bfloat16 parameters
@@ -11,13 +12,18 @@ torch.optim.Adam (for-loop and foreach: torch 1.13's fused Adam is CUDA's only) 
 multopt.torch's Adam with master weights and with stochastic rounding. The optimizers take
 turns within each repetition, so that the machine's drifting bandwidth hits all alike; it
 prints the median ns per element, the coefficient of variation over the repetitions, and the
-ratios. --only times the rows whose name contains TEXT.
+ratios. --only times the rows whose name contains TEXT. --baseline DIR adds the rows of another
+build's multopt.torch (DIR holds its package, e.g. build/python of an older commit), taking turns
+with the others in the same run.
 """
 
 import argparse
+import importlib
+import importlib.util
 import math
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -69,6 +75,30 @@ PEERS = [
     ("bf16 multopt.torch.Adam (stochastic)", torch.bfloat16,
      lambda ps: mt.Adam(ps, lr=1e-3, rounding="stochastic", rounding_seed=1)),
 ]
+
+
+def load_baseline(path):
+    """The multopt.torch of the package in `path`, imported as multopt_baseline.torch."""
+    package = os.path.join(path, "multopt")
+    spec = importlib.util.spec_from_file_location("multopt_baseline", os.path.join(package, "__init__.py"),
+                                                  submodule_search_locations=[package])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["multopt_baseline"] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("multopt_baseline.torch")
+
+
+def add_baseline(baseline):
+    """The multopt.torch rows again, with the baseline's classes."""
+    PEERS.extend([
+        ("baseline Adam", torch.float32, lambda ps: baseline.Adam(ps, lr=1e-3)),
+        ("baseline MAdam", torch.float32, lambda ps: baseline.MAdam(ps, lr_out=1e-3)),
+        ("baseline HAdam", torch.float32, lambda ps: baseline.HAdam(ps, lr_out=1e-3, lr=1e-3, g=0.5)),
+    ])
+    RATIOS.extend([("multopt.torch.Adam", "baseline Adam"), ("multopt.torch.MAdam", "baseline MAdam"),
+                   ("multopt.torch.HAdam", "baseline HAdam")])
+
+
 RATIOS = [("torch ops MAdam", "multopt.torch.MAdam"), ("torch ops HAdam", "multopt.torch.HAdam"),
           ("torch.optim.Adam (foreach)", "multopt.torch.Adam"), ("torch.optim.Adam (for-loop)", "multopt.torch.Adam"),
           ("bf16 torch.optim.Adam (foreach)", "bf16 multopt.torch.Adam (master)"),
@@ -104,11 +134,14 @@ def main():
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="steps per timing")
     parser.add_argument("--only", default="", help="time only the rows whose name contains this")
+    parser.add_argument("--baseline", help="a folder with another build's multopt package, timed beside this one")
     args = parser.parse_args()
+    if args.baseline:
+        add_baseline(load_baseline(args.baseline))
     cores = os.cpu_count()
     print("torch {}, {} cores; ns per element: median over {} repetitions of {} steps (cv)".format(
         torch.__version__, cores, args.repetitions, args.steps))
-    for tensors, size, label in [(1, 1 << 24, "1 x 2^24"), (1000, 1 << 14, "1000 x 2^14")]:
+    for tensors, size, label in [(1, 1 << 24, "1 x 2^24"), (1000, 1 << 14, "1000 x 2^14"), (1000, 16, "1000 x 16")]:
         for threads in sorted({1, cores}):
             results = measure(tensors, size, threads, args.repetitions, args.steps, args.only)
             print("\n{} elements, {} thread{}".format(label, threads, "s" if threads > 1 else ""))
@@ -116,7 +149,8 @@ def main():
             for name, times in results.items():
                 medians[name] = statistics.median(times)
                 cv = statistics.stdev(times) / statistics.mean(times) if len(times) > 1 else 0.0
-                print("  {:36s} {:8.2f} ns  (cv {:4.1%})".format(name, medians[name], cv))
+                step_us = medians[name] * tensors * size / 1e3
+                print("  {:36s} {:8.2f} ns  (cv {:4.1%})  {:10.1f} us per step".format(name, medians[name], cv, step_us))
             for slow, fast in RATIOS:
                 if slow in medians and fast in medians:
                     print("  {:36s} {:6.1f}x faster than {}".format(fast, medians[slow] / medians[fast], slow))

@@ -18,6 +18,7 @@
 #include "checkpoint.hpp"
 #include "keywords.hpp"
 #include "lr_schedules.hpp"
+#include "named_step.hpp"
 #include "optimizer.hpp"
 #include "rules/additive.hpp"
 #include "rules/exponential.hpp"
@@ -41,6 +42,12 @@ template <class S>
 std::unique_ptr<AnyOptimizer<S>> make_optimizer(const std::string& base, const std::string& rule,
                                                 const Settings& settings = {}) {
   return make_optimizer_from<S>(AllBases{}, AllRules{}, base, rule, settings);
+}
+
+// The public step (step_tensors) of the named base and rule, for adapters: see named_step.hpp.
+template <class P>
+std::unique_ptr<NamedStep<P>> make_named_step(const std::string& base, const std::string& rule) {
+  return make_named_step_from<P>(AllBases{}, AllRules{}, base, rule);
 }
 
 // make_optimizer<P> compiles every base × rule combination: a minute or more per parameter type.

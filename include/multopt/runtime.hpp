@@ -35,25 +35,30 @@ std::string joined_names(TypeList<T...>) {
   return all;
 }
 
-template <class S, class Base, class... Rules>
-std::unique_ptr<AnyOptimizer<S>> make_with_base(const std::string& rule, TypeList<Rules...> rules) {
-  std::unique_ptr<AnyOptimizer<S>> made;
-  auto try_rule = [&](auto tag) {
-    using Rule = typename decltype(tag)::type;
-    if (made || rule != Rule::name) return;
-    if constexpr (Rule::template supports<Base>) {
-      made = std::make_unique<ErasedOptimizer<Optimizer<Base, Rule, S>>>();
-    } else {
-      throw std::invalid_argument("multopt: the " + rule + " rule is not defined for the " +
-                                  Base::name + " base");
-    }
-  };
-  for_each_type(rules, try_rule);
-  if (!made) {
-    throw std::invalid_argument("multopt: unknown update rule '" + rule + "'; known: " +
-                                joined_names(rules));
-  }
-  return made;
+// Calls f(base_tag, rule_tag) for the base and the rule of these names (decltype(tag)::type is
+// each); refuses an unknown name, and a rule that is not defined on the base.
+template <class... Bases, class... Rules, class F>
+void with_combination(TypeList<Bases...> bases, TypeList<Rules...> rules, const std::string& base,
+                      const std::string& rule, F&& f) {
+  bool base_found = false, rule_found = false;
+  for_each_type(bases, [&](auto base_tag) {
+    using Base = typename decltype(base_tag)::type;
+    if (base_found || base != Base::name) return;
+    base_found = true;
+    for_each_type(rules, [&](auto rule_tag) {
+      using Rule = typename decltype(rule_tag)::type;
+      if (rule_found || rule != Rule::name) return;
+      rule_found = true;
+      if constexpr (Rule::template supports<Base>)
+        f(base_tag, rule_tag);
+      else
+        throw std::invalid_argument("multopt: the " + rule + " rule is not defined for the " + base + " base");
+    });
+  });
+  if (!base_found)
+    throw std::invalid_argument("multopt: unknown base optimizer '" + base + "'; known: " + joined_names(bases));
+  if (!rule_found)
+    throw std::invalid_argument("multopt: unknown update rule '" + rule + "'; known: " + joined_names(rules));
 }
 
 // A setting's text as a message quotes it: cut where it is long.
@@ -77,24 +82,28 @@ inline double parse_number(const std::string& name, const std::string& text) {
   return value;
 }
 
-}  // namespace detail
-
-// An optimizer of the named base and rule with every hyperparameter at its default.
-template <class S, class... Bases, class... Rules>
-std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(TypeList<Bases...> bases, TypeList<Rules...> rules,
-                                                     const std::string& base, const std::string& rule) {
-  std::unique_ptr<AnyOptimizer<S>> made;
-  auto try_base = [&](auto tag) {
-    using Base = typename decltype(tag)::type;
-    if (!made && base == Base::name) made = detail::make_with_base<S, Base>(rule, rules);
-  };
-  for_each_type(bases, try_base);
-  if (!made) {
-    throw std::invalid_argument("multopt: unknown base optimizer '" + base + "'; known: " +
-                                detail::joined_names(bases));
+// Sets `storage` from a setting "rounding" (master, nearest or stochastic) or "rounding_seed" (a
+// whole number below 2^64); false for any other name.
+inline bool set_storage_setting(StorageMode& storage, const std::string& name, const std::string& text) {
+  if (name == "rounding") {
+    const Rounding modes[] = {Rounding::master, Rounding::nearest, Rounding::stochastic};
+    const auto* mode =
+        std::find_if(std::begin(modes), std::end(modes), [&](Rounding r) { return text == rounding_name(r); });
+    if (mode == std::end(modes))
+      throw std::invalid_argument("multopt: rounding = " + quoted(text) + " is unknown; known: master, nearest, stochastic");
+    storage.rounding = *mode;
+    return true;
   }
-  return made;
+  if (name == "rounding_seed") {
+    const auto [stop, error] = std::from_chars(text.data(), text.data() + text.size(), storage.seed);
+    if (error != std::errc() || stop != text.data() + text.size() || text.empty())
+      throw std::invalid_argument("multopt: rounding_seed = " + quoted(text) + " is not a whole number in [0, 2^64)");
+    return true;
+  }
+  return false;
 }
+
+}  // namespace detail
 
 // Settings as text, as configuration and golden case files write them: every hyperparameter
 // of the group by its name (booleans 0/1; `g` is g_mix), and the optimizer's own:
@@ -102,6 +111,27 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(TypeList<Bases...> bases, T
 // for 16-bit parameters, `rounding master|nearest|stochastic` and `rounding_seed` (a whole
 // number below 2^64) for their storage mode (storage.hpp).
 using Settings = std::vector<std::pair<std::string, std::string>>;
+
+// The storage mode these settings, rounding and rounding_seed alone, give.
+inline StorageMode storage_mode(const Settings& settings) {
+  StorageMode storage;
+  for (const auto& [name, text] : settings)
+    if (!detail::set_storage_setting(storage, name, text))
+      throw std::invalid_argument("multopt: '" + name + "' is no storage setting; they are rounding and rounding_seed");
+  return storage;
+}
+
+// An optimizer of the named base and rule with every hyperparameter at its default.
+template <class S, class... Bases, class... Rules>
+std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(TypeList<Bases...> bases, TypeList<Rules...> rules,
+                                                     const std::string& base, const std::string& rule) {
+  std::unique_ptr<AnyOptimizer<S>> made;
+  detail::with_combination(bases, rules, base, rule, [&](auto base_tag, auto rule_tag) {
+    using Opt = Optimizer<typename decltype(base_tag)::type, typename decltype(rule_tag)::type, S>;
+    made = std::make_unique<ErasedOptimizer<Opt>>();
+  });
+  return made;
+}
 
 template <class S, class BaseList, class RuleList>
 std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(BaseList bases, RuleList rules, const std::string& base,
@@ -123,21 +153,7 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(BaseList bases, RuleList ru
       }
     } else if (name == "max_grad_norm") {
       max_grad_norm = detail::parse_number(name, text);
-    } else if (name == "rounding") {
-      const Rounding modes[] = {Rounding::master, Rounding::nearest, Rounding::stochastic};
-      const std::string& word = text;  // a structured binding cannot be captured in C++17
-      const auto* mode =
-          std::find_if(std::begin(modes), std::end(modes), [&](Rounding r) { return word == rounding_name(r); });
-      if (mode == std::end(modes))
-        throw std::invalid_argument("multopt: rounding = " + detail::quoted(text) +
-                                    " is unknown; known: master, nearest, stochastic");
-      storage.rounding = *mode;
-      storage_set = true;
-    } else if (name == "rounding_seed") {
-      const auto [stop, error] = std::from_chars(text.data(), text.data() + text.size(), storage.seed);
-      if (error != std::errc() || stop != text.data() + text.size() || text.empty())
-        throw std::invalid_argument("multopt: rounding_seed = " + detail::quoted(text) +
-                                    " is not a whole number in [0, 2^64)");
+    } else if (detail::set_storage_setting(storage, name, text)) {
       storage_set = true;
     } else {
       numeric.emplace_back(name, detail::parse_number(name, text));

@@ -1,79 +1,124 @@
-// The extension module multopt._multopt: the libtorch adapter's TorchSteps
-// (include/multopt/adapters/torch_steps.hpp) and multopt's schedules, for multopt/torch.py.
-#include <multopt/adapters/torch_steps.hpp>
+// The extension module multopt._multopt: one step of a torch.optim optimizer's parameters over
+// the state in its opt.state (include/multopt/adapters/torch_step.hpp), and multopt's schedules,
+// for multopt/torch.py. It holds nothing between calls.
+#include <multopt/adapters/torch_step.hpp>
 
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <torch/csrc/autograd/python_variable.h>
 #include <torch/csrc/utils/pybind.h>
 
-#include <optional>
+#include <algorithm>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
 namespace py = pybind11;
 using multopt::NamedValues;
-using multopt::adapters::TorchGroup;
-using multopt::adapters::TorchSteps;
-using multopt::adapters::TorchTensorState;
+using multopt::adapters::TorchParamStep;
 
 namespace {
 
-// Groups as torch.py hands them over: (parameters, settings by multopt's names).
+// A state entry as the step reads it: a tensor as it is, a number as a 0-dim double tensor,
+// None as no entry (torch.optim.SGD's momentum_buffer without momentum) unless it must be a
+// number (step, mu_product); anything else is refused, naming the parameter.
+void read_entry(TorchParamStep& p, const std::string& name, const py::handle& value, bool number) {
+  if (value.is_none() && !number) return;
+  if (THPVariable_Check(value.ptr())) {
+    p.state[name] = THPVariable_Unpack(value.ptr());
+  } else if (py::isinstance<py::int_>(value) || py::isinstance<py::float_>(value)) {
+    p.state[name] = at::scalar_tensor(value.cast<double>(), at::kDouble);
+  } else {
+    throw std::invalid_argument("multopt: parameter " + std::to_string(p.index) + " of group " +
+                                std::to_string(p.group) + " has " + name + " = " + std::string(py::repr(value)) +
+                                " in its state, which is neither a tensor nor a number");
+  }
+}
+
 using PyGroups = std::vector<std::pair<std::vector<at::Tensor>, NamedValues>>;
 
-std::vector<TorchGroup> torch_groups(PyGroups groups) {
-  std::vector<TorchGroup> converted;
-  for (auto& [params, settings] : groups) converted.push_back({std::move(params), std::move(settings)});
-  return converted;
+// One call's parameters with their state as `state` (a torch.optim optimizer's opt.state) holds
+// it, read without making entries (a refused call adds none); `keys`: each as a Python object.
+struct Gathered {
+  std::vector<NamedValues> settings;
+  std::vector<TorchParamStep> params;
+  std::vector<py::object> keys;
+};
+Gathered gather(const std::string& base, const std::string& rule, const PyGroups& groups, const py::dict& state,
+               bool with_gradient_only) {
+  std::vector<std::string> numbers = multopt::make_named_step<double>(base, rule)->scalar_names();
+  numbers.push_back("step");
+  Gathered call;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    call.settings.push_back(multopt::adapters::torch_settings(rule, groups[g].second));
+    for (std::size_t k = 0; k < groups[g].first.size(); ++k) {
+      const at::Tensor& param = groups[g].first[k];
+      if (with_gradient_only && !param.grad().defined()) continue;
+      TorchParamStep p{param, g, k, {}, {}};
+      py::object key = py::cast(param);
+      if (PyObject* held = PyDict_GetItemWithError(state.ptr(), key.ptr())) {
+        for (const auto& [key, value] : py::reinterpret_borrow<py::dict>(held)) {
+          const std::string name = py::str(key);
+          read_entry(p, name, value, std::find(numbers.begin(), numbers.end(), name) != numbers.end());
+        }
+      } else if (PyErr_Occurred()) {
+        throw py::error_already_set();
+      }
+      call.params.push_back(std::move(p));
+      call.keys.push_back(std::move(key));
+    }
+  }
+  return call;
+}
+
+// groups: [(params, settings by multopt's names)]; state: the optimizer's opt.state. Steps every
+// parameter that has a gradient; its state, made at its first step, goes into `state` as a dict
+// by torch.optim's names. On an error nothing has changed, state included.
+void step(const std::string& base, const std::string& rule, const multopt::Settings& storage_settings,
+          const PyGroups& groups, py::dict state, int threads) {
+  const multopt::StorageMode storage = multopt::storage_mode(storage_settings);
+  Gathered call = gather(base, rule, groups, state, true);
+  {
+    py::gil_scoped_release release;
+    multopt::adapters::step_torch_params(base, rule, storage, call.settings, call.params, threads);
+  }
+  for (std::size_t k = 0; k < call.params.size(); ++k) {
+    if (call.params[k].updates.empty()) continue;
+    py::object entry = state.attr("setdefault")(call.keys[k], py::dict());
+    for (const auto& [name, tensor] : call.params[k].updates) entry[py::str(name)] = tensor;
+  }
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_multopt, m) {
-  m.doc() = "multopt's fused optimizer steps over torch tensors (see multopt.torch)";
+  m.doc() = "multopt's fused optimizer step over torch tensors and their optimizer state (see multopt.torch)";
 
-  py::class_<TorchSteps>(m, "Steps")
-      .def(py::init<std::string, std::string, multopt::Settings>(), py::arg("base"), py::arg("rule"),
-           py::arg("storage") = multopt::Settings{})
-      .def_property_readonly("base", &TorchSteps::base)
-      .def_property_readonly("rule", &TorchSteps::rule)
-      .def_property_readonly("hyperparameter_names", &TorchSteps::hyperparameter_names)
-      .def_property_readonly("state_names", &TorchSteps::state_names)
-      .def_property_readonly("scalar_state_names", &TorchSteps::scalar_state_names)
-      .def("check", [](const TorchSteps& steps, PyGroups groups) { steps.check(torch_groups(std::move(groups))); })
-      .def("step",
-           [](TorchSteps& steps, PyGroups groups, int threads) {
-             auto converted = torch_groups(std::move(groups));
-             py::gil_scoped_release release;
-             steps.step(converted, threads);
-           })
-      // None before the parameter's first step, else (steps, {array name: tensor}, {scalar name:
-      // value}, master weights or None).
-      .def("state_of",
-           [](const TorchSteps& steps, const at::Tensor& param) -> py::object {
-             const auto state = steps.state_of(param);
-             if (!state) return py::none();
-             py::dict arrays, scalars;
-             for (const auto& [name, array] : state->arrays) arrays[py::str(name)] = array;
-             for (const auto& [name, value] : state->scalars) scalars[py::str(name)] = value;
-             py::object master = state->master_weights.defined() ? py::cast(state->master_weights) : py::none();
-             return py::make_tuple(state->steps, arrays, scalars, master);
-           })
-      // [(parameter, steps, arrays, scalars, master weights or None)], all checked before any is taken.
-      .def("replace_states",
-           [](TorchSteps& steps,
-              std::vector<std::tuple<at::Tensor, long, std::vector<std::pair<std::string, at::Tensor>>, NamedValues,
-                                     std::optional<at::Tensor>>>
-                  states) {
-             std::vector<std::pair<at::Tensor, TorchTensorState>> converted;
-             for (auto& [param, count, arrays, scalars, master] : states)
-               converted.emplace_back(param, TorchTensorState{count, std::move(arrays), std::move(scalars),
-                                                              master.value_or(at::Tensor())});
-             steps.replace_states(std::move(converted));
-           });
+  m.def("step", &step, py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("state"),
+        py::arg("threads"));
+  // Refuses what a step would refuse of the groups' settings and of the state `state` holds for
+  // their parameters (a state_dict about to be loaded); changes nothing.
+  m.def(
+      "check_states",
+      [](const std::string& base, const std::string& rule, const multopt::Settings& storage_settings,
+         const PyGroups& groups, py::dict state) {
+        const multopt::StorageMode storage = multopt::storage_mode(storage_settings);
+        Gathered call = gather(base, rule, groups, state, false);
+        multopt::adapters::check_torch_states(base, rule, storage, call.settings, std::move(call.params));
+      },
+      py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("state"));
+  // Refuses a base, rule, group settings (torch's) or storage mode the step would refuse.
+  m.def(
+      "check",
+      [](const std::string& base, const std::string& rule, const multopt::Settings& storage,
+         const std::vector<NamedValues>& groups) {
+        std::vector<NamedValues> settings;
+        for (const NamedValues& group : groups) settings.push_back(multopt::adapters::torch_settings(rule, group));
+        multopt::adapters::check_torch_settings(base, rule, multopt::storage_mode(storage), settings);
+      },
+      py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"));
+  m.attr("max_step_count") = multopt::max_step_count;
 
   // Per-step factors of lr (lr_schedules.hpp), as callables for torch.optim.lr_scheduler.LambdaLR.
   namespace curves = multopt::curves;

@@ -17,8 +17,6 @@ optimizer's own settings, not a group's, refused where no parameter is 16-bit. T
 weights are state, under "master_weights".
 """
 
-from collections import defaultdict
-
 import torch
 
 from . import _multopt
@@ -26,11 +24,13 @@ from . import _multopt
 __all__ = ["ExponentialMix"]  # and every optimizer class, added below
 
 # Group keys that are torch.optim's but no setting of multopt's: the one fused loop is every
-# implementation, and CPU steps need no capture.
-_IGNORED = {"foreach", "capturable", "differentiable", "fused"}
-_REFUSED_IF_SET = ("capturable", "differentiable", "fused")
+# implementation (fused=True is what it does anyway), and CPU steps need no capture.
+_IGNORED = {"foreach", "capturable", "differentiable", "fused", "decoupled_weight_decay"}
+# What the fused step cannot honour: gradients through the step, CUDA graph capture.
+_REFUSED_IF_SET = ("capturable", "differentiable")
 # The state name of a 16-bit parameter's float32 master weights (TorchOptimizer's too).
 _MASTER = "master_weights"
+_NARROW = (torch.bfloat16, torch.float16)
 
 
 def _check_range(name, value, low=0.0, high=None, closed=True):
@@ -50,7 +50,7 @@ _MESSAGES = {
 
 
 def _validate(values):
-    """The constructor's checks, as torch.optim's (the step checks every setting again)."""
+    """The constructor's checks, with torch.optim's messages (the C++ check follows)."""
     for name in ("lr", "lr_in", "lr_out", "eps", "weight_decay", "momentum", "alpha", "lr_decay",
                  "initial_accumulator_value", "momentum_decay"):
         if name in values:
@@ -71,12 +71,15 @@ def _validate(values):
 
 
 class _Optimizer(torch.optim.Optimizer):
-    """What every multopt.torch optimizer shares; a subclass names base, rule and arguments."""
+    """What every multopt.torch optimizer shares; a subclass names base, rule and arguments.
+
+    The state lives where torch.optim keeps it, in self.state[p], by torch.optim's names; each
+    step() is one C++ call over every group, which reads and writes that state."""
 
     _base = None  # multopt's names: "adam", "multiplicative", ...
     _rule = None
     _arguments = ()  # (name, default) in positional order after params
-    _keyword_only = ()  # (name, default): torch.optim's keyword-only arguments
+    _keyword_only = ()  # (name, default): torch.optim's keyword-only arguments (1.13 and 2.x)
     _decoupled = False  # weight_decay is the decoupled kind (AdamW, Lion)
 
     def __init__(self, params, *args, rounding=None, rounding_seed=None, **kwargs):
@@ -93,22 +96,37 @@ class _Optimizer(torch.optim.Optimizer):
                 raise TypeError("{}() got multiple values for argument '{}'".format(type(self).__name__, name))
             values[name] = value
         _validate(values)
-        storage = [(name, str(value)) for name, value in (("rounding", rounding), ("rounding_seed", rounding_seed))
-                   if value is not None]
-        steps = _multopt.Steps(self._base, self._rule, storage)
+        self._storage = [(name, str(value)) for name, value in (("rounding", rounding), ("rounding_seed", rounding_seed))
+                         if value is not None]
+        _multopt.check(self._base, self._rule, self._storage, [])
         super().__init__(params, values)
-        self._steps = steps  # from here on add_param_group checks: the storage check needs every group
-        self._steps.check([self._group(group) for group in self.param_groups])
+        if self._storage and not any(p.dtype in _NARROW for group in self.param_groups for p in group["params"]):
+            raise ValueError("multopt: {} = '{}' is for bfloat16 and float16 parameters, and these have none (float "
+                             "and double parameters are stored as computed)".format(*self._storage[0]))
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "_storage": self._storage}
+
+    def __setstate__(self, state):
+        # torch.optim's load_state_dict sets the state and the groups alone: the storage stays.
+        state.setdefault("_storage", getattr(self, "_storage", []))
+        super().__setstate__(state)
 
     def add_param_group(self, param_group):
+        """torch.optim's, with every setting checked before the group is added."""
         _validate(param_group)
+        group = {**self.defaults, **{key: value for key, value in param_group.items() if key != "params"}}
+        self._complete(group)
+        _multopt.check(self._base, self._rule, self._storage, [self._group({**group, "params": []})[1]])
         super().add_param_group(param_group)
-        group = self.param_groups[-1]
+        self._complete(self.param_groups[-1])
+
+    def _complete(self, group):
+        """The keys an M or H group has beyond its arguments: lr (for M classes lr_out) and
+        initial_lr, the lr a scheduler's factor is taken from."""
         if self._rule != "additive":
             group.setdefault("lr", group["lr_out"])
             group.setdefault("initial_lr", group["lr"])
-        if hasattr(self, "_steps"):
-            self._steps.check([self._group(group) for group in self.param_groups])
 
     def _group(self, group):
         """(parameters, settings by multopt's names) of one param group."""
@@ -118,7 +136,7 @@ class _Optimizer(torch.optim.Optimizer):
                 continue
             if key == "betas":
                 settings += [("beta1", float(value[0])), ("beta2", float(value[1]))]
-            elif key == "weight_decay" and self._decoupled:
+            elif key == "weight_decay" and (self._decoupled or group.get("decoupled_weight_decay")):
                 settings.append(("decoupled_weight_decay", float(value)))
             else:
                 settings.append((key, float(value)))
@@ -130,53 +148,40 @@ class _Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self._steps.step([self._group(group) for group in self.param_groups], torch.get_num_threads())
+        _multopt.step(self._base, self._rule, self._storage, [self._group(group) for group in self.param_groups],
+                      self.state, torch.get_num_threads())
         return loss
 
-    def state_dict(self):
-        """torch.optim's state_dict, with each parameter's state by torch.optim's names."""
-        for group in self.param_groups:
-            for param in group["params"]:
-                state = self._steps.state_of(param)
-                if state is not None:
-                    steps, arrays, scalars, master = state
-                    # Scalars (NAdam's mu_product) stay Python floats, as torch.optim keeps them.
-                    self.state[param] = {"step": torch.tensor(float(steps)), **arrays, **scalars}
-                    if master is not None:
-                        self.state[param][_MASTER] = master
-        try:
-            return super().state_dict()
-        finally:
-            self.state = defaultdict(dict)  # the state lives in multopt; these were copies
-
     def load_state_dict(self, state_dict):
-        """Loads a state_dict of this class, or the state (moments, step) of another optimizer
-        of the same base (torch.optim.Adam's into Adam or MAdam), keeping this one's settings.
-        State arrays are taken as saved, not cast to the parameter's dtype as torch.optim casts
-        them (the state of 16-bit parameters is float32)."""
+        """torch.optim's, with what multopt adds: the whole state is checked before anything
+        changes; the state of bfloat16 and float16 parameters stays float32 (torch.optim casts
+        it to the parameter's dtype) and NAdam's mu_product float64. A state_dict of another
+        optimizer of the same base (torch.optim.Adam's into Adam or MAdam) loads its state and
+        keeps this one's settings."""
         ours = [{key: value for key, value in group.items() if key != "params"} for group in self.param_groups]
         saved = state_dict["param_groups"]
         if len(saved) == len(ours) and any(not set(o) <= set(s) for o, s in zip(ours, saved)):
             state_dict = dict(state_dict, param_groups=[{**o, "params": s["params"]} for o, s in zip(ours, saved)])
-        groups = self.param_groups
-        super().load_state_dict(dict(state_dict, state={}))  # checks the groups and takes their settings
-        saved_ids = (index for group in saved for index in group["params"])
-        params = (param for group in self.param_groups for param in group["params"])
-        scalar_names = set(self._steps.scalar_state_names)
-        states = []
-        for index, param in zip(saved_ids, params):
-            state = state_dict["state"].get(index)
-            if state is None:
-                continue
-            arrays = [(name, value) for name, value in state.items()
-                      if name not in ("step", _MASTER) and name not in scalar_names and value is not None]
-            scalars = [(name, float(state[name])) for name in scalar_names if name in state]
-            states.append((param, int(float(state.get("step", 0))), arrays, scalars, state.get(_MASTER)))
-        try:
-            self._steps.replace_states(states)
-        except Exception:
-            self.param_groups = groups  # a state that does not fit changes nothing
-            raise
+            saved = state_dict["param_groups"]
+        taken = {}
+        if len(saved) == len(self.param_groups) and all(
+                len(s["params"]) == len(o["params"]) for s, o in zip(saved, self.param_groups)):
+            for s, o in zip(saved, self.param_groups):
+                _validate(s)
+                for index, param in zip(s["params"], o["params"]):
+                    if index in state_dict["state"]:
+                        taken[param] = state_dict["state"][index]
+            groups = [self._group({**s, "params": o["params"]}) for s, o in zip(saved, self.param_groups)]
+            _multopt.check_states(self._base, self._rule, self._storage, groups, taken)
+        super().load_state_dict(state_dict)
+        for param, state in taken.items():
+            for key, value in state.items():
+                if not torch.is_tensor(value) or key == "step" or not value.is_floating_point():
+                    continue
+                if value.dim() == 0:  # mu_product
+                    self.state[param][key] = value.detach().to(param.device, torch.float64, copy=True)
+                elif param.dtype in _NARROW:
+                    self.state[param][key] = value.detach().to(param.device, torch.float32, copy=True)
 
 
 class ExponentialMix:
@@ -189,10 +194,11 @@ class ExponentialMix:
         self.optimizer, self.g0, self.patience, self.inverse, self.epoch = optimizer, g0, patience, inverse, 0
 
     def step(self):
-        self.epoch += 1
-        g = _multopt.exponential_mix(self.g0, self.patience, self.inverse, self.epoch)
+        epoch = self.epoch + 1  # counted once g is known: a refused epoch changes nothing
+        g = _multopt.exponential_mix(self.g0, self.patience, self.inverse, epoch)
         for group in self.optimizer.param_groups:
             group["g"] = g
+        self.epoch = epoch
 
     def state_dict(self):
         return {"epoch": self.epoch}
@@ -220,24 +226,27 @@ linear, cosine, exponential, step_decay, warmup_cosine = map(_curve, (
 # The bases: multopt's name, the torch.optim class name, the additive lr's default, the base's
 # own arguments in torch.optim's order, torch.optim's keyword-only ones.
 _BETAS = ("betas", (0.9, 0.999))
+# torch 2.x's keyword-only arguments of the classes it has; torch 1.13's are among them.
+_ADAM_KEYWORDS = [("foreach", None), ("maximize", False), ("capturable", False), ("differentiable", False),
+                  ("fused", None)]
+_CAPTURABLE_KEYWORDS = [("maximize", False), ("differentiable", False), ("capturable", False)]
+_DECOUPLED_KEYWORDS = [("decoupled_weight_decay", False)] + _CAPTURABLE_KEYWORDS
 _BASES = [
     ("sgd", "SGD", 1e-3, [("momentum", 0), ("dampening", 0), ("weight_decay", 0), ("nesterov", False)],
-     [("maximize", False), ("foreach", None)]),
-    ("adam", "Adam", 1e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("amsgrad", False)],
-     [("foreach", None), ("maximize", False), ("capturable", False), ("differentiable", False), ("fused", None)]),
+     [("maximize", False), ("foreach", None), ("differentiable", False), ("fused", None)]),
+    ("adam", "Adam", 1e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("amsgrad", False)], _ADAM_KEYWORDS),
     ("adagrad", "Adagrad", 1e-2,
      [("lr_decay", 0), ("weight_decay", 0), ("initial_accumulator_value", 0), ("eps", 1e-10), ("foreach", None)],
-     [("maximize", False)]),
+     [("maximize", False), ("differentiable", False), ("fused", None)]),
     ("rmsprop", "RMSprop", 1e-2,
      [("alpha", 0.99), ("eps", 1e-8), ("weight_decay", 0), ("momentum", 0), ("centered", False), ("foreach", None)],
-     [("maximize", False)]),
-    ("adamax", "Adamax", 2e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("foreach", None)],
-     [("maximize", False)]),
+     _CAPTURABLE_KEYWORDS),
+    ("adamax", "Adamax", 2e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("foreach", None)], _CAPTURABLE_KEYWORDS),
     ("nadam", "NAdam", 2e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("momentum_decay", 4e-3),
-                              ("foreach", None)], []),
-    ("radam", "RAdam", 1e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("foreach", None)], []),
+                              ("foreach", None)], _DECOUPLED_KEYWORDS),
+    ("radam", "RAdam", 1e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("foreach", None)], _DECOUPLED_KEYWORDS),
     ("adadelta", "Adadelta", 1.0, [("rho", 0.9), ("eps", 1e-6), ("weight_decay", 0), ("foreach", None)],
-     [("maximize", False)]),
+     _CAPTURABLE_KEYWORDS),
     ("lion", "Lion", 1e-4, [("betas", (0.9, 0.99)), ("weight_decay", 0)], [("maximize", False)]),
 ]
 # The rules: class-name prefix and the arguments of the paper's package, before the base's.
@@ -267,6 +276,4 @@ for _base, _torch_name, _lr, _own, _keyword_only in _BASES:
         _make_class(_prefix + _torch_name, _base, _rule, _arguments, _keywords, decoupled=_base == "lion")
 # torch.optim.AdamW: Adam with the decoupled weight decay.
 _make_class("AdamW", "adam", "additive", [("lr", 1e-3), _BETAS, ("eps", 1e-8), ("weight_decay", 1e-2),
-                                          ("amsgrad", False)],
-            [("maximize", False), ("foreach", None), ("capturable", False), ("differentiable", False),
-             ("fused", None)], decoupled=True)
+                                          ("amsgrad", False)], _ADAM_KEYWORDS, decoupled=True)

@@ -271,7 +271,7 @@ def test_storage_settings_are_checked():
     opt.step()
     before = opt.state_dict()
     saved["param_groups"][0]["lr"] = 0.25
-    with pytest.raises(ValueError, match="master weights are for bfloat16 and float16 parameters, not Float"):
+    with pytest.raises(ValueError, match="master weights in its state, which are for bfloat16 and float16 parameters, not Float"):
         opt.load_state_dict(saved)
     after = opt.state_dict()
     assert after["param_groups"] == before["param_groups"] and opt.param_groups[0]["lr"] == 0.5

@@ -241,12 +241,12 @@ def test_threads_give_the_same_parameters():
 
 
 def test_dtypes_multopt_does_not_step_are_refused():
-    # bfloat16 and float16: test_mixed_precision.py.
-    p = torch.zeros(4, dtype=torch.complex64, requires_grad=True)
-    p.grad = torch.ones(4, dtype=torch.complex64)
-    with pytest.raises(ValueError, match="dtype ComplexFloat are not supported; supported: Float, Double, BFloat16, Half"):
+    # bfloat16 and float16: test_mixed_precision.py; complex: test_torch_state.py.
+    p = torch.zeros(4, dtype=torch.int32)
+    p.grad = torch.ones(4, dtype=torch.int32)
+    with pytest.raises(ValueError, match="dtype Int are not supported; supported: Float, Double, BFloat16, Half"):
         mt.MAdam([p]).step()
-    assert torch.equal(p.detach(), torch.zeros(4, dtype=torch.complex64))
+    assert torch.equal(p, torch.zeros(4, dtype=torch.int32))
 
 
 def test_tensors_multopt_cannot_step_are_refused_and_left_alone():
@@ -260,14 +260,9 @@ def test_tensors_multopt_cannot_step_are_refused_and_left_alone():
 
     sparse = torch.zeros(4, requires_grad=True)
     sparse.grad = torch.sparse_coo_tensor([[1]], [1.0], (4,))
-    with pytest.raises(ValueError, match="sparse gradient"):
+    with pytest.raises(ValueError, match="parameter 0 of group 0 has a sparse gradient"):
         mt.SGD([sparse], lr=0.1).step()
-
-    strided = torch.zeros(4, 3).t().requires_grad_()
-    strided.grad = torch.ones(4, 3).t()
-    with pytest.raises(ValueError, match=r"parameter 0 of group 0 is not contiguous \(strides \[1, 3\]\)"):
-        mt.SGD([strided], lr=0.1).step()
-    assert not strided.detach().any()
+    assert not sparse.detach().any()
 
 
 def test_arguments_are_checked_with_torch_optim_messages():
