@@ -1,8 +1,8 @@
 // The libtorch adapter (include/multopt/adapters/torch.hpp): TorchOptimizer trains a torch::nn
 // model as torch::optim::Adam does (additive rule) and as docs/math.md's formulas written here
-// in libtorch ops do (multiplicative rule), follows torch's StepLR, saves and loads through
-// torch's serialization, steps bf16 parameters through fp32 master weights, and refuses what it
-// cannot step.
+// in libtorch ops do (multiplicative rule), follows torch's StepLR, keeps its state in
+// torch::optim's state and saves and loads it through torch's serialization, steps strided,
+// complex and bf16 parameters (through fp32 master weights), and refuses what it cannot step.
 #include <multopt/adapters/torch.hpp>
 
 #include <catch2/catch.hpp>
@@ -134,21 +134,73 @@ TEST_CASE("TorchOptimizer saves and loads through torch's serialization and cont
   for (std::size_t k = 0; k < continued.size(); ++k) CHECK(torch::equal(continued[k], again[k]));
 }
 
+TEST_CASE("TorchOptimizer steps strided and complex parameters as torch::optim::SGD", "[torch]") {
+  auto strided = torch::arange(12, torch::kFloat64).reshape({4, 3}).t().requires_grad_();
+  auto complex = torch::arange(3, torch::kFloat64).to(torch::kComplexDouble).requires_grad_();
+  auto strided_ref = strided.detach().clone().requires_grad_(), complex_ref = complex.detach().clone().requires_grad_();
+  TorchOptimizer opt(std::vector<torch::Tensor>{strided, complex}, "sgd", "additive", {{"lr", 0.1}, {"momentum", 0.9}});
+  torch::optim::SGD ref(std::vector<torch::Tensor>{strided_ref, complex_ref}, torch::optim::SGDOptions(0.1).momentum(0.9));
+  for (int k = 0; k < 3; ++k) {
+    strided.mutable_grad() = torch::full({4, 3}, 1.0 + k, torch::kFloat64).t();
+    complex.mutable_grad() = torch::full({3}, c10::complex<double>(1.0, -k), torch::kComplexDouble);
+    strided_ref.mutable_grad() = strided.grad().clone();
+    complex_ref.mutable_grad() = complex.grad().clone();
+    opt.step();
+    ref.step();
+  }
+  CHECK(!strided.is_contiguous());
+  CHECK(torch::allclose(strided, strided_ref, 1e-14, 0));
+  CHECK(torch::allclose(complex, complex_ref, 1e-14, 0));
+}
+
 TEST_CASE("TorchOptimizer refuses what it cannot step, changing nothing", "[torch]") {
-  auto strided = torch::zeros({4, 3}).t().requires_grad_();
-  strided.mutable_grad() = torch::ones({4, 3}).t();
-  TorchOptimizer opt(std::vector<torch::Tensor>{strided}, "sgd", "additive", {{"lr", 0.1}});
-  CHECK_THROWS_WITH(opt.step(), Catch::Contains("parameter 0 of group 0 is not contiguous"));
-  auto complex = torch::zeros({3}, torch::kComplexFloat).requires_grad_();
-  complex.mutable_grad() = torch::ones({3}, torch::kComplexFloat);
-  TorchOptimizer complex_opt(std::vector<torch::Tensor>{complex}, "sgd", "additive", {{"lr", 0.1}});
-  CHECK_THROWS_WITH(complex_opt.step(), Catch::Contains("dtype ComplexFloat are not supported; supported: Float, "
-                                                        "Double, BFloat16, Half"));
-  CHECK(strided.count_nonzero().item<long>() == 0);
-  CHECK_THROWS_WITH(TorchOptimizer(std::vector<torch::Tensor>{complex}, "adam", "multiplicative", {{"lr_out", -1.0}}),
+  auto kept = torch::ones({3}, torch::kFloat64).requires_grad_();
+  auto replaced = torch::ones({5}, torch::kFloat64).requires_grad_();
+  TorchOptimizer opt(std::vector<torch::Tensor>{kept, replaced}, "adam", "additive", {{"lr", 0.1}});
+  kept.mutable_grad() = torch::ones({3}, torch::kFloat64);
+  replaced.mutable_grad() = torch::ones({5}, torch::kFloat64);
+  opt.step();
+  replaced.set_data(torch::zeros({2}, torch::kFloat64));
+  replaced.mutable_grad() = torch::ones({2}, torch::kFloat64);
+  const auto kept_before = kept.detach().clone();
+  CHECK_THROWS_WITH(opt.step(), Catch::Contains("parameter 1 of group 0 has 2 elements but its state 'exp_avg' has 5"));
+  CHECK(torch::equal(kept, kept_before));
+  CHECK(opt.state_of(kept)->entries.at("step").item<double>() == 1.0);
+  CHECK(replaced.count_nonzero().item<long>() == 0);
+  CHECK_THROWS_WITH(TorchOptimizer(std::vector<torch::Tensor>{kept}, "adam", "multiplicative", {{"lr_out", -1.0}}),
                     Catch::Contains("lr_out"));
-  CHECK_THROWS_WITH(TorchOptimizer(std::vector<torch::Tensor>{strided}, "adam", "additive", {}, {{"rounding", "nearest"}}),
+  CHECK_THROWS_WITH(TorchOptimizer(std::vector<torch::Tensor>{kept}, "adam", "additive", {}, {{"rounding", "nearest"}}),
                     Catch::Contains("rounding = 'nearest' is for bfloat16 and float16 parameters"));
+}
+
+TEST_CASE("TorchOptimizer's state is torch's, and a load that does not fit changes nothing", "[torch]") {
+  auto net = model(torch::kFloat64);
+  TorchOptimizer opt(net->parameters(), "adam", "multiplicative", {{"lr_out", 0.01}, {"beta2", 0.99}});
+  train(net, opt, 3, torch::kFloat64);
+  CHECK(opt.state().size() == net->parameters().size());
+  const auto* first = opt.state_of(net->parameters()[0]);
+  REQUIRE(first);
+  CHECK(first->entries.at("step").item<double>() == 3.0);
+  CHECK(first->entries.at("exp_avg").sizes() == net->parameters()[0].sizes());
+  std::stringstream saved;
+  torch::save(opt, saved);
+
+  auto other = torch::nn::Sequential(torch::nn::Linear(5, 4), torch::nn::Tanh(), torch::nn::Linear(4, 3));
+  other->to(torch::kFloat64);
+  TorchOptimizer smaller(other->parameters(), "adam", "multiplicative", {{"lr_out", 0.5}, {"beta2", 0.9}});
+  train(other, smaller, 1, torch::kFloat64);
+  const auto before = smaller.state_of(other->parameters()[0])->entries.at("exp_avg").clone();
+  CHECK_THROWS_WITH(torch::load(smaller, saved), Catch::Contains("elements but its state 'exp_avg' has"));
+  CHECK(smaller.param_groups()[0].options().get_lr() == 0.5);
+  CHECK(static_cast<const multopt::adapters::TorchOptions&>(smaller.param_groups()[0].options()).settings() ==
+        multopt::NamedValues{{"lr_out", 0.5}, {"beta2", 0.9}});
+  CHECK(torch::equal(smaller.state_of(other->parameters()[0])->entries.at("exp_avg"), before));
+
+  // A step count that cannot advance is refused before any parameter changes.
+  opt.state_of(net->parameters()[1])->entries.at("step").fill_(double(multopt::max_step_count));
+  const auto params_before = net->parameters()[0].detach().clone();
+  CHECK_THROWS_WITH(train(net, opt, 1, torch::kFloat64, 9), Catch::Contains("has step"));
+  CHECK(torch::equal(net->parameters()[0], params_before));
 }
 
 TEST_CASE("TorchOptimizer steps bf16 parameters through fp32 master weights, saved and loaded with its state", "[torch]") {
@@ -169,7 +221,7 @@ TEST_CASE("TorchOptimizer steps bf16 parameters through fp32 master weights, sav
     opt32.step();
   }
   for (std::size_t p = 0; p < wide_params.size(); ++p) {
-    const auto master = opt.steps().state_of(narrow_params[p])->master_weights;
+    const auto master = opt.state_of(narrow_params[p])->entries.at("master_weights");
     CHECK(torch::equal(master, wide_params[p]));
     CHECK(torch::equal(narrow_params[p], master.to(torch::kBFloat16)));
   }
@@ -179,9 +231,9 @@ TEST_CASE("TorchOptimizer steps bf16 parameters through fp32 master weights, sav
   auto resumed_net = model(torch::kBFloat16);
   TorchOptimizer resumed(resumed_net->parameters(), "adam", "hybrid", {{"lr_out", 0.01}, {"lr", 0.01}, {"g", 0.5}});
   torch::load(resumed, saved);
-  const auto loaded = resumed.steps().state_of(resumed_net->parameters()[0]);
-  CHECK(torch::equal(loaded->master_weights, opt.steps().state_of(narrow_params[0])->master_weights));
-  CHECK(loaded->arrays.front().second.scalar_type() == torch::kFloat32);
+  const auto* loaded = resumed.state_of(resumed_net->parameters()[0]);
+  CHECK(torch::equal(loaded->entries.at("master_weights"), opt.state_of(narrow_params[0])->entries.at("master_weights")));
+  CHECK(loaded->entries.at("exp_avg").scalar_type() == torch::kFloat32);
   CHECK_THROWS_WITH(TorchOptimizer(narrow->parameters(), "adam", "additive", {}, {{"rounding", "up"}}),
                     Catch::Contains("rounding = 'up' is unknown"));
 }

@@ -1,19 +1,22 @@
 // multopt inside libtorch (docs/pytorch.md): TorchOptimizer, a torch::optim::Optimizer of any
-// base and rule, over TorchSteps. Only includers of this header need libtorch; the core knows
-// nothing of it.
+// base and rule whose state lives in torch::optim's per-parameter state, stepped by
+// step_torch_params (torch_step.hpp). Only includers of this header need libtorch; the core
+// knows nothing of it.
 #pragma once
 
 #include <ATen/Parallel.h>
 #include <torch/optim/optimizer.h>
+#include <torch/optim/serialize.h>
 #include <torch/serialize/archive.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "torch_steps.hpp"
+#include "torch_step.hpp"
 
 namespace multopt::adapters {
 
@@ -27,6 +30,7 @@ class TorchOptions : public torch::optim::OptimizerCloneableOptions<TorchOptions
     lr_ = given.has("lr") ? given.get("lr") : given.has("lr_out") ? given.get("lr_out") : 0.0;
     initial_lr_ = lr_;
   }
+  explicit TorchOptions(double lr) : lr_(lr), initial_lr_(lr) {}  // as torch's serialization makes options to load
   const NamedValues& settings() const { return settings_; }
   NamedValues& settings() { return settings_; }
   double get_lr() const override { return lr_; }
@@ -45,15 +49,19 @@ class TorchOptions : public torch::optim::OptimizerCloneableOptions<TorchOptions
     archive.write("initial_lr", c10::IValue(initial_lr_));
     for (const auto& [name, value] : settings_) archive.write("setting/" + name, c10::IValue(value));
   }
+  // Every setting the archive holds.
   void serialize(torch::serialize::InputArchive& archive) override {
     c10::IValue value;
     archive.read("lr", value);
     lr_ = value.toDouble();
     archive.read("initial_lr", value);
     initial_lr_ = value.toDouble();
-    for (auto& [name, setting] : settings_) {
-      archive.read("setting/" + name, value);
-      setting = value.toDouble();
+    settings_.clear();
+    const std::string prefix = "setting/";
+    for (const std::string& key : archive.keys()) {
+      if (key.compare(0, prefix.size(), prefix) != 0) continue;
+      archive.read(key, value);
+      settings_.emplace_back(key.substr(prefix.size()), value.toDouble());
     }
   }
 
@@ -62,97 +70,136 @@ class TorchOptions : public torch::optim::OptimizerCloneableOptions<TorchOptions
   double lr_ = 0.0, initial_lr_ = 0.0;
 };
 
+// A parameter's state in torch::optim's per-parameter state: tensors by torch.optim's names
+// ("step", "exp_avg", ..., "mu_product", "master_weights").
+class TorchParamState : public torch::optim::OptimizerCloneableParamState<TorchParamState> {
+ public:
+  std::map<std::string, at::Tensor> entries;
+
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    for (const auto& [name, tensor] : entries) archive.write(name, tensor, /*is_buffer=*/true);
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    entries.clear();
+    for (const std::string& name : archive.keys()) archive.read(name, entries[name], /*is_buffer=*/true);
+  }
+};
+
 // A torch::optim::Optimizer of any multopt base and rule: TorchOptimizer(model->parameters(),
 // "adam", "multiplicative", {{"lr_out", 1e-3}}). A group made with options of its own
 // (TorchOptions) has those; otherwise the defaults. `storage`: how bf16 and fp16 parameters
-// are stored, {{"rounding", "stochastic"}, {"rounding_seed", "7"}} (TorchSteps; unset: master
-// weights); the optimizer's own, not a group's, and not saved with its state.
+// are stored, {{"rounding", "stochastic"}, {"rounding_seed", "7"}} (unset: master weights);
+// the optimizer's own, not a group's, and not saved with its state. Each parameter's state is
+// a TorchParamState in state(), saved and loaded by torch::save and torch::load.
 class TorchOptimizer : public torch::optim::Optimizer {
  public:
   TorchOptimizer(std::vector<torch::optim::OptimizerParamGroup> groups, const std::string& base,
                  const std::string& rule, NamedValues defaults = {}, Settings storage = {})
       : torch::optim::Optimizer(std::move(groups), std::make_unique<TorchOptions>(std::move(defaults))),
-        steps_(base, rule, std::move(storage)) {
-    steps_.check(torch_groups());
+        base_(base),
+        rule_(rule),
+        storage_(storage_mode(storage)) {
+    check_torch_settings(base_, rule_, storage_, group_settings());
+    bool any_narrow = false;
+    for (const auto& group : param_groups_)
+      for (const auto& param : group.params())
+        any_narrow = any_narrow || param.scalar_type() == at::kBFloat16 || param.scalar_type() == at::kHalf;
+    if (!storage.empty() && !any_narrow)
+      throw std::invalid_argument("multopt: " + storage.front().first + " = '" + storage.front().second +
+                                  "' is for bfloat16 and float16 parameters, and these have none (float and double "
+                                  "parameters are stored as computed)");
   }
   TorchOptimizer(std::vector<at::Tensor> params, const std::string& base, const std::string& rule,
                  NamedValues defaults = {}, Settings storage = {})
       : TorchOptimizer(std::vector<torch::optim::OptimizerParamGroup>{torch::optim::OptimizerParamGroup(std::move(params))},
                        base, rule, std::move(defaults), std::move(storage)) {}
 
+  // Steps every parameter that has a gradient; checked first: on an error nothing has changed.
   at::Tensor step(LossClosure closure = nullptr) override {
     at::Tensor loss;
     if (closure) {
       at::AutoGradMode grad_mode(true);
       loss = closure();
     }
-    steps_.step(torch_groups(), at::get_num_threads());
+    std::vector<TorchParamStep> params;
+    for (std::size_t g = 0; g < param_groups_.size(); ++g) {
+      const auto& group = param_groups_[g].params();
+      for (std::size_t k = 0; k < group.size(); ++k) {
+        if (!group[k].grad().defined()) continue;
+        const auto held = state_.find(key_of(group[k]));
+        params.push_back({group[k], g, k, {}, {}});
+        if (held != state_.end()) params.back().state = static_cast<const TorchParamState&>(*held->second).entries;
+      }
+    }
+    step_torch_params(base_, rule_, storage_, group_settings(), params, at::get_num_threads());
+    for (const TorchParamStep& p : params) {
+      auto& held = state_[key_of(p.param)];
+      if (!held) held = std::make_unique<TorchParamState>();
+      for (const auto& [name, tensor] : p.updates) static_cast<TorchParamState&>(*held).entries[name] = tensor;
+    }
     return loss;
   }
 
-  TorchSteps& steps() { return steps_; }
-
-  // The groups' options and every parameter's state, by position.
-  void save(torch::serialize::OutputArchive& archive) const override {
-    for (std::size_t g = 0; g < param_groups_.size(); ++g) {
-      torch::serialize::OutputArchive group(archive.compilation_unit());
-      param_groups_[g].options().serialize(group);
-      archive.write("group/" + std::to_string(g), group);
-    }
-    const auto& params = parameters_in_order();
-    for (std::size_t k = 0; k < params.size(); ++k) {
-      const auto state = steps_.state_of(params[k]);
-      if (!state) continue;
-      const std::string prefix = "state/" + std::to_string(k) + "/";
-      archive.write(prefix + "step", c10::IValue(int64_t(state->steps)));
-      for (const auto& [name, array] : state->arrays) archive.write(prefix + name, array, true);
-      for (const auto& [name, value] : state->scalars) archive.write(prefix + name, c10::IValue(value));
-      if (state->master_weights.defined()) archive.write(prefix + "master_weights", state->master_weights, true);
-    }
+  // A parameter's state, or null before its first step.
+  const TorchParamState* state_of(const at::Tensor& param) const {
+    const auto held = state_.find(key_of(param));
+    return held == state_.end() ? nullptr : static_cast<const TorchParamState*>(held->second.get());
   }
+
+  // As torch::optim::Adam's save.
+  void save(torch::serialize::OutputArchive& archive) const override {
+    torch::optim::serialize<TorchParamState, TorchOptions>(archive, *this);
+  }
+  // As torch::optim::Adam's load, and the groups' options too; the archive's settings and state
+  // are checked first: on an error nothing has changed.
   void load(torch::serialize::InputArchive& archive) override {
-    for (std::size_t g = 0; g < param_groups_.size(); ++g) {
-      torch::serialize::InputArchive group;
-      archive.read("group/" + std::to_string(g), group);
-      param_groups_[g].options().serialize(group);
-    }
-    std::vector<std::pair<at::Tensor, TorchTensorState>> states;
-    const auto params = parameters_in_order();
-    for (std::size_t k = 0; k < params.size(); ++k) {
-      const std::string prefix = "state/" + std::to_string(k) + "/";
-      c10::IValue value;
-      if (!archive.try_read(prefix + "step", value)) continue;
-      TorchTensorState state;
-      state.steps = long(value.toInt());
-      const auto& scalars = steps_.scalar_state_names();
-      for (const auto& name : steps_.state_names()) {
-        at::Tensor array;
-        if (std::find(scalars.begin(), scalars.end(), name) != scalars.end()) {
-          if (archive.try_read(prefix + name, value)) state.scalars.emplace_back(name, value.toDouble());
-        } else if (archive.try_read(prefix + name, array, true)) {
-          state.arrays.emplace_back(name, array);
-        }
+    torch::serialize::InputArchive state_archive, groups_archive;
+    archive.read("state", state_archive);
+    archive.read("param_groups", groups_archive);
+    ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>> saved_state;
+    torch::optim::detail::serialize<TorchParamState>(state_archive, saved_state);
+    std::vector<std::pair<std::vector<std::string>, std::unique_ptr<torch::optim::OptimizerOptions>>> saved_groups;
+    torch::optim::detail::serialize<TorchOptions>(groups_archive, saved_groups);
+    if (saved_groups.size() != param_groups_.size())
+      throw std::invalid_argument("multopt: the archive has " + std::to_string(saved_groups.size()) +
+                                  " parameter groups, the optimizer " + std::to_string(param_groups_.size()));
+    std::vector<NamedValues> settings;
+    std::vector<TorchParamStep> params;
+    std::vector<std::pair<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>> states;
+    for (std::size_t g = 0; g < saved_groups.size(); ++g) {
+      const auto& keys = saved_groups[g].first;
+      const auto& group = param_groups_[g].params();
+      if (keys.size() != group.size())
+        throw std::invalid_argument("multopt: the archive's group " + std::to_string(g) + " has " +
+                                    std::to_string(keys.size()) + " parameters, the optimizer's " +
+                                    std::to_string(group.size()));
+      settings.push_back(torch_settings(rule_, static_cast<const TorchOptions&>(*saved_groups[g].second).torch_values()));
+      for (std::size_t k = 0; k < keys.size(); ++k) {
+        const auto saved = saved_state.find(keys[k]);
+        if (saved == saved_state.end()) continue;
+        params.push_back({group[k], g, k, static_cast<const TorchParamState&>(*saved->second).entries, {}});
+        states.emplace_back(key_of(group[k]), saved->second->clone());
       }
-      archive.try_read(prefix + "master_weights", state.master_weights, true);
-      states.emplace_back(params[k], std::move(state));
     }
-    steps_.replace_states(std::move(states));
+    check_torch_settings(base_, rule_, storage_, settings);
+    check_torch_states(base_, rule_, storage_, settings, params);
+    for (std::size_t g = 0; g < saved_groups.size(); ++g) param_groups_[g].set_options(std::move(saved_groups[g].second));
+    state_.clear();
+    for (auto& [key, state] : states) state_[key] = std::move(state);
   }
 
  private:
-  std::vector<at::Tensor> parameters_in_order() const {
-    std::vector<at::Tensor> all;
-    for (const auto& group : param_groups_) all.insert(all.end(), group.params().begin(), group.params().end());
-    return all;
-  }
-  std::vector<TorchGroup> torch_groups() const {
-    std::vector<TorchGroup> groups;
+  static std::string key_of(const at::Tensor& param) { return c10::guts::to_string(param.unsafeGetTensorImpl()); }
+
+  std::vector<NamedValues> group_settings() const {
+    std::vector<NamedValues> settings;
     for (const auto& group : param_groups_)
-      groups.push_back({group.params(), static_cast<const TorchOptions&>(group.options()).torch_values()});
-    return groups;
+      settings.push_back(torch_settings(rule_, static_cast<const TorchOptions&>(group.options()).torch_values()));
+    return settings;
   }
 
-  TorchSteps steps_;
+  std::string base_, rule_;
+  StorageMode storage_;
 };
 
 }  // namespace multopt::adapters

@@ -1,6 +1,5 @@
-// What the libtorch adapter (torch_steps.hpp) sees of torch: the parameter dtypes it steps, a
-// parameter group, one tensor's state outside the optimizer, and how torch's lr becomes
-// multopt's settings. Only includers need libtorch.
+// What the libtorch adapter (torch_step.hpp) sees of torch: the parameter dtypes it steps and
+// how torch's lr becomes multopt's settings. Only includers need libtorch.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -61,22 +60,6 @@ void with_storage_type(c10::ScalarType dtype, F&& f) {
     throw std::invalid_argument("multopt: parameters of dtype " + std::string(c10::toString(dtype)) +
                                 " are not supported; supported: " + known);
 }
-
-// One tensor's optimizer state outside the optimizer: what state_dict() hands out and
-// load_state_dict() takes, and where a tensor's state waits while it has no gradient.
-struct TorchTensorState {
-  long steps = 0;
-  std::vector<std::pair<std::string, at::Tensor>> arrays;  // exp_avg, ... shaped as the parameter
-  NamedValues scalars;                                      // NAdam's mu_product
-  at::Tensor master_weights;  // a 16-bit parameter's fp32 copy under Rounding::master, if it has one
-};
-
-// A torch parameter group as multopt sees it: its tensors and its hyperparameters by multopt's
-// names, plus "initial_lr", the lr the group started with (see torch_settings).
-struct TorchGroup {
-  std::vector<at::Tensor> params;
-  NamedValues settings;
-};
 
 // The settings a group's torch-style values stand for. torch's schedulers change only "lr";
 // the additive rule uses it as it is, and the other rules scale lr_out by lr / initial_lr, so
