@@ -20,15 +20,18 @@ using multopt::adapters::TorchParamStep;
 
 namespace {
 
-// A state entry as the step reads it: a tensor as it is, a number as a 0-dim double tensor,
-// None as no entry (torch.optim.SGD's momentum_buffer without momentum) unless it must be a
-// number (step, mu_product); anything else is refused, naming the parameter.
-void read_entry(TorchParamStep& p, const std::string& name, const py::handle& value, bool number) {
+// A state entry as the step reads it: a tensor as it is, a number as a 0-dim double tensor
+// (which the step changes in place: `converted` names it, for the dict to get it), None as no
+// entry (torch.optim.SGD's momentum_buffer without momentum) unless it must be a number (step,
+// mu_product); anything else is refused, naming the parameter.
+void read_entry(TorchParamStep& p, const std::string& name, const py::handle& value, bool number,
+                std::vector<std::string>& converted) {
   if (value.is_none() && !number) return;
   if (THPVariable_Check(value.ptr())) {
-    p.state[name] = THPVariable_Unpack(value.ptr());
+    p.state.set(name, THPVariable_Unpack(value.ptr()));
   } else if (py::isinstance<py::int_>(value) || py::isinstance<py::float_>(value)) {
-    p.state[name] = at::scalar_tensor(value.cast<double>(), at::kDouble);
+    p.state.set(name, at::scalar_tensor(value.cast<double>(), at::kDouble));
+    converted.push_back(name);
   } else {
     throw std::invalid_argument("multopt: parameter " + std::to_string(p.index) + " of group " +
                                 std::to_string(p.group) + " has " + name + " = " + std::string(py::repr(value)) +
@@ -44,6 +47,7 @@ struct Gathered {
   std::vector<NamedValues> settings;
   std::vector<TorchParamStep> params;
   std::vector<py::object> keys;
+  std::vector<std::vector<std::string>> converted;  // per parameter: its entries that were numbers
 };
 Gathered gather(const std::string& base, const std::string& rule, const PyGroups& groups, const py::dict& state,
                bool with_gradient_only) {
@@ -57,16 +61,18 @@ Gathered gather(const std::string& base, const std::string& rule, const PyGroups
       if (with_gradient_only && !param.grad().defined()) continue;
       TorchParamStep p{param, g, k, {}, {}};
       py::object key = py::cast(param);
+      std::vector<std::string> converted;
       if (PyObject* held = PyDict_GetItemWithError(state.ptr(), key.ptr())) {
-        for (const auto& [key, value] : py::reinterpret_borrow<py::dict>(held)) {
-          const std::string name = py::str(key);
-          read_entry(p, name, value, std::find(numbers.begin(), numbers.end(), name) != numbers.end());
+        for (const auto& [entry, value] : py::reinterpret_borrow<py::dict>(held)) {
+          const std::string name = py::str(entry);
+          read_entry(p, name, value, std::find(numbers.begin(), numbers.end(), name) != numbers.end(), converted);
         }
       } else if (PyErr_Occurred()) {
         throw py::error_already_set();
       }
       call.params.push_back(std::move(p));
       call.keys.push_back(std::move(key));
+      call.converted.push_back(std::move(converted));
     }
   }
   return call;
@@ -84,9 +90,11 @@ void step(const std::string& base, const std::string& rule, const multopt::Setti
     multopt::adapters::step_torch_params(base, rule, storage, call.settings, call.params, threads);
   }
   for (std::size_t k = 0; k < call.params.size(); ++k) {
-    if (call.params[k].updates.empty()) continue;
+    const TorchParamStep& p = call.params[k];
+    if (p.updates.empty() && call.converted[k].empty()) continue;
     py::object entry = state.attr("setdefault")(call.keys[k], py::dict());
-    for (const auto& [name, tensor] : call.params[k].updates) entry[py::str(name)] = tensor;
+    for (const std::string& name : call.converted[k]) entry[py::str(name)] = *p.state.find(name);
+    for (const auto& [name, tensor] : p.updates) entry[py::str(name)] = tensor;
   }
 }
 

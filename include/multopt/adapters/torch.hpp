@@ -128,7 +128,7 @@ class TorchOptimizer : public torch::optim::Optimizer {
         if (!group[k].grad().defined()) continue;
         const auto held = state_.find(key_of(group[k]));
         params.push_back({group[k], g, k, {}, {}});
-        if (held != state_.end()) params.back().state = static_cast<const TorchParamState&>(*held->second).entries;
+        if (held != state_.end()) params.back().state = TorchState(static_cast<const TorchParamState&>(*held->second).entries);
       }
     }
     step_torch_params(base_, rule_, storage_, group_settings(), params, at::get_num_threads());
@@ -177,7 +177,7 @@ class TorchOptimizer : public torch::optim::Optimizer {
       for (std::size_t k = 0; k < keys.size(); ++k) {
         const auto saved = saved_state.find(keys[k]);
         if (saved == saved_state.end()) continue;
-        params.push_back({group[k], g, k, static_cast<const TorchParamState&>(*saved->second).entries, {}});
+        params.push_back({group[k], g, k, TorchState(static_cast<const TorchParamState&>(*saved->second).entries), {}});
         states.emplace_back(key_of(group[k]), saved->second->clone());
       }
     }

@@ -10,12 +10,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <map>
 #include <memory>
+#include <numeric>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -24,15 +24,41 @@
 
 namespace multopt::adapters {
 
+// A parameter's state entries by name, as torch holds them: a few, so a flat list.
+class TorchState {
+ public:
+  TorchState() = default;
+  template <class Entries>
+  explicit TorchState(const Entries& entries) {
+    for (const auto& [name, value] : entries) set(name, value);
+  }
+  // The entry of that name, or null where there is none (an undefined tensor is none).
+  const at::Tensor* find(std::string_view name) const {
+    for (const auto& [held, value] : entries_)
+      if (held == name) return value.defined() ? &value : nullptr;
+    return nullptr;
+  }
+  void set(std::string_view name, at::Tensor value) {
+    for (auto& [held, old] : entries_)
+      if (held == name) return void(old = std::move(value));
+    entries_.emplace_back(std::string(name), std::move(value));
+  }
+  auto begin() const { return entries_.begin(); }
+  auto end() const { return entries_.end(); }
+
+ private:
+  std::vector<std::pair<std::string, at::Tensor>> entries_;
+};
+
 // One parameter of a call, with its state as torch holds it: tensors by torch.optim's names
-// ("step", "exp_avg", ..., "mu_product", "master_weights"; a number as a 0-dim tensor). After
-// the step, `updates` holds the entries to set in that state: the arrays made or converted for
-// it, "step" and the scalars (tensors changed in place are among them too).
+// ("step", "exp_avg", ..., "mu_product", "master_weights"). After the step, `updates` holds the
+// entries to set in that state: what was made or converted for it; the tensors it held are
+// changed in place.
 struct TorchParamStep {
   at::Tensor param;
   std::size_t group = 0;
   std::size_t index = 0;  // its place in its group, for messages
-  std::map<std::string, at::Tensor> state;
+  TorchState state;
   std::vector<std::pair<std::string, at::Tensor>> updates;
 };
 
@@ -54,11 +80,28 @@ inline c10::ScalarType state_dtype(c10::ScalarType dtype) {
   return dtype == at::kBFloat16 || dtype == at::kHalf ? at::kFloat : dtype;
 }
 
+// A one-element tensor's value, read in place where it is a CPU float, double or long (as
+// torch's step and mu_product are): item() goes through torch's dispatcher, about a microsecond
+// a parameter.
+inline double value_of(const at::Tensor& t) {
+  if (t.device().is_cpu()) {
+    if (t.scalar_type() == at::kFloat) return *t.data_ptr<float>();
+    if (t.scalar_type() == at::kDouble) return *t.data_ptr<double>();
+    if (t.scalar_type() == at::kLong) return double(*t.data_ptr<int64_t>());
+  }
+  return t.item<double>();
+}
+inline void set_value(const at::Tensor& t, double value) {
+  if (t.device().is_cpu() && t.scalar_type() == at::kFloat) *t.data_ptr<float>() = float(value);
+  else if (t.device().is_cpu() && t.scalar_type() == at::kDouble) *t.data_ptr<double>() = value;
+  else t.fill_(value);
+}
+
 // The value of a one-element state entry, which must be a finite number.
 inline double number_in(const TorchParamStep& p, const std::string& name, const at::Tensor& value) {
   if (value.numel() != 1 || at::isComplexType(value.scalar_type()))
     refuse(p, "has a state '" + name + "' of " + std::to_string(value.numel()) + " elements, not one real number");
-  const double number = value.item<double>();
+  const double number = value_of(value);
   if (!std::isfinite(number)) refuse(p, "has " + name + " = " + std::to_string(number) + " in its state");
   return number;
 }
@@ -68,8 +111,8 @@ inline double number_in(const TorchParamStep& p, const std::string& name, const 
 struct Worked {
   at::Tensor target, work;
   static Worked of(const at::Tensor& target) {
-    at::Tensor work = target.resolve_conj().resolve_neg().contiguous();
-    return {target, work};
+    if (target.is_contiguous() && !target.is_conj() && !target.is_neg()) return {target, target};
+    return {target, target.resolve_conj().resolve_neg().contiguous()};
   }
   // The real values, complex ones as (real, imaginary) pairs.
   at::Tensor real() const { return work.is_complex() ? at::view_as_real(work) : work; }
@@ -130,8 +173,7 @@ inline PreparedParam prepare(TorchParamStep& p, const std::vector<StateArrayInfo
                              bool making) {
   const at::Tensor& param = p.param;
   const bool narrow = param.scalar_type() == at::kBFloat16 || param.scalar_type() == at::kHalf;
-  const auto master = p.state.find("master_weights");
-  if (!narrow && master != p.state.end() && master->second.defined())
+  if (!narrow && p.state.find("master_weights"))
     refuse(p, std::string("has master weights in its state, which are for bfloat16 and float16 parameters, not ") +
                   c10::toString(param.scalar_type()));
   PreparedParam prepared;
@@ -139,9 +181,9 @@ inline PreparedParam prepare(TorchParamStep& p, const std::vector<StateArrayInfo
   const c10::ScalarType dtype = state_dtype(param.scalar_type());
   for (const StateArrayInfo& info : arrays) {
     const bool master = info.slot == master_slot;
-    const auto held = p.state.find(info.name);
+    const at::Tensor* held = p.state.find(info.name);
     Worked array;
-    if (held == p.state.end() || !held->second.defined()) {
+    if (!held) {
       if (!making) continue;
       const at::Tensor made = master ? param.to(at::kFloat).contiguous()
                                      : at::full(param.sizes(), info.initial, param.options().dtype(dtype).requires_grad(false));
@@ -149,7 +191,7 @@ inline PreparedParam prepare(TorchParamStep& p, const std::vector<StateArrayInfo
       array = {made, made};
       if (!master) prepared.new_arrays |= 1u << info.slot;
     } else {
-      array = Worked::of(held_array(p, info.name, held->second, dtype));
+      array = Worked::of(held_array(p, info.name, *held, dtype));
     }
     if (master) {
       prepared.master = array;
@@ -158,9 +200,8 @@ inline PreparedParam prepare(TorchParamStep& p, const std::vector<StateArrayInfo
     if (prepared.arrays.empty()) prepared.arrays.resize(std::size_t(slot_count));
     prepared.arrays[std::size_t(info.slot)] = array;
   }
-  const auto step_entry = p.state.find("step");
-  if (step_entry != p.state.end() && step_entry->second.defined()) {
-    const double count = number_in(p, "step", step_entry->second);
+  if (const at::Tensor* step_entry = p.state.find("step")) {
+    const double count = number_in(p, "step", *step_entry);
     if (count < 0 || count != std::floor(count) || !(count < double(max_step_count)))
       refuse(p, "has step = " + std::to_string(count) + " in its state; a step needs a whole number in [0, " +
                     std::to_string(max_step_count) + ")");
@@ -169,8 +210,7 @@ inline PreparedParam prepare(TorchParamStep& p, const std::vector<StateArrayInfo
   prepared.scalars = initial_scalars;
   prepared.scalar_names = &scalar_names;
   for (std::size_t s = 0; s < scalar_names.size(); ++s) {
-    const auto held = p.state.find(scalar_names[s]);
-    if (held != p.state.end() && held->second.defined()) prepared.scalars[s] = number_in(p, scalar_names[s], held->second);
+    if (const at::Tensor* held = p.state.find(scalar_names[s])) prepared.scalars[s] = number_in(p, scalar_names[s], *held);
   }
   return prepared;
 }
@@ -210,6 +250,17 @@ NamedTensorRefs<P> refs_of(PreparedParam& prepared, std::size_t group) {
   return refs;
 }
 
+// For each parameter, the place of its first listing in `params` (its own unless listed before).
+inline std::vector<std::size_t> first_places(const std::vector<TorchParamStep>& params) {
+  std::vector<std::size_t> order(params.size()), first(params.size());
+  std::iota(order.begin(), order.end(), std::size_t(0));
+  const auto impl = [&](std::size_t k) { return params[k].param.unsafeGetTensorImpl(); };
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return impl(a) < impl(b); });
+  for (std::size_t i = 0; i < order.size(); ++i)
+    first[order[i]] = i > 0 && impl(order[i]) == impl(order[i - 1]) ? first[order[i - 1]] : order[i];
+  return first;
+}
+
 using Lanes = std::tuple<Lane<float>, Lane<double>, Lane<Eigen::bfloat16>, Lane<Eigen::half>>;
 
 // Checks each parameter and its state, each in the lane of its storage type; with `stepping`,
@@ -217,12 +268,12 @@ using Lanes = std::tuple<Lane<float>, Lane<double>, Lane<Eigen::bfloat16>, Lane<
 inline void prepare_all(const std::string& base, const std::string& rule, const StorageMode& storage,
                         const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params, bool stepping,
                         Lanes& lanes, std::vector<PreparedParam>& prepared) {
-  std::unordered_set<const c10::TensorImpl*> seen;
+  const std::vector<std::size_t> first = first_places(params);
   prepared.resize(params.size());
   for (std::size_t k = 0; k < params.size(); ++k) {
     TorchParamStep& p = params[k];
     p.updates.clear();
-    if (!seen.insert(p.param.unsafeGetTensorImpl()).second) continue;
+    if (first[k] != k) continue;
     if (p.group >= groups.size()) refuse(p, "is of a group the call does not have");
     if (!p.param.device().is_cpu()) refuse(p, "is on " + p.param.device().str() + "; multopt steps CPU tensors");
     if (p.param.layout() != at::kStrided) refuse(p, "is not a dense tensor");
@@ -308,21 +359,21 @@ inline void step_once(const std::string& base, const std::string& rule, const St
       if (array.work.defined()) array.finish();
     if (one.master.work.defined()) one.master.finish();
     torch::autograd::impl::bump_version(p.param);
-    const auto step_entry = p.state.find("step");
-    at::Tensor count = step_entry != p.state.end() && step_entry->second.defined()
-                           ? step_entry->second
-                           : at::zeros({}, at::TensorOptions().dtype(at::kFloat));
-    count.fill_(double(one.steps));
-    p.updates.emplace_back("step", count);
+    // The step count in place where the state has one (a 0-dim float32 tensor where it is made,
+    // as torch makes it), and the scalars in place where they are double, as multopt computes
+    // them (torch 1.13 makes float32 ones); what is made goes to `updates`.
+    if (const at::Tensor* step_entry = p.state.find("step")) {
+      set_value(*step_entry, double(one.steps));
+    } else {
+      p.updates.emplace_back("step", at::full({}, double(one.steps), at::TensorOptions().dtype(at::kFloat)));
+    }
     for (std::size_t s = 0; s < one.scalar_names->size(); ++s) {
       const std::string& name = (*one.scalar_names)[s];
-      const auto held = p.state.find(name);
-      // Kept in double, as multopt computes it (torch 1.13 makes a float32 tensor).
-      at::Tensor value = held != p.state.end() && held->second.defined() && held->second.scalar_type() == at::kDouble
-                             ? held->second
-                             : at::zeros({}, at::TensorOptions().dtype(at::kDouble));
-      value.fill_(one.scalars[s]);
-      p.updates.emplace_back(name, value);
+      const at::Tensor* held = p.state.find(name);
+      if (held && held->scalar_type() == at::kDouble)
+        set_value(*held, one.scalars[s]);
+      else
+        p.updates.emplace_back(name, at::full({}, one.scalars[s], at::TensorOptions().dtype(at::kDouble)));
     }
   }
 }
@@ -340,33 +391,38 @@ inline void step_torch_params(const std::string& base, const std::string& rule, 
                               const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params,
                               int threads) {
   at::NoGradGuard no_grad;
-  std::map<const c10::TensorImpl*, std::size_t> first;  // each parameter's first place in `params`
-  std::vector<std::size_t> later;                      // the places of the others
+  const std::vector<std::size_t> first = detail::first_places(params);
+  std::vector<std::size_t> later;  // the places of the parameters listed before
   for (std::size_t k = 0; k < params.size(); ++k)
-    if (!first.emplace(params[k].param.unsafeGetTensorImpl(), k).second) later.push_back(k);
+    if (first[k] != k) later.push_back(k);
   if (later.empty()) return detail::step_once(base, rule, storage, groups, params, threads);
   std::vector<TorchParamStep> round;
-  for (std::size_t k = 0; k < params.size(); ++k)
-    if (first.at(params[k].param.unsafeGetTensorImpl()) == k) round.push_back(params[k]);
+  std::vector<std::size_t> places;  // where each of `round` was first listed in `params`
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    if (first[k] != k) continue;
+    round.push_back(params[k]);
+    places.push_back(k);
+  }
   while (!round.empty()) {
     detail::step_once(base, rule, storage, groups, round, threads);
     std::vector<TorchParamStep> next;
-    for (TorchParamStep& stepped : round) {
-      TorchParamStep& original = params[first.at(stepped.param.unsafeGetTensorImpl())];
+    std::vector<std::size_t> next_places;
+    for (std::size_t r = 0; r < round.size(); ++r) {
+      TorchParamStep& stepped = round[r];
       for (auto& [name, tensor] : stepped.updates) {
-        original.updates.emplace_back(name, tensor);
-        stepped.state[name] = tensor;
+        params[places[r]].updates.emplace_back(name, tensor);
+        stepped.state.set(name, tensor);
       }
-      const auto again = std::find_if(later.begin(), later.end(), [&](std::size_t k) {
-        return params[k].param.is_same(stepped.param);
-      });
+      const auto again = std::find_if(later.begin(), later.end(), [&](std::size_t k) { return first[k] == places[r]; });
       if (again == later.end()) continue;
       TorchParamStep repeat = params[*again];
       repeat.state = stepped.state;
       later.erase(again);
       next.push_back(std::move(repeat));
+      next_places.push_back(places[r]);
     }
     round = std::move(next);
+    places = std::move(next_places);
   }
 }
 

@@ -47,18 +47,20 @@ S* data_as(const at::Tensor& tensor) {
 template <class F>
 void with_storage_type(c10::ScalarType dtype, F&& f) {
   bool found = false;
-  std::string known;
   for_each_type(TorchStorageTypes{}, [&](auto tag) {
     using S = typename decltype(tag)::type;
-    known += (known.empty() ? "" : ", ") + std::string(c10::toString(torch_dtype<S>()));
     if (!found && dtype == torch_dtype<S>()) {
       found = true;
       f(tag);
     }
   });
-  if (!found)
-    throw std::invalid_argument("multopt: parameters of dtype " + std::string(c10::toString(dtype)) +
-                                " are not supported; supported: " + known);
+  if (found) return;
+  std::string known;
+  for_each_type(TorchStorageTypes{}, [&](auto tag) {
+    known += (known.empty() ? "" : ", ") + std::string(c10::toString(torch_dtype<typename decltype(tag)::type>()));
+  });
+  throw std::invalid_argument("multopt: parameters of dtype " + std::string(c10::toString(dtype)) +
+                              " are not supported; supported: " + known);
 }
 
 // The settings a group's torch-style values stand for. torch's schedulers change only "lr";
