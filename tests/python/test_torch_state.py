@@ -116,30 +116,22 @@ def test_state_dicts_of_old_torch_load_integer_step_and_groups_without_new_keys(
     assert torch.is_tensor(opt.state[ps[0]]["step"]) and opt.state[ps[0]]["step"].item() == 6
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), None, "three", 2.0 ** 63 - 1, -1, 2.5])
-def test_load_state_dict_refuses_a_bad_step_before_anything_changes(bad):
+BAD_LOADED_STATE = [("Adam", 1, "step", bad, "parameter 1 of group 0 has step")
+                    for bad in (float("nan"), float("inf"), None, "three", 2.0 ** 63 - 1, -1, 2.5)] + [
+                   ("NAdam", 0, "mu_product", bad, "parameter 0 of group 0 (has mu_product|has a state 'mu_product')")
+                    for bad in (float("nan"), None, "x", torch.ones(3))]
+
+
+@pytest.mark.parametrize("name,index,entry,bad,message", BAD_LOADED_STATE)
+def test_load_state_dict_refuses_a_bad_step_or_mu_product_before_anything_changes(name, index, entry, bad, message):
     ps = params()
-    opt = mt.Adam(ps, lr=0.01)
+    opt = getattr(mt, name)(ps, lr=0.01)
     run(ps, opt, 2)
     saved = copy.deepcopy(opt.state_dict())
     saved["param_groups"][0]["lr"] = 0.5
-    saved["state"][1]["step"] = bad
+    saved["state"][index][entry] = bad
     before = snapshot(opt)
-    with pytest.raises(ValueError, match="parameter 1 of group 0 has step"):
-        opt.load_state_dict(saved)
-    assert_unchanged(opt, before)
-
-
-@pytest.mark.parametrize("bad", [float("nan"), None, "x", torch.ones(3)])
-def test_load_state_dict_refuses_a_malformed_mu_product(bad):
-    ps = params()
-    opt = mt.NAdam(ps, lr=0.01)
-    run(ps, opt, 2)
-    saved = copy.deepcopy(opt.state_dict())
-    saved["param_groups"][0]["lr"] = 0.5
-    saved["state"][0]["mu_product"] = bad
-    before = snapshot(opt)
-    with pytest.raises(ValueError, match="parameter 0 of group 0 (has mu_product|has a state 'mu_product')"):
+    with pytest.raises(ValueError, match=message):
         opt.load_state_dict(saved)
     assert_unchanged(opt, before)
 
