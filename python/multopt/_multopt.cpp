@@ -49,11 +49,10 @@ struct Gathered {
   std::vector<py::object> keys;
   std::vector<std::vector<std::string>> converted;  // per parameter: its entries that were numbers
 };
-Gathered gather(const std::string& base, const std::string& rule, const PyGroups& groups, const py::dict& state,
-               bool with_gradient_only) {
+void gather(const std::string& base, const std::string& rule, const PyGroups& groups, const py::dict& state,
+            bool with_gradient_only, Gathered& call) {
   std::vector<std::string> numbers = multopt::make_named_step<double>(base, rule)->scalar_names();
   numbers.push_back("step");
-  Gathered call;
   for (std::size_t g = 0; g < groups.size(); ++g) {
     call.settings.push_back(multopt::adapters::torch_settings(rule, groups[g].second));
     for (std::size_t k = 0; k < groups[g].first.size(); ++k) {
@@ -75,7 +74,6 @@ Gathered gather(const std::string& base, const std::string& rule, const PyGroups
       call.converted.push_back(std::move(converted));
     }
   }
-  return call;
 }
 
 // groups: [(params, settings by multopt's names)]; state: the optimizer's opt.state. Steps every
@@ -84,7 +82,19 @@ Gathered gather(const std::string& base, const std::string& rule, const PyGroups
 void step(const std::string& base, const std::string& rule, const multopt::Settings& storage_settings,
           const PyGroups& groups, py::dict state, int threads) {
   const multopt::StorageMode storage = multopt::storage_mode(storage_settings);
-  Gathered call = gather(base, rule, groups, state, true);
+  // Kept from call to call for their room, as step_torch_params keeps its lists; emptied of
+  // tensors and Python objects when the call ends, however it ends.
+  thread_local Gathered call;
+  struct Empty {
+    Gathered& call;
+    ~Empty() {
+      call.settings.clear();
+      call.params.clear();
+      call.keys.clear();
+      call.converted.clear();
+    }
+  } const empty{call};
+  gather(base, rule, groups, state, true, call);
   {
     py::gil_scoped_release release;
     multopt::adapters::step_torch_params(base, rule, storage, call.settings, call.params, threads);
@@ -112,7 +122,8 @@ PYBIND11_MODULE(_multopt, m) {
       [](const std::string& base, const std::string& rule, const multopt::Settings& storage_settings,
          const PyGroups& groups, py::dict state) {
         const multopt::StorageMode storage = multopt::storage_mode(storage_settings);
-        Gathered call = gather(base, rule, groups, state, false);
+        Gathered call;
+        gather(base, rule, groups, state, false, call);
         multopt::adapters::check_torch_states(base, rule, storage, call.settings, std::move(call.params));
       },
       py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("state"));

@@ -227,6 +227,15 @@ struct Lane {
   std::vector<std::size_t> members;  // indices into the call's parameters
   std::vector<S*> slots;             // slot_count() per member
   std::vector<NamedTensorRefs<P>> refs;
+
+  // Empties the lists of the last call, keeping their room (and the step, of the same base and
+  // rule).
+  void begin_call() {
+    arrays.clear();
+    members.clear();
+    slots.clear();
+    refs.clear();
+  }
 };
 
 template <class P>
@@ -250,30 +259,32 @@ NamedTensorRefs<P> refs_of(PreparedParam& prepared, std::size_t group) {
   return refs;
 }
 
-// For each parameter, the place of its first listing in `params` (its own unless listed before).
-inline std::vector<std::size_t> first_places(const std::vector<TorchParamStep>& params) {
-  std::vector<std::size_t> order(params.size()), first(params.size());
+// For each parameter, the place of its first listing in `params` (its own unless listed before),
+// into `first`; `order` is room for the sort.
+inline void first_places(const std::vector<TorchParamStep>& params, std::vector<std::size_t>& order,
+                         std::vector<std::size_t>& first) {
+  order.resize(params.size());
+  first.resize(params.size());
   std::iota(order.begin(), order.end(), std::size_t(0));
   const auto impl = [&](std::size_t k) { return params[k].param.unsafeGetTensorImpl(); };
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return impl(a) < impl(b); });
   for (std::size_t i = 0; i < order.size(); ++i)
     first[order[i]] = i > 0 && impl(order[i]) == impl(order[i - 1]) ? first[order[i - 1]] : order[i];
-  return first;
 }
 
 using Lanes = std::tuple<Lane<float>, Lane<double>, Lane<Eigen::bfloat16>, Lane<Eigen::half>>;
 
 // Checks each parameter and its state, each in the lane of its storage type; with `stepping`,
-// its gradient too, and completes its state (prepare). A parameter listed twice is prepared once.
+// its gradient too, and completes its state (prepare).
 inline void prepare_all(const std::string& base, const std::string& rule, const StorageMode& storage,
                         const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params, bool stepping,
                         Lanes& lanes, std::vector<PreparedParam>& prepared) {
-  const std::vector<std::size_t> first = first_places(params);
+  std::apply([](auto&... lane) { (lane.begin_call(), ...); }, lanes);
+  prepared.clear();
   prepared.resize(params.size());
   for (std::size_t k = 0; k < params.size(); ++k) {
     TorchParamStep& p = params[k];
     p.updates.clear();
-    if (first[k] != k) continue;
     if (p.group >= groups.size()) refuse(p, "is of a group the call does not have");
     if (!p.param.device().is_cpu()) refuse(p, "is on " + p.param.device().str() + "; multopt steps CPU tensors");
     if (p.param.layout() != at::kStrided) refuse(p, "is not a dense tensor");
@@ -284,9 +295,10 @@ inline void prepare_all(const std::string& base, const std::string& rule, const 
         lane.step = make_named_step<P>(base, rule);
         lane.scalar_names = lane.step->scalar_names();
         lane.initial_scalars = lane.step->initial_scalars();
+      }
+      if (lane.arrays.empty())
         for (const NamedValues& settings : groups)
           lane.arrays.push_back(lane.step->state_arrays(settings, is_16bit<P> ? storage : StorageMode{}));
-      }
       const at::Tensor grad = stepping ? checked_gradient(p) : at::Tensor();
       prepared[k] =
           prepare(p, lane.arrays[p.group], lane.step->slot_count(), lane.scalar_names, lane.initial_scalars, stepping);
@@ -322,17 +334,44 @@ inline void check_torch_states(const std::string& base, const std::string& rule,
 
 namespace detail {
 
-// Steps each parameter, none listed twice, once (step_torch_params).
-inline void step_once(const std::string& base, const std::string& rule, const StorageMode& storage,
-                      const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params, int threads) {
+// One thread's work lists, kept from call to call so that a call does not allocate lists the
+// size of its parameter list anew (after torch's ops have fragmented the heap, each such
+// allocation makes glibc consolidate its free lists: 2-5 us a parameter, docs/pytorch.md). They
+// hold no tensor and no value between calls.
+struct CallBuffers {
+  std::string base, rule;  // of `lanes`' steps
   Lanes lanes;
   std::vector<PreparedParam> prepared;
+  std::vector<std::size_t> order, first;
+};
+inline CallBuffers& call_buffers(const std::string& base, const std::string& rule) {
+  thread_local CallBuffers buffers;
+  if (buffers.base != base || buffers.rule != rule) {
+    buffers.lanes = Lanes();
+    buffers.base = base;
+    buffers.rule = rule;
+  }
+  return buffers;
+}
+// Lets go of the tensors a call's buffers hold, however the call ends.
+struct ReleaseTensors {
+  CallBuffers& buffers;
+  ~ReleaseTensors() { buffers.prepared.clear(); }
+};
+
+// Steps each parameter, none listed twice, once (step_torch_params).
+inline void step_once(const std::string& base, const std::string& rule, const StorageMode& storage,
+                      const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params, int threads,
+                      CallBuffers& buffers) {
+  Lanes& lanes = buffers.lanes;
+  std::vector<PreparedParam>& prepared = buffers.prepared;
+  const ReleaseTensors release{buffers};
   prepare_all(base, rule, storage, groups, params, true, lanes, prepared);
   const auto for_each_lane = [&](auto&& f) { std::apply([&](auto&... lane) { (f(lane), ...); }, lanes); };
   for_each_lane([&](auto& lane) {
     using L = std::decay_t<decltype(lane)>;
     using P = typename L::Type;
-    if (!lane.step) return;
+    if (lane.members.empty()) return;
     const std::size_t slots = std::size_t(lane.step->slot_count());
     lane.slots.assign(lane.members.size() * slots, nullptr);
     for (std::size_t m = 0; m < lane.members.size(); ++m) {
@@ -348,12 +387,11 @@ inline void step_once(const std::string& base, const std::string& rule, const St
     lane.step->plan(lane.refs, groups, options);
   });
   for_each_lane([&](auto& lane) {
-    if (lane.step) lane.step->commit();
+    if (!lane.members.empty()) lane.step->commit();
   });
   for (std::size_t k = 0; k < params.size(); ++k) {
     detail::PreparedParam& one = prepared[k];
     TorchParamStep& p = params[k];
-    if (!one.param.work.defined()) continue;  // listed before
     one.param.finish();
     for (const detail::Worked& array : one.arrays)
       if (array.work.defined()) array.finish();
@@ -391,11 +429,13 @@ inline void step_torch_params(const std::string& base, const std::string& rule, 
                               const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params,
                               int threads) {
   at::NoGradGuard no_grad;
-  const std::vector<std::size_t> first = detail::first_places(params);
+  detail::CallBuffers& buffers = detail::call_buffers(base, rule);
+  detail::first_places(params, buffers.order, buffers.first);
+  const std::vector<std::size_t>& first = buffers.first;
   std::vector<std::size_t> later;  // the places of the parameters listed before
   for (std::size_t k = 0; k < params.size(); ++k)
     if (first[k] != k) later.push_back(k);
-  if (later.empty()) return detail::step_once(base, rule, storage, groups, params, threads);
+  if (later.empty()) return detail::step_once(base, rule, storage, groups, params, threads, buffers);
   std::vector<TorchParamStep> round;
   std::vector<std::size_t> places;  // where each of `round` was first listed in `params`
   for (std::size_t k = 0; k < params.size(); ++k) {
@@ -404,7 +444,7 @@ inline void step_torch_params(const std::string& base, const std::string& rule, 
     places.push_back(k);
   }
   while (!round.empty()) {
-    detail::step_once(base, rule, storage, groups, round, threads);
+    detail::step_once(base, rule, storage, groups, round, threads, buffers);
     std::vector<TorchParamStep> next;
     std::vector<std::size_t> next_places;
     for (std::size_t r = 0; r < round.size(); ++r) {
