@@ -10,7 +10,8 @@ written in torch ops as the paper's package does (one op per formula line), and
 multopt.torch's Adam, MAdam and HAdam, over float32 parameters; and over bfloat16 parameters
 torch.optim.Adam (for-loop and foreach: torch 1.13's fused Adam is CUDA's only) and
 multopt.torch's Adam with master weights and with stochastic rounding. The optimizers take
-turns within each repetition, so that the machine's drifting bandwidth hits all alike; it
+turns within each repetition, in a new order each time, so that the machine's drifting
+bandwidth and the heap torch's rows leave behind hit all alike; it
 prints the median ns per element, the coefficient of variation over the repetitions, and the
 ratios. --only times the rows whose name contains TEXT. --baseline DIR adds the rows of another
 build's multopt.torch (DIR holds its package, e.g. build/python of an older commit), taking turns
@@ -22,6 +23,7 @@ import importlib
 import importlib.util
 import math
 import os
+import random
 import statistics
 import sys
 import time
@@ -120,8 +122,11 @@ def measure(tensors, size, threads, repetitions, steps, only):
         opt = make(params)
         opt.step()  # allocates the state
         runs.append((name, opt, []))
+    order = random.Random(0)
     for _ in range(repetitions):
-        for name, opt, times in runs:
+        # A new order each repetition: a row right after torch's own (which allocate and free
+        # gigabytes of temporaries) runs slower than the same row elsewhere.
+        for name, opt, times in order.sample(runs, len(runs)):
             start = time.perf_counter()
             for _ in range(steps):
                 opt.step()
