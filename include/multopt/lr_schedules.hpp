@@ -34,14 +34,14 @@ inline LrCurve constant(double factor = 1.0) {
 inline LrCurve linear(double start, double end, long steps) {
   require_non_negative("linear: start", start);
   require_non_negative("linear: end", end);
-  if (steps < 1) detail::reject_long("linear: steps", steps, ">= 1");
+  if (steps < 1) reject_long("linear: steps", steps, ">= 1");
   return [=](long k) { return start + (end - start) * double(std::min(k, steps)) / double(steps); };
 }
 
 // From 1 to `floor` along half a cosine over `steps` steps, then `floor` (CosineAnnealingLR
 // with eta_min = floor·lr, whose closed form would rise again after T_max steps).
 inline LrCurve cosine(long steps, double floor = 0.0) {
-  if (steps < 1) detail::reject_long("cosine: steps", steps, ">= 1");
+  if (steps < 1) reject_long("cosine: steps", steps, ">= 1");
   require_non_negative("cosine: floor", floor);
   return [=](long k) {
     const double pi = std::acos(-1.0);
@@ -57,7 +57,7 @@ inline LrCurve exponential(double gamma) {
 
 // gamma^⌊k / step_size⌋ (StepLR).
 inline LrCurve step_decay(long step_size, double gamma) {
-  if (step_size < 1) detail::reject_long("step_decay: step_size", step_size, ">= 1");
+  if (step_size < 1) reject_long("step_decay: step_size", step_size, ">= 1");
   require_non_negative("step_decay: gamma", gamma);
   return [=](long k) { return std::pow(gamma, double(k / step_size)); };
 }
@@ -71,9 +71,9 @@ inline LrCurve sequence(std::vector<LrCurve> parts, std::vector<long> milestones
   }
   for (std::size_t i = 0; i < milestones.size(); ++i) {
     const std::string name = "sequence: milestones[" + std::to_string(i) + "]";
-    if (milestones[i] < 1) detail::reject_long(name, milestones[i], ">= 1");
+    if (milestones[i] < 1) reject_long(name, milestones[i], ">= 1");
     if (i > 0 && milestones[i] <= milestones[i - 1])
-      detail::reject_long(name, milestones[i], "above milestones[" + std::to_string(i - 1) + "] = " +
+      reject_long(name, milestones[i], "above milestones[" + std::to_string(i - 1) + "] = " +
                                                     std::to_string(milestones[i - 1]));
   }
   for (std::size_t i = 0; i < parts.size(); ++i)
@@ -91,8 +91,8 @@ inline LrCurve sequence(std::vector<LrCurve> parts, std::vector<long> milestones
 inline LrCurve warmup_cosine(long warmup, long total, double floor = 0.0, double start = 0.0) {
   // Checked here, so that a refusal names these arguments rather than linear's or cosine's (and
   // total − warmup cannot overflow).
-  if (warmup < 1) detail::reject_long("warmup_cosine: warmup", warmup, ">= 1");
-  if (total <= warmup) detail::reject_long("warmup_cosine: total", total, "above warmup = " + std::to_string(warmup));
+  if (warmup < 1) reject_long("warmup_cosine: warmup", warmup, ">= 1");
+  if (total <= warmup) reject_long("warmup_cosine: total", total, "above warmup = " + std::to_string(warmup));
   require_non_negative("warmup_cosine: floor", floor);
   require_non_negative("warmup_cosine: start", start);
   return sequence({linear(start, 1.0, warmup), cosine(total - warmup, floor)}, {warmup});

@@ -101,7 +101,7 @@ class Optimizer {
   // turns it off. grad_norm() is the norm the last step clipped by (0 before any).
   double max_grad_norm() const { return max_grad_norm_; }
   void set_max_grad_norm(double max_norm) {
-    if (!(max_norm > 0.0)) reject("max_grad_norm", max_norm, "> 0 (+inf turns clipping off)");
+    detail::check_max_grad_norm(max_norm);
     max_grad_norm_ = max_norm;
   }
   double grad_norm() const { return grad_norm_; }
@@ -138,7 +138,8 @@ class Optimizer {
   void step() {
     try {
       refs_.clear();
-      for (std::size_t k = 0; k < tensors_.size(); ++k) refs_.push_back(refs_of(k));
+      for (std::size_t k = 0; k < tensors_.size(); ++k)
+        refs_.push_back(refs_of(tensors_[k], k, groups_[tensors_[k].group].base, storage_.rounding, new_arrays_));
       work_.plan(refs_.data(), refs_.size(), groups_.data(), groups_.size(),
                  StepOptions{max_grad_norm_, non_finite_, storage_, thread_settings_});
     } catch (...) {
@@ -156,10 +157,7 @@ class Optimizer {
   // default, propagate, checks nothing.
   NonFinitePolicy non_finite_policy() const { return non_finite_; }
   void set_non_finite_policy(NonFinitePolicy policy) {
-    if (policy != NonFinitePolicy::propagate && policy != NonFinitePolicy::skip &&
-        policy != NonFinitePolicy::throw_error) {
-      reject("non_finite_policy", double(policy), "propagate, skip or throw_error");
-    }
+    detail::check_non_finite_policy(policy);
     non_finite_ = policy;
   }
   // The tensors that the last step() left alone because of a non-finite gradient (policy skip).
@@ -168,9 +166,7 @@ class Optimizer {
   // Threads, and the size below which a step stays serial (OpenMP builds only).
   const ThreadSettings& thread_settings() const { return thread_settings_; }
   void set_thread_settings(const ThreadSettings& settings) {
-    if (settings.threads < 0 || settings.threads > ThreadSettings::max_threads)
-      reject("threads", settings.threads, "in [0, 1024]");
-    if (settings.chunk == 0) reject("chunk", 0.0, "> 0");
+    detail::check_threading(settings);
     thread_settings_ = settings;
   }
 
@@ -197,8 +193,7 @@ class Optimizer {
   void set_step_count(std::size_t tensor, long steps) {
     checked_tensor(tensor);
     if (steps < 0 || steps >= max_step_count)
-      throw std::invalid_argument("multopt: step count = " + std::to_string(steps) + " is invalid: it must be in [0, " +
-                                  std::to_string(max_step_count) + "), so that the tensor can step");
+      reject_long("step count", steps, "in [0, " + std::to_string(max_step_count) + "), so that the tensor can step");
     tensors_[tensor].steps = steps;
   }
 
@@ -255,51 +250,14 @@ class Optimizer {
     return tensors_.size() - 1;
   }
 
-  // Tensor k as step_tensors() takes it: its arrays, and the new ones this step's settings need,
-  // made now and held until keep_state() gives them to the tensor.
-  TensorRefs<Base, P> refs_of(std::size_t k) {
-    TensorState<P, Base>& t = tensors_[k];
-    TensorRefs<Base, P> refs;
-    refs.param = t.param;
-    refs.grad = t.grad;
-    refs.size = t.size;
-    refs.steps = &t.steps;
-    if constexpr (contract::scalar_count<Base> > 0) refs.scalars = t.scalars.data();
-    refs.new_arrays = t.new_state_arrays;
-    refs.group = t.group;
-    const auto& base = groups_[t.group].base;
-    for (int slot = 0; slot < Base::slot_count; ++slot) {
-      StateArray<S>& array = t.slots[std::size_t(slot)];
-      if (!Base::uses_slot(base, slot)) continue;
-      if (array.empty() && t.size > 0) {
-        refs.state[std::size_t(slot)] = new_arrays_.hold(k, slot, StateArray<S>(t.size, S(Base::initial_value(base, slot))));
-        refs.new_arrays |= 1u << slot;
-      } else {
-        refs.state[std::size_t(slot)] = data_or_null(array);
-      }
-    }
-    if (is_16bit<P> && storage_.rounding == Rounding::master) {
-      refs.master = t.master.empty() && t.size > 0
-                        ? new_arrays_.hold(k, master_slot, StateArray<S>(t.param, t.param + t.size))
-                        : data_or_null(t.master);
-    }
-    return refs;
-  }
-
   // After a step: each tensor stepped takes the arrays it was stepped with, and no others; one
   // skipped keeps all it had, as if found non-finite up front.
   void keep_state(const std::vector<std::size_t>& skipped) noexcept {
     stepped_.assign(tensors_.size(), 1);  // within the capacity add_tensor reserved
     for (std::size_t k : skipped) stepped_[k] = 0;
     new_arrays_.give_to(tensors_, stepped_);
-    for (std::size_t k = 0; k < tensors_.size(); ++k) {
-      if (!stepped_[k]) continue;
-      TensorState<P, Base>& t = tensors_[k];
-      for (int slot = 0; slot < Base::slot_count; ++slot)
-        if (!refs_[k].state[std::size_t(slot)]) StateArray<S>().swap(t.slots[std::size_t(slot)]);
-      if (!refs_[k].master) StateArray<S>().swap(t.master);
-      t.new_state_arrays = 0;
-    }
+    for (std::size_t k = 0; k < tensors_.size(); ++k)
+      if (stepped_[k]) keep_arrays_used(tensors_[k], refs_[k]);
   }
 
   // Replaces `array`, the tensor's `what`, by a copy of `size` values (one per element).

@@ -1,5 +1,5 @@
-// Epoch schedules (docs/schedules.md): value objects that change one group's hyperparameters or
-// all groups' at each apply(optimizer), counting epochs; seek() is how checkpoints restore them.
+// The epoch schedules (docs/schedules.md): StepSchedule, ExponentialMixSchedule,
+// RandomMixSchedule and FunctionSchedule, each a Schedule (schedule.hpp).
 #pragma once
 
 #include <algorithm>
@@ -17,114 +17,10 @@
 #include <utility>
 #include <vector>
 
+#include "schedule.hpp"
 #include "validate.hpp"
 
 namespace multopt {
-
-namespace detail {
-
-// reject() for a long, shown exactly: as a double, one beyond 2^53 would be rounded.
-[[noreturn]] inline void reject_long(const std::string& name, long value, const std::string& requirement) {
-  throw std::invalid_argument("multopt: " + name + " = " + std::to_string(value) + " is invalid: it must be " +
-                              requirement);
-}
-
-}  // namespace detail
-
-// The group index that makes a schedule change every parameter group.
-inline constexpr std::size_t all_groups = static_cast<std::size_t>(-1);
-
-// What every schedule shares: the groups it changes, the epochs it has seen, and the
-// all-or-nothing way it changes them.
-class Schedule {
- public:
-  std::size_t group() const { return group_; }
-  // How many times apply() has run: the number of the last epoch the schedule acted on.
-  long epoch() const { return epoch_; }
-  // Continues as if apply() had run `epoch` times. The optimizer is not touched: the
-  // hyperparameters the schedule set are the optimizer's state, saved with it. The largest
-  // long is refused, as checkpoints refuse it: the next apply() could not count its epoch.
-  void seek(long epoch) {
-    if (epoch < 0) detail::reject_long("epoch", epoch, ">= 0");
-    if (epoch == most_epochs)
-      detail::reject_long("epoch", epoch,
-                          "at most " + std::to_string(most_epochs - 1) + ", so that the next epoch can be counted");
-    epoch_ = epoch;
-  }
-
- protected:
-  explicit Schedule(std::size_t group) : group_(group) {}
-  ~Schedule() = default;  // schedules are values, never deleted through this base
-
-  // Calls change(hyper, epoch) on a copy of each targeted group's hyperparameters, epoch
-  // being this call's number (1 on the first), and stores the copies only when every one
-  // changed and validated: on any error the optimizer and the schedule stay as they were. A
-  // value that fails validation is reported as the `kind` schedule's doing.
-  template <class Opt, class Change>
-  void advance(const char* kind, Opt& opt, Change&& change) {
-    if (epoch_ == most_epochs) {
-      throw std::overflow_error(std::string("multopt: the ") + kind + " schedule has counted " +
-                                std::to_string(epoch_) + " epochs, the most a long can count");
-    }
-    const long epoch = epoch_ + 1;
-    const bool every = group_ == all_groups;
-    const std::size_t first = every ? 0 : group_;
-    const std::size_t count = every ? opt.group_count() : 1;
-    std::vector<typename Opt::Hyper> changed;
-    changed.reserve(count);
-    for (std::size_t k = 0; k < count; ++k) {
-      changed.push_back(opt.hyper(first + k));  // out_of_range for a group that does not exist
-      change(changed.back(), epoch);
-      try {
-        opt.check_hyper(changed.back());
-      } catch (const std::invalid_argument& error) {
-        throw std::invalid_argument(std::string("multopt: the ") + kind + " schedule's change for epoch " +
-                                    std::to_string(epoch) + " to group " + std::to_string(first + k) +
-                                    " is invalid: " + without_prefix(error.what()));
-      }
-    }
-    for (std::size_t k = 0; k < count; ++k) opt.set_hyper(changed[k], first + k);  // valid: cannot throw
-    epoch_ = epoch;
-  }
-
-  // An error message of multopt's without its "multopt: ", to be quoted inside another.
-  static std::string without_prefix(const std::string& message) {
-    const std::string prefix = "multopt: ";
-    return message.compare(0, prefix.size(), prefix) == 0 ? message.substr(prefix.size()) : message;
-  }
-
-  // A value as the validation messages show it (validate.hpp): up to 17 significant digits.
-  static std::string shown(double value) {
-    std::ostringstream text;
-    text.precision(17);
-    text << value;
-    return text.str();
-  }
-
-  // Calls that change nothing before the first that does; a negative patience waits for none.
-  static long calls_before_acting(long patience) { return std::max(patience, 0L); }
-
-  static void validate_patience(long patience) {
-    if (patience < -1) detail::reject_long("patience", patience, ">= -1");
-  }
-
-  // The mix schedules set the hybrid rule's g_mix; any other rule is a configuration error.
-  template <class Opt>
-  static void require_g_mix(const char* kind, const Opt& opt) {
-    const auto names = opt.hyperparameter_names();
-    if (std::find(names.begin(), names.end(), "g_mix") == names.end()) {
-      throw std::invalid_argument(std::string("multopt: the ") + kind +
-                                  " schedule sets g_mix, the hybrid rule's mix weight, which the " +
-                                  opt.rule_name() + " rule does not have");
-    }
-  }
-
- private:
-  static constexpr long most_epochs = std::numeric_limits<long>::max();
-
-  std::size_t group_;
-  long epoch_ = 0;
-};
 
 // Every step_size epochs multiplies lr_in by gamma_in, lr_out by gamma_out and lr by gamma.
 // A group changes only the learning rates its rule has, so one configuration serves every rule.
@@ -139,7 +35,7 @@ class StepSchedule : public Schedule {
     double gamma = 1.0;
 
     void validate() const {
-      if (step_size < 1) detail::reject_long("step_size", step_size, ">= 1");
+      if (step_size < 1) reject_long("step_size", step_size, ">= 1");
       // Learning rates must stay finite and >= 0.
       for (const auto& [name, value] : {std::pair{"gamma_in", gamma_in}, {"gamma_out", gamma_out}, {"gamma", gamma}})
         if (!(value >= 0.0 && value <= std::numeric_limits<double>::max())) reject(name, value, "finite and >= 0");

@@ -85,18 +85,27 @@ namespace detail {
   throw std::invalid_argument("multopt: tensor " + std::to_string(tensor) + " " + what + "; nothing was stepped");
 }
 
-template <class P>
-void check_step_options(const StepOptions& options) {
-  if (!(options.max_grad_norm > 0.0)) reject("max_grad_norm", options.max_grad_norm, "> 0 (+inf turns clipping off)");
-  const NonFinitePolicy policy = options.non_finite_policy;
+// Each option's check, which the step and Optimizer's setters share.
+inline void check_max_grad_norm(double max_norm) {
+  if (!(max_norm > 0.0)) reject("max_grad_norm", max_norm, "> 0 (+inf turns clipping off)");
+}
+inline void check_non_finite_policy(NonFinitePolicy policy) {
   if (policy != NonFinitePolicy::propagate && policy != NonFinitePolicy::skip && policy != NonFinitePolicy::throw_error)
     reject("non_finite_policy", double(policy), "propagate, skip or throw_error");
-  if (is_16bit<P> || options.storage.rounding != Rounding::master || options.storage.seed != 0)
-    check_storage<P>(options.storage);
-  const ThreadSettings& threading = options.threading;
+}
+inline void check_threading(const ThreadSettings& threading) {
   if (threading.threads < 0 || threading.threads > ThreadSettings::max_threads)
     reject("threads", threading.threads, "in [0, 1024]");
   if (threading.chunk == 0) reject("chunk", 0.0, "> 0");
+}
+
+template <class P>
+void check_step_options(const StepOptions& options) {
+  check_max_grad_norm(options.max_grad_norm);
+  check_non_finite_policy(options.non_finite_policy);
+  if (is_16bit<P> || options.storage.rounding != Rounding::master || options.storage.seed != 0)
+    check_storage<P>(options.storage);
+  check_threading(options.threading);
 }
 
 // Tensor k of a call: every pointer its settings need, a step count that can advance, finite

@@ -1,5 +1,6 @@
-// What Optimizer holds of each tensor (where its arrays are, its step count and state), and the
-// state arrays a step makes before it changes anything, held until the step has succeeded.
+// What Optimizer holds of each tensor (where its arrays are, its step count and state), how it
+// hands them to step_tensors, and the state arrays a step makes before it changes anything,
+// held until the step has succeeded.
 #pragma once
 
 #include <array>
@@ -61,5 +62,48 @@ class NewStateArrays {
   };
   std::vector<NewArray> arrays_;
 };
+
+// Tensor k as step_tensors() takes it, with the settings `base` of its group: its arrays, and the
+// new ones those settings need (and the master weights of a 16-bit tensor under
+// Rounding::master), made now and held in `made` until the step has succeeded.
+template <class P, class Base>
+TensorRefs<Base, P> refs_of(TensorState<P, Base>& t, std::size_t k, const typename Base::Params& base,
+                            Rounding rounding, NewStateArrays<P, Base>& made) {
+  using S = Arithmetic<P>;
+  TensorRefs<Base, P> refs;
+  refs.param = t.param;
+  refs.grad = t.grad;
+  refs.size = t.size;
+  refs.steps = &t.steps;
+  if constexpr (contract::scalar_count<Base> > 0) refs.scalars = t.scalars.data();
+  refs.new_arrays = t.new_state_arrays;
+  refs.group = t.group;
+  for (int slot = 0; slot < Base::slot_count; ++slot) {
+    StateArray<S>& array = t.slots[std::size_t(slot)];
+    if (!Base::uses_slot(base, slot)) continue;
+    if (array.empty() && t.size > 0) {
+      refs.state[std::size_t(slot)] = made.hold(k, slot, StateArray<S>(t.size, S(Base::initial_value(base, slot))));
+      refs.new_arrays |= 1u << slot;
+    } else {
+      refs.state[std::size_t(slot)] = data_or_null(array);
+    }
+  }
+  if (is_16bit<P> && rounding == Rounding::master) {
+    refs.master = t.master.empty() && t.size > 0 ? made.hold(k, master_slot, StateArray<S>(t.param, t.param + t.size))
+                                                 : data_or_null(t.master);
+  }
+  return refs;
+}
+
+// After a step that stepped the tensor with `refs`: it keeps the arrays it was stepped with and
+// frees the others (an AMSGrad maximum after amsgrad went off, master weights after another
+// rounding); none of them is new any more.
+template <class P, class Base>
+void keep_arrays_used(TensorState<P, Base>& t, const TensorRefs<Base, P>& refs) noexcept {
+  for (int slot = 0; slot < Base::slot_count; ++slot)
+    if (!refs.state[std::size_t(slot)]) StateArray<Arithmetic<P>>().swap(t.slots[std::size_t(slot)]);
+  if (!refs.master) StateArray<Arithmetic<P>>().swap(t.master);
+  t.new_state_arrays = 0;
+}
 
 }  // namespace multopt

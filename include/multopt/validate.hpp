@@ -18,6 +18,12 @@ namespace multopt {
   throw std::invalid_argument(message.str());
 }
 
+// reject() for a long, shown exactly: as a double, one beyond 2^53 would be rounded.
+[[noreturn]] inline void reject_long(const std::string& name, long value, const std::string& requirement) {
+  throw std::invalid_argument("multopt: " + name + " = " + std::to_string(value) + " is invalid: it must be " +
+                              requirement);
+}
+
 // A buffer of `size` elements that the caller passes as `name`: null only when it is empty.
 inline void require_buffer(const char* name, const void* pointer, std::size_t size) {
   if (size > 0 && pointer == nullptr) throw std::invalid_argument(std::string("multopt: ") + name + " is a null pointer");
