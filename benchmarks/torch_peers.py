@@ -1,7 +1,7 @@
 """One optimizer step inside PyTorch: multopt.torch against what its users run today.
 
     PYTHONPATH=build/python /usr/bin/python3 benchmarks/torch_peers.py [--repetitions 5] [--steps 3]
-        [--only TEXT] [--baseline DIR]
+        [--only TEXT ...] [--baseline DIR]
 
 For 1 tensor of 2^24 elements, 1000 tensors of 2^14 and 1000 tensors of 16 (where a step is
 mostly the binding's and the walk over tensors), on 1 thread and on every core, it times
@@ -13,7 +13,7 @@ multopt.torch's Adam with master weights and with stochastic rounding. The optim
 turns within each repetition, in a new order each time, so that the machine's drifting
 bandwidth and the heap torch's rows leave behind hit all alike; it
 prints the median ns per element, the coefficient of variation over the repetitions, and the
-ratios. --only times the rows whose name contains TEXT. --baseline DIR adds the rows of another
+ratios. --only times the rows whose name contains one of the TEXTs. --baseline DIR adds the rows of another
 build's multopt.torch (DIR holds its package, e.g. build/python of an older commit), taking turns
 with the others in the same run.
 """
@@ -114,7 +114,7 @@ def measure(tensors, size, threads, repetitions, steps, only):
     # Every optimizer has its own parameters (the multiplicative rule keeps them away from 0).
     runs = []
     for name, dtype, make in PEERS:
-        if only not in name:
+        if only and not any(text in name for text in only):
             continue
         params = [(torch.rand(size) + 0.5).to(dtype).requires_grad_() for _ in range(tensors)]
         for p in params:
@@ -138,7 +138,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="steps per timing")
-    parser.add_argument("--only", default="", help="time only the rows whose name contains this")
+    parser.add_argument("--only", nargs="+", default=[], metavar="TEXT",
+                        help="time only the rows whose name contains one of these")
     parser.add_argument("--baseline", help="a folder with another build's multopt package, timed beside this one")
     args = parser.parse_args()
     if args.baseline:

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -24,56 +25,100 @@ namespace {
 // (which the step changes in place: `converted` names it, for the dict to get it), None as no
 // entry (torch.optim.SGD's momentum_buffer without momentum) unless it must be a number (step,
 // mu_product); anything else is refused, naming the parameter.
-void read_entry(TorchParamStep& p, const std::string& name, const py::handle& value, bool number,
+void read_entry(TorchParamStep& p, std::string_view name, const py::handle& value, bool number,
                 std::vector<std::string>& converted) {
   if (value.is_none() && !number) return;
   if (THPVariable_Check(value.ptr())) {
     p.state.set(name, THPVariable_Unpack(value.ptr()));
   } else if (py::isinstance<py::int_>(value) || py::isinstance<py::float_>(value)) {
     p.state.set(name, at::scalar_tensor(value.cast<double>(), at::kDouble));
-    converted.push_back(name);
+    converted.emplace_back(name);
   } else {
     throw std::invalid_argument("multopt: parameter " + std::to_string(p.index) + " of group " +
-                                std::to_string(p.group) + " has " + name + " = " + std::string(py::repr(value)) +
-                                " in its state, which is neither a tensor nor a number");
+                                std::to_string(p.group) + " has " + std::string(name) + " = " +
+                                std::string(py::repr(value)) + " in its state, which is neither a tensor nor a number");
   }
 }
 
-using PyGroups = std::vector<std::pair<std::vector<at::Tensor>, NamedValues>>;
+// A state entry's name, read in place (a name that is not a str is none of multopt's).
+std::string_view name_of(PyObject* key) {
+  Py_ssize_t size = 0;
+  const char* text = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &size) : nullptr;
+  if (!text) {
+    PyErr_Clear();
+    return {};
+  }
+  return {text, std::size_t(size)};
+}
+
+using PyGroups = std::vector<std::pair<py::list, NamedValues>>;
 
 // One call's parameters with their state as `state` (a torch.optim optimizer's opt.state) holds
 // it, read without making entries (a refused call adds none); `keys`: each as a Python object.
+// A call keeps one from call to call for its room: release() lets go of tensors and objects.
 struct Gathered {
   std::vector<NamedValues> settings;
   std::vector<TorchParamStep> params;
   std::vector<py::object> keys;
   std::vector<std::vector<std::string>> converted;  // per parameter: its entries that were numbers
+
+  void release() {
+    settings.clear();
+    for (TorchParamStep& p : params) {
+      p.param.reset();
+      p.state.clear();
+      p.updates.clear();
+    }
+    keys.clear();
+  }
 };
 void gather(const std::string& base, const std::string& rule, const PyGroups& groups, const py::dict& state,
             bool with_gradient_only, Gathered& call) {
-  std::vector<std::string> numbers = multopt::make_named_step<double>(base, rule)->scalar_names();
-  numbers.push_back("step");
+  const std::vector<std::string> numbers = [&] {
+    std::vector<std::string> names = multopt::make_named_step<double>(base, rule)->scalar_names();
+    names.push_back("step");
+    return names;
+  }();
+  std::size_t count = 0;
   for (std::size_t g = 0; g < groups.size(); ++g) {
     call.settings.push_back(multopt::adapters::torch_settings(rule, groups[g].second));
-    for (std::size_t k = 0; k < groups[g].first.size(); ++k) {
-      const at::Tensor& param = groups[g].first[k];
+    const py::list& list = groups[g].first;
+    for (std::size_t k = 0; k < list.size(); ++k) {
+      PyObject* key = PyList_GET_ITEM(list.ptr(), Py_ssize_t(k));
+      if (!THPVariable_Check(key)) throw std::invalid_argument("multopt: group " + std::to_string(g) + " has " +
+                                                               std::string(py::repr(key)) + ", which is not a tensor");
+      const at::Tensor& param = THPVariable_Unpack(key);
       if (with_gradient_only && !param.grad().defined()) continue;
-      TorchParamStep p{param, g, k, {}, {}};
-      py::object key = py::cast(param);
-      std::vector<std::string> converted;
-      if (PyObject* held = PyDict_GetItemWithError(state.ptr(), key.ptr())) {
-        for (const auto& [entry, value] : py::reinterpret_borrow<py::dict>(held)) {
-          const std::string name = py::str(entry);
+      if (count == call.params.size()) {
+        call.params.emplace_back();
+        call.converted.emplace_back();
+      }
+      TorchParamStep& p = call.params[count];
+      std::vector<std::string>& converted = call.converted[count];
+      ++count;
+      p.param = param;
+      p.group = g;
+      p.index = k;
+      converted.clear();
+      call.keys.push_back(py::reinterpret_borrow<py::object>(key));
+      if (PyObject* held = PyDict_GetItemWithError(state.ptr(), key)) {
+        if (!PyDict_Check(held)) throw std::invalid_argument("multopt: the state of parameter " + std::to_string(k) +
+                                                             " of group " + std::to_string(g) + " is not a dict");
+        p.state.reserve(std::size_t(PyDict_Size(held)));
+        Py_ssize_t place = 0;
+        PyObject *entry = nullptr, *value = nullptr;
+        while (PyDict_Next(held, &place, &entry, &value)) {
+          const std::string_view name = name_of(entry);
+          if (name.empty()) continue;
           read_entry(p, name, value, std::find(numbers.begin(), numbers.end(), name) != numbers.end(), converted);
         }
       } else if (PyErr_Occurred()) {
         throw py::error_already_set();
       }
-      call.params.push_back(std::move(p));
-      call.keys.push_back(std::move(key));
-      call.converted.push_back(std::move(converted));
     }
   }
+  call.params.resize(count);
+  call.converted.resize(count);
 }
 
 // groups: [(params, settings by multopt's names)]; state: the optimizer's opt.state. Steps every
@@ -82,21 +127,16 @@ void gather(const std::string& base, const std::string& rule, const PyGroups& gr
 void step(const std::string& base, const std::string& rule, const multopt::Settings& storage_settings,
           const PyGroups& groups, py::dict state, int threads) {
   const multopt::StorageMode storage = multopt::storage_mode(storage_settings);
-  // Kept from call to call for their room, as step_torch_params keeps its lists; emptied of
+  // Kept from call to call for its room, as step_torch_params keeps its lists; it lets go of its
   // tensors and Python objects when the call ends, however it ends.
   thread_local Gathered call;
-  struct Empty {
+  struct Release {
     Gathered& call;
-    ~Empty() {
-      call.settings.clear();
-      call.params.clear();
-      call.keys.clear();
-      call.converted.clear();
-    }
-  } const empty{call};
+    ~Release() { call.release(); }
+  } const release{call};
   gather(base, rule, groups, state, true, call);
   {
-    py::gil_scoped_release release;
+    py::gil_scoped_release unlocked;
     multopt::adapters::step_torch_params(base, rule, storage, call.settings, call.params, threads);
   }
   for (std::size_t k = 0; k < call.params.size(); ++k) {

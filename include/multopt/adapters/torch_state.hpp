@@ -19,7 +19,8 @@
 
 namespace multopt::adapters {
 
-// A parameter's state entries by name, as torch holds them: a few, so a flat list.
+// A parameter's state entries by name, as torch holds them: a few, so a flat list. An adapter
+// keeps one from call to call for its room: clear() lets go of the tensors and keeps it.
 class TorchState {
  public:
   TorchState() = default;
@@ -38,8 +39,8 @@ class TorchState {
       if (held == name) return void(old = std::move(value));
     entries_.emplace_back(std::string(name), std::move(value));
   }
-  auto begin() const { return entries_.begin(); }
-  auto end() const { return entries_.end(); }
+  void clear() { entries_.clear(); }
+  void reserve(std::size_t entries) { entries_.reserve(entries); }
 
  private:
   std::vector<std::pair<std::string, at::Tensor>> entries_;
@@ -104,19 +105,26 @@ inline double number_in(const TorchParamStep& p, const std::string& name, const 
 // Values a step works on in place: `target` itself when it can (contiguous, without torch's
 // conjugate or negative bit), else a contiguous copy that finish() copies back.
 struct Worked {
-  at::Tensor target, work;
+  at::Tensor target, copy;  // `copy` undefined where the step works on `target`
   static Worked of(const at::Tensor& target) {
-    if (target.is_contiguous() && !target.is_conj() && !target.is_neg()) return {target, target};
+    if (target.is_contiguous() && !target.is_conj() && !target.is_neg()) return {target, {}};
     return {target, target.resolve_conj().resolve_neg().contiguous()};
   }
+  bool defined() const { return target.defined(); }
+  const at::Tensor& work() const { return copy.defined() ? copy : target; }
   // The real values, complex ones as (real, imaginary) pairs.
-  at::Tensor real() const { return work.is_complex() ? at::view_as_real(work) : work; }
+  at::Tensor real() const { return work().is_complex() ? at::view_as_real(work()) : work(); }
+  template <class P>
+  P* data() const {
+    return work().is_complex() ? data_as<P>(at::view_as_real(work())) : data_as<P>(work());
+  }
   void finish() const {
-    if (!work.is_same(target)) target.copy_(work);
+    if (copy.defined()) target.copy_(copy);
   }
 };
 
-// What a call makes of one parameter before it plans anything.
+// What a call makes of one parameter before it plans anything. An adapter keeps these from call
+// to call for their room: release() lets go of the tensors and keeps it.
 struct PreparedParam {
   Worked param, master;
   std::vector<Worked> arrays;  // by slot; undefined where the settings use none
@@ -125,6 +133,13 @@ struct PreparedParam {
   std::vector<double> scalars;
   const std::vector<std::string>* scalar_names = nullptr;  // the base's, held by the call
   unsigned new_arrays = 0;
+
+  void release() {
+    param = {};
+    master = {};
+    arrays.clear();
+    grad.reset();
+  }
 };
 
 // The parameter's gradient, contiguous and real, if the step can read it.
@@ -163,15 +178,17 @@ inline at::Tensor held_array(TorchParamStep& p, const std::string& name, at::Ten
 // parameter's dtype where they are of another (the state follows the parameter, as after
 // model.double()); `updates` gets each array made or converted.
 // Without `making`, it only checks what the parameter holds.
-inline PreparedParam prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays, int slot_count,
-                             const std::vector<std::string>& scalar_names, const std::vector<double>& initial_scalars,
-                             bool making) {
+inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays, int slot_count,
+                    const std::vector<std::string>& scalar_names, const std::vector<double>& initial_scalars,
+                    bool making, PreparedParam& prepared) {
   const at::Tensor& param = p.param;
   const bool narrow = param.scalar_type() == at::kBFloat16 || param.scalar_type() == at::kHalf;
   if (!narrow && p.state.find("master_weights"))
     refuse(p, std::string("has master weights in its state, which are for bfloat16 and float16 parameters, not ") +
                   c10::toString(param.scalar_type()));
-  PreparedParam prepared;
+  prepared.release();
+  prepared.new_arrays = 0;
+  prepared.steps = 0;
   prepared.param = Worked::of(param);
   const c10::ScalarType dtype = state_dtype(param.scalar_type());
   for (const StateArrayInfo& info : arrays) {
@@ -183,7 +200,7 @@ inline PreparedParam prepare(TorchParamStep& p, const std::vector<StateArrayInfo
       const at::Tensor made = master ? param.to(at::kFloat).contiguous()
                                      : at::full(param.sizes(), info.initial, param.options().dtype(dtype).requires_grad(false));
       p.updates.emplace_back(info.name, made);
-      array = {made, made};
+      array = {made, {}};
       if (!master) prepared.new_arrays |= 1u << info.slot;
     } else {
       array = Worked::of(held_array(p, info.name, *held, dtype));
@@ -193,7 +210,7 @@ inline PreparedParam prepare(TorchParamStep& p, const std::vector<StateArrayInfo
       continue;
     }
     if (prepared.arrays.empty()) prepared.arrays.resize(std::size_t(slot_count));
-    prepared.arrays[std::size_t(info.slot)] = array;
+    prepared.arrays[std::size_t(info.slot)] = std::move(array);
   }
   if (const at::Tensor* step_entry = p.state.find("step")) {
     const double count = number_in(p, "step", *step_entry);
@@ -207,7 +224,6 @@ inline PreparedParam prepare(TorchParamStep& p, const std::vector<StateArrayInfo
   for (std::size_t s = 0; s < scalar_names.size(); ++s) {
     if (const at::Tensor* held = p.state.find(scalar_names[s])) prepared.scalars[s] = number_in(p, scalar_names[s], *held);
   }
-  return prepared;
 }
 
 }  // namespace detail

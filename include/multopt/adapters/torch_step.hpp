@@ -52,16 +52,15 @@ template <class P>
 NamedTensorRefs<P> refs_of(PreparedParam& prepared, std::size_t group) {
   using S = Arithmetic<P>;
   NamedTensorRefs<P> refs;
-  const at::Tensor values = prepared.param.real();
-  refs.param = data_as<P>(values);
-  refs.size = std::size_t(values.numel());
+  refs.param = prepared.param.data<P>();
+  refs.size = std::size_t(prepared.param.work().numel()) * (prepared.param.work().is_complex() ? 2 : 1);
   if constexpr (is_16bit<P>) {
     if (prepared.grad.scalar_type() == at::kFloat) refs.grad.wide = prepared.grad.data_ptr<float>();
     else refs.grad.narrow = data_as<P>(prepared.grad);
   } else {
     refs.grad = data_as<P>(prepared.grad);
   }
-  if (prepared.master.work.defined()) refs.master = prepared.master.work.data_ptr<S>();
+  if (prepared.master.defined()) refs.master = prepared.master.data<S>();
   refs.steps = &prepared.steps;
   refs.scalars = prepared.scalars.data();
   refs.new_arrays = prepared.new_arrays;
@@ -90,7 +89,6 @@ inline void prepare_all(const std::string& base, const std::string& rule, const 
                         const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params, bool stepping,
                         Lanes& lanes, std::vector<PreparedParam>& prepared) {
   std::apply([](auto&... lane) { (lane.begin_call(), ...); }, lanes);
-  prepared.clear();
   prepared.resize(params.size());
   for (std::size_t k = 0; k < params.size(); ++k) {
     TorchParamStep& p = params[k];
@@ -110,8 +108,8 @@ inline void prepare_all(const std::string& base, const std::string& rule, const 
         for (const NamedValues& settings : groups)
           lane.arrays.push_back(lane.step->state_arrays(settings, is_16bit<P> ? storage : StorageMode{}));
       const at::Tensor grad = stepping ? checked_gradient(p) : at::Tensor();
-      prepared[k] =
-          prepare(p, lane.arrays[p.group], lane.step->slot_count(), lane.scalar_names, lane.initial_scalars, stepping);
+      prepare(p, lane.arrays[p.group], lane.step->slot_count(), lane.scalar_names, lane.initial_scalars, stepping,
+              prepared[k]);
       prepared[k].grad = grad;
       lane.members.push_back(k);
     });
@@ -166,7 +164,9 @@ inline CallBuffers& call_buffers(const std::string& base, const std::string& rul
 // Lets go of the tensors a call's buffers hold, however the call ends.
 struct ReleaseTensors {
   CallBuffers& buffers;
-  ~ReleaseTensors() { buffers.prepared.clear(); }
+  ~ReleaseTensors() {
+    for (PreparedParam& one : buffers.prepared) one.release();
+  }
 };
 
 // Steps each parameter, none listed twice, once (step_torch_params).
@@ -187,7 +187,7 @@ inline void step_once(const std::string& base, const std::string& rule, const St
     for (std::size_t m = 0; m < lane.members.size(); ++m) {
       detail::PreparedParam& one = prepared[lane.members[m]];
       for (std::size_t s = 0; s < one.arrays.size(); ++s)
-        if (one.arrays[s].work.defined()) lane.slots[m * slots + s] = one.arrays[s].real().template data_ptr<typename L::S>();
+        if (one.arrays[s].defined()) lane.slots[m * slots + s] = one.arrays[s].template data<typename L::S>();
       lane.refs.push_back(detail::refs_of<P>(one, params[lane.members[m]].group));
       lane.refs.back().state = lane.slots.data() + m * slots;
     }
@@ -203,9 +203,8 @@ inline void step_once(const std::string& base, const std::string& rule, const St
     detail::PreparedParam& one = prepared[k];
     TorchParamStep& p = params[k];
     one.param.finish();
-    for (const detail::Worked& array : one.arrays)
-      if (array.work.defined()) array.finish();
-    if (one.master.work.defined()) one.master.finish();
+    for (const detail::Worked& array : one.arrays) array.finish();
+    one.master.finish();
     torch::autograd::impl::bump_version(p.param);
     // The step count in place where the state has one (a 0-dim float32 tensor where it is made,
     // as torch makes it), and the scalars in place where they are double, as multopt computes
