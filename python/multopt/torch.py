@@ -2,8 +2,12 @@
 
 The additive classes (SGD, Adam, ...) take torch.optim's keyword arguments and step exactly as
 torch.optim's; the M (multiplicative) and H (hybrid) classes take the keyword arguments of the
-paper's package (lr_in, lr_out, lr, g, ...), the class naming the rule. Every step is multopt's
-fused step over the tensors' own memory, on torch.get_num_threads() threads.
+paper's package (lr_in, lr_out, lr, g, ...), the class naming the rule. CPU parameters are
+stepped by multopt's fused step over the tensors' own memory, on torch.get_num_threads() threads;
+parameters on any other device (CUDA) by the same formulas in torch's multi-tensor ops
+(multopt/_foreach.py), their state on their device. Every class takes backend="auto" (that
+choice), "foreach" (torch's ops for every parameter) or "fused" (the fused loop, CPU parameters
+only).
 
 Learning-rate schedulers change param_groups[i]['lr']. The additive rule steps with it as it
 is; the M and H classes scale lr_out by lr / initial_lr, initial_lr being the group's lr when
@@ -19,18 +23,17 @@ weights are state, under "master_weights".
 
 import torch
 
-from . import _multopt
+from . import _foreach, _multopt
 
 __all__ = ["ExponentialMix"]  # and every optimizer class, added below
 
-# Group keys that are torch.optim's but no setting of multopt's: the one fused loop is every
-# implementation (fused=True is what it does anyway), and CPU steps need no capture.
+# Group keys that are torch.optim's but no setting of multopt's: the constructor's backend picks
+# the implementation, and steps read their step counts on the CPU, with no capture.
 _IGNORED = {"foreach", "capturable", "differentiable", "fused", "decoupled_weight_decay"}
-# What the fused step cannot honour: gradients through the step, CUDA graph capture.
+# What multopt's steps cannot honour: gradients through the step, CUDA graph capture.
 _REFUSED_IF_SET = ("capturable", "differentiable")
-# The state name of a 16-bit parameter's float32 master weights (TorchOptimizer's too).
-_MASTER = "master_weights"
-_NARROW = (torch.bfloat16, torch.float16)
+_NARROW = _foreach.NARROW
+_BACKENDS = ("auto", "foreach", "fused")
 
 
 def _check_range(name, value, low=0.0, high=None, closed=True):
@@ -67,7 +70,7 @@ def _validate(values):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     for name in _REFUSED_IF_SET:
         if values.get(name):
-            raise ValueError("multopt steps CPU tensors with its own fused loop: {}=True is not supported".format(name))
+            raise ValueError("multopt's steps read their step counts on the CPU: {}=True is not supported".format(name))
 
 
 class _Optimizer(torch.optim.Optimizer):
@@ -82,7 +85,7 @@ class _Optimizer(torch.optim.Optimizer):
     _keyword_only = ()  # (name, default): torch.optim's keyword-only arguments (1.13 and 2.x)
     _decoupled = False  # weight_decay is the decoupled kind (AdamW, Lion)
 
-    def __init__(self, params, *args, rounding=None, rounding_seed=None, **kwargs):
+    def __init__(self, params, *args, rounding=None, rounding_seed=None, backend="auto", **kwargs):
         names = [name for name, _ in self._arguments]
         if len(args) > len(names):
             raise TypeError("{}() takes at most {} positional arguments after params ({} given)".format(
@@ -96,6 +99,9 @@ class _Optimizer(torch.optim.Optimizer):
                 raise TypeError("{}() got multiple values for argument '{}'".format(type(self).__name__, name))
             values[name] = value
         _validate(values)
+        if backend not in _BACKENDS:
+            raise ValueError("multopt: backend = {!r} is not one of {}".format(backend, ", ".join(map(repr, _BACKENDS))))
+        self._backend = backend
         self._storage = [(name, str(value)) for name, value in (("rounding", rounding), ("rounding_seed", rounding_seed))
                          if value is not None]
         _multopt.check(self._base, self._rule, self._storage, [])
@@ -105,12 +111,40 @@ class _Optimizer(torch.optim.Optimizer):
                              "and double parameters are stored as computed)".format(*self._storage[0]))
 
     def __getstate__(self):
-        return {**super().__getstate__(), "_storage": self._storage}
+        return {**super().__getstate__(), "_storage": self._storage, "_backend": self._backend}
 
     def __setstate__(self, state):
-        # torch.optim's load_state_dict sets the state and the groups alone: the storage stays.
+        # torch.optim's load_state_dict sets the state and the groups alone: storage and backend stay.
         state.setdefault("_storage", getattr(self, "_storage", []))
+        state.setdefault("_backend", getattr(self, "_backend", "auto"))
         super().__setstate__(state)
+
+    def _foreach_steps(self, param):
+        """Whether torch's multi-tensor ops step this parameter (else the fused CPU loop)."""
+        return self._backend == "foreach" or (self._backend == "auto" and param.device.type != "cpu")
+
+    def _rounding(self):
+        return dict(self._storage).get("rounding", "master")
+
+    def _check_backend(self, group, g):
+        """Refuses a parameter of group g that the backend cannot step: off the CPU under "fused",
+        16-bit with stochastic rounding under torch's ops (a step refuses them too)."""
+        for k, param in enumerate(group["params"]):
+            if self._backend == "fused" and param.device.type != "cpu":
+                raise ValueError("multopt: parameter {} of group {} is on {}, and backend='fused' steps CPU tensors "
+                                 "(backend='auto' or 'foreach' steps it with torch's multi-tensor ops)".format(
+                                     k, g, param.device))
+            if self._foreach_steps(param) and param.dtype in _NARROW and self._rounding() == "stochastic":
+                raise ValueError("multopt: parameter {} of group {} is {} on {}, stepped by torch's multi-tensor ops, "
+                                 "and rounding='stochastic' is the fused CPU loop's alone (its random bits are its "
+                                 "own generator's); rounding='master' or 'nearest' steps it".format(
+                                     k, g, param.dtype, param.device))
+
+    def _fused_groups(self, groups):
+        """[(params, settings)] of the parameters the fused loop steps."""
+        if self._backend == "auto" and all(p.device.type == "cpu" for params, _ in groups for p in params):
+            return groups
+        return [([p for p in params if not self._foreach_steps(p)], settings) for params, settings in groups]
 
     def add_param_group(self, param_group):
         """torch.optim's, with every setting checked before the group is added."""
@@ -119,6 +153,11 @@ class _Optimizer(torch.optim.Optimizer):
         self._complete(group)
         _multopt.check(self._base, self._rule, self._storage, [self._group({**group, "params": []})[1]])
         super().add_param_group(param_group)
+        try:
+            self._check_backend(self.param_groups[-1], len(self.param_groups) - 1)
+        except ValueError:
+            self.param_groups.pop()
+            raise
         self._complete(self.param_groups[-1])
 
     def _complete(self, group):
@@ -148,8 +187,16 @@ class _Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        _multopt.step(self._base, self._rule, self._storage, [self._group(group) for group in self.param_groups],
-                      self.state, torch.get_num_threads())
+        groups = [self._group(group) for group in self.param_groups]
+        # Every parameter is checked, and every array made, before anything changes (the fused
+        # step checks its own before it changes anything).
+        device_step = _foreach.Step(self._base, self._rule, self._rounding(), groups, self.state,
+                                    self._foreach_steps)
+        if device_step.buckets:
+            _multopt.check(self._base, self._rule, self._storage, [settings for _, settings in groups])
+        _multopt.step(self._base, self._rule, self._storage, self._fused_groups(groups), self.state,
+                      torch.get_num_threads())
+        device_step.run(self.state)
         return loss
 
     def load_state_dict(self, state_dict):
@@ -172,14 +219,16 @@ class _Optimizer(torch.optim.Optimizer):
                     if index in state_dict["state"]:
                         taken[param] = state_dict["state"][index]
             groups = [self._group({**s, "params": o["params"]}) for s, o in zip(saved, self.param_groups)]
-            _multopt.check_states(self._base, self._rule, self._storage, groups, taken)
+            _multopt.check(self._base, self._rule, self._storage, [settings for _, settings in groups])
+            _multopt.check_states(self._base, self._rule, self._storage, self._fused_groups(groups), taken)
+            _foreach.Step(self._base, self._rule, self._rounding(), groups, taken, self._foreach_steps, stepping=False)
         super().load_state_dict(state_dict)
         for param, state in taken.items():
             for key, value in state.items():
                 if not torch.is_tensor(value) or key == "step" or not value.is_floating_point():
                     continue
-                if value.dim() == 0:  # mu_product
-                    self.state[param][key] = value.detach().to(param.device, torch.float64, copy=True)
+                if value.dim() == 0:  # mu_product, a number on the CPU as the steps make it
+                    self.state[param][key] = value.detach().to("cpu", torch.float64, copy=True)
                 elif param.dtype in _NARROW:
                     self.state[param][key] = value.detach().to(param.device, torch.float32, copy=True)
 
