@@ -121,7 +121,7 @@ class _Optimizer(torch.optim.Optimizer):
 
     def _foreach_steps(self, param):
         """Whether torch's multi-tensor ops step this parameter (else the fused CPU loop)."""
-        return self._backend == "foreach" or (self._backend == "auto" and param.device.type != "cpu")
+        return self._backend == "foreach" or (self._backend == "auto" and not param.is_cpu)
 
     def _rounding(self):
         return dict(self._storage).get("rounding", "master")
@@ -130,7 +130,7 @@ class _Optimizer(torch.optim.Optimizer):
         """Refuses a parameter of group g that the backend cannot step: off the CPU under "fused",
         16-bit with stochastic rounding under torch's ops (a step refuses them too)."""
         for k, param in enumerate(group["params"]):
-            if self._backend == "fused" and param.device.type != "cpu":
+            if self._backend == "fused" and not param.is_cpu:
                 raise ValueError("multopt: parameter {} of group {} is on {}, and backend='fused' steps CPU tensors "
                                  "(backend='auto' or 'foreach' steps it with torch's multi-tensor ops)".format(
                                      k, g, param.device))
@@ -141,8 +141,10 @@ class _Optimizer(torch.optim.Optimizer):
                                      k, g, param.dtype, param.device))
 
     def _fused_groups(self, groups):
-        """[(params, settings)] of the parameters the fused loop steps."""
-        if self._backend == "auto" and all(p.device.type == "cpu" for params, _ in groups for p in params):
+        """[(params, settings)] of the parameters the fused loop steps: `groups` itself where it
+        steps them all (under "fused" it refuses those off the CPU)."""
+        if self._backend == "fused" or (
+                self._backend == "auto" and all(p.is_cpu for params, _ in groups for p in params)):
             return groups
         return [([p for p in params if not self._foreach_steps(p)], settings) for params, settings in groups]
 
@@ -188,14 +190,17 @@ class _Optimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         groups = [self._group(group) for group in self.param_groups]
+        fused = self._fused_groups(groups)
+        if fused is groups:
+            _multopt.step(self._base, self._rule, self._storage, groups, self.state, torch.get_num_threads())
+            return loss
         # Every parameter is checked, and every array made, before anything changes (the fused
         # step checks its own before it changes anything).
         device_step = _foreach.Step(self._base, self._rule, self._rounding(), groups, self.state,
                                     self._foreach_steps)
         if device_step.buckets:
             _multopt.check(self._base, self._rule, self._storage, [settings for _, settings in groups])
-        _multopt.step(self._base, self._rule, self._storage, self._fused_groups(groups), self.state,
-                      torch.get_num_threads())
+        _multopt.step(self._base, self._rule, self._storage, fused, self.state, torch.get_num_threads())
         device_step.run(self.state)
         return loss
 
