@@ -33,11 +33,11 @@ def set_grads(ps, step):
         p.grad = torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p.device, p.dtype)
 
 
-def twins(name, settings, dtype, device, backend=None, seed=0):
+def twins(name, settings, dtype, device):
     """(parameters and the fused loop's optimizer on the CPU, the same on `device` with torch's ops)."""
     cls = getattr(mt, name)
-    mine, theirs = params(dtype, device, seed), params(dtype, "cpu", seed)
-    return (theirs, cls(theirs, **settings)), (mine, cls(mine, backend=backend or BACKEND[device], **settings))
+    mine, theirs = params(dtype, device), params(dtype, "cpu")
+    return (theirs, cls(theirs, **settings)), (mine, cls(mine, backend=BACKEND[device], **settings))
 
 
 def run(pairs, steps, first=0, after_step=lambda: None):
@@ -204,9 +204,7 @@ def test_strided_and_complex_parameters_step_as_on_the_fused_loop(device):
 
 
 def narrow_twins(dtype, device, **storage):
-    fused, device_run = twins("HAdam", dict(lr_out=0.02, lr=0.01, g=0.5, weight_decay=0.01, **storage),
-                              dtype, device)
-    return fused, device_run
+    return twins("HAdam", dict(lr_out=0.02, lr=0.01, g=0.5, weight_decay=0.01, **storage), dtype, device)
 
 
 @pytest.mark.parametrize("device", DEVICES)
