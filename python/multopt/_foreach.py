@@ -24,8 +24,8 @@ _STEPPED = (torch.float32, torch.float64, torch.complex64, torch.complex128) + N
 MASTER = "master_weights"
 
 
-# --- Bases: the arrays each needs ((name, initial value), by torch.optim's names, as the C++
-# base's slot_names, uses_slot and initial_value) and its direction d with its scale s.
+# --- Bases: each one's direction d with its scale s (the arrays each needs, by name, and their
+# initial values are the fused step's: _multopt.state_of).
 # direction(g, arrays, s, count): g the gradients after the prestep, arrays by name, s the
 # group's settings, count the tensors' step (count.t, this step's number; count.made, the arrays
 # made for it; count.mu_product, NAdam's product, which it advances, None for the others).
@@ -38,10 +38,6 @@ def _moments(g, arrays, s):
     torch._foreach_mul_(v, s["beta2"])
     torch._foreach_addcmul_(v, g, g, value=1.0 - s["beta2"])
     return m, v
-
-
-def _sgd_arrays(s):
-    return [("momentum_buffer", 0.0)] if s["momentum"] > 0 else []
 
 
 def _sgd(g, arrays, s, count):
@@ -57,10 +53,6 @@ def _sgd(g, arrays, s, count):
     return (torch._foreach_add(g, b, alpha=s["momentum"]) if s["nesterov"] else b), 1.0
 
 
-def _adam_arrays(s):
-    return [("exp_avg", 0.0), ("exp_avg_sq", 0.0)] + ([("max_exp_avg_sq", 0.0)] if s["amsgrad"] else [])
-
-
 def _adam(g, arrays, s, count):
     m, v = _moments(g, arrays, s)
     if s["amsgrad"]:
@@ -72,21 +64,12 @@ def _adam(g, arrays, s, count):
     return torch._foreach_div(m, denominator), 1.0 / (1.0 - s["beta1"] ** count.t)
 
 
-def _adagrad_arrays(s):
-    return [("sum", s["initial_accumulator_value"])]
-
-
 def _adagrad(g, arrays, s, count):
     total = arrays["sum"]
     torch._foreach_addcmul_(total, g, g)
     denominator = torch._foreach_sqrt(total)
     torch._foreach_add_(denominator, s["eps"])
     return torch._foreach_div(g, denominator), 1.0 / (1.0 + (count.t - 1) * s["lr_decay"])
-
-
-def _rmsprop_arrays(s):
-    return ([("square_avg", 0.0)] + ([("momentum_buffer", 0.0)] if s["momentum"] > 0 else []) +
-            ([("grad_avg", 0.0)] if s["centered"] else []))
 
 
 def _rmsprop(g, arrays, s, count):
@@ -110,10 +93,6 @@ def _rmsprop(g, arrays, s, count):
     return b, 1.0
 
 
-def _adamax_arrays(s):
-    return [("exp_avg", 0.0), ("exp_inf", 0.0)]
-
-
 def _adamax(g, arrays, s, count):
     m, u = arrays["exp_avg"], arrays["exp_inf"]
     torch._foreach_mul_(m, s["beta1"])
@@ -123,10 +102,6 @@ def _adamax(g, arrays, s, count):
     torch._foreach_mul_(u, s["beta2"])
     torch._foreach_maximum_(u, size)
     return torch._foreach_div(m, u), 1.0 / (1.0 - s["beta1"] ** count.t)
-
-
-def _two_moments(s):
-    return [("exp_avg", 0.0), ("exp_avg_sq", 0.0)]
 
 
 def _nadam(g, arrays, s, count):
@@ -161,10 +136,6 @@ def _radam(g, arrays, s, count):
     return d, scale
 
 
-def _adadelta_arrays(s):
-    return [("square_avg", 0.0), ("acc_delta", 0.0)]
-
-
 def _adadelta(g, arrays, s, count):
     a, b = arrays["square_avg"], arrays["acc_delta"]
     torch._foreach_mul_(a, s["rho"])
@@ -180,10 +151,6 @@ def _adadelta(g, arrays, s, count):
     return d, 1.0
 
 
-def _lion_arrays(s):
-    return [("exp_avg", 0.0)]
-
-
 def _lion(g, arrays, s, count):
     m = arrays["exp_avg"]
     d = torch._foreach_mul(m, s["beta1"])
@@ -196,18 +163,16 @@ def _lion(g, arrays, s, count):
 
 
 BASES = {
-    "sgd": (_sgd_arrays, _sgd),
-    "adam": (_adam_arrays, _adam),
-    "adagrad": (_adagrad_arrays, _adagrad),
-    "rmsprop": (_rmsprop_arrays, _rmsprop),
-    "adamax": (_adamax_arrays, _adamax),
-    "nadam": (_two_moments, _nadam),
-    "radam": (_two_moments, _radam),
-    "adadelta": (_adadelta_arrays, _adadelta),
-    "lion": (_lion_arrays, _lion),
+    "sgd": _sgd,
+    "adam": _adam,
+    "adagrad": _adagrad,
+    "rmsprop": _rmsprop,
+    "adamax": _adamax,
+    "nadam": _nadam,
+    "radam": _radam,
+    "adadelta": _adadelta,
+    "lion": _lion,
 }
-# The bases with a number of state besides their arrays (nadam.hpp's scalar_names).
-_WITH_MU_PRODUCT = {"nadam"}
 
 
 # --- Rules: the rate the decoupled decay scales by, and the update of theta (in place) from the
@@ -244,15 +209,9 @@ RULES = {
 
 
 def settings_of(rule, values):
-    """A group's settings by multopt's names (torch.py's _group) as the step uses them: as
-    torch_types.hpp's torch_settings, lr_out scaled by lr / initial_lr for the M and H rules."""
-    given = dict(values)
-    factor = 1.0
-    if rule != "additive" and {"lr_out", "lr", "initial_lr"} <= given.keys() and given["initial_lr"] != 0.0:
-        factor = given["lr"] / given["initial_lr"]
-    if "lr_out" in given:
-        given["lr_out"] *= factor
-    return given
+    """A group's settings by multopt's names (torch.py's _group) as the fused step uses them
+    (torch_types.hpp's torch_settings: lr_out scaled by lr / initial_lr for the M and H rules)."""
+    return dict(_multopt.torch_settings(rule, values))
 
 
 class _Count:
@@ -305,10 +264,9 @@ class Step:
 
     def __init__(self, base, rule, rounding, groups, state, chosen, stepping=True):
         self.base, self.rule, self.buckets, self.writes = base, rule, {}, []
-        arrays_of = BASES[base][0]
         for group, (params, values) in enumerate(groups):
             settings = settings_of(rule, values)
-            arrays = arrays_of(settings)
+            arrays, self.scalars = _multopt.state_of(base, rule, list(settings.items()))
             for index, param in enumerate(params):
                 if not chosen(param) or (stepping and param.grad is None):
                     continue
@@ -364,8 +322,8 @@ class Step:
                 _refuse(group, index, "has step = {} in its state; a step needs a whole number in [0, {})".format(
                     t, _multopt.max_step_count))
         mu_product = None
-        if self.base in _WITH_MU_PRODUCT:
-            mu_product = _number(group, index, held, "mu_product") if "mu_product" in held else 1.0
+        for name, initial in self.scalars:  # NAdam's mu_product, the one base with a scalar
+            mu_product = _number(group, index, held, name) if name in held else initial
         if not stepping:
             return
         made.discard(MASTER)
@@ -408,7 +366,7 @@ class Step:
 
     def run(self, state):
         """Steps every bucket and writes what was made into `state` (opt.state)."""
-        direction = BASES[self.base][1]
+        direction = BASES[self.base]
         rate, update = RULES[self.rule]
         for bucket in self.buckets.values():
             s, theta, g = bucket.settings, bucket.theta, bucket.grads

@@ -178,6 +178,23 @@ PYBIND11_MODULE(_multopt, m) {
       },
       py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"));
   m.attr("max_step_count") = multopt::max_step_count;
+  // What the steps of other devices (multopt/_foreach.py) take from the fused step's own rules: a
+  // group's settings by multopt's names as the step uses them, and the state a parameter of that
+  // group holds, ([(array, initial value)], [(scalar, initial value)]), master weights aside.
+  m.def("torch_settings", &multopt::adapters::torch_settings, py::arg("rule"), py::arg("values"));
+  m.def(
+      "state_of",
+      [](const std::string& base, const std::string& rule, const NamedValues& settings) {
+        const auto named = multopt::make_named_step<double>(base, rule);
+        std::vector<std::pair<std::string, double>> arrays, scalars;
+        for (const multopt::StateArrayInfo& info : named->state_arrays(settings, {}))
+          arrays.emplace_back(info.name, info.initial);
+        const std::vector<double> initial = named->initial_scalars();
+        const std::vector<std::string> names = named->scalar_names();
+        for (std::size_t k = 0; k < names.size(); ++k) scalars.emplace_back(names[k], initial[k]);
+        return std::make_pair(arrays, scalars);
+      },
+      py::arg("base"), py::arg("rule"), py::arg("settings"));
 
   // Per-step factors of lr (lr_schedules.hpp), as callables for torch.optim.lr_scheduler.LambdaLR.
   namespace curves = multopt::curves;
