@@ -129,4 +129,18 @@ inline TrainTest load_digits(const std::string& path) {
   return {all.slice(0, count - test_count), all.slice(count - test_count, test_count)};
 }
 
+// The digits set (a CSV file) or Fashion-MNIST (a directory) with its training set cut to the
+// first `train_size` samples (0: all of them).
+inline TrainTest load_data(bool digits, const std::string& path, int train_size) {
+  TrainTest data;
+  try {
+    data = digits ? load_digits(path) : load_fashion_mnist(path);
+  } catch (const std::runtime_error& error) {
+    if (digits) throw;
+    throw std::runtime_error(std::string(error.what()) + "\n(install Debian's dataset-fashion-mnist, or pass --data DIR)");
+  }
+  if (train_size > 0 && train_size < data.train.size()) data.train = data.train.slice(0, train_size);
+  return data;
+}
+
 }  // namespace demo

@@ -4,10 +4,10 @@
 // learning rates, initializations, depths and seeds. See --help, docs/demo.md, docs/study.md.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,27 +18,15 @@
 #include "options.hpp"
 #include "report.hpp"
 #include "study.hpp"
-#include "study_plots.hpp"
-#include "study_tables.hpp"
+#include "study_results.hpp"
 #include "training.hpp"
 
 namespace {
 
 constexpr int hidden_units = 256;
 constexpr int noise_draws = 5;  // noise draws averaged per strength
-// The training set cut to its first options.train_size samples (0: all of them).
 demo::TrainTest load_data(const demo::Options& options) {
-  demo::TrainTest data;
-  try {
-    data = options.digits ? demo::load_digits(options.data_path) : demo::load_fashion_mnist(options.data_path);
-  } catch (const std::runtime_error& error) {
-    if (options.digits) throw;
-    throw std::runtime_error(std::string(error.what()) +
-                             "\n(install Debian's dataset-fashion-mnist, or pass --data DIR)");
-  }
-  if (options.train_size > 0 && options.train_size < data.train.size())
-    data.train = data.train.slice(0, options.train_size);
-  return data;
+  return demo::load_data(options.digits, options.data_path, options.train_size);
 }
 
 // Every run starts from this model: the same seed gives the same weights to every optimizer.
@@ -161,11 +149,48 @@ int run_sweep(const demo::Options& options) {
   return 0;
 }
 
+// The study's architecture axis: one or three hidden layers.
+demo::ArchitectureAxis mlp_depths() {
+  return {"hidden_layers", "depth", "hidden layer", "hidden layers", "hidden", {1, 3}, 1};
+}
+
+// Trains every run of the grid. All optimizers of one seed, scale and depth start from the
+// same model and draw the same batches.
+std::vector<demo::StudyRun> train_mlp_grid(const demo::StudyGrid& grid, const demo::TrainTest& data, int batch_size,
+                                           int jobs) {
+  struct Start {
+    demo::Mlp model;
+    demo::EpochRecord record;
+  };
+  std::vector<Start> starts;  // in run_grid's order of its `start` index
+  for (unsigned seed : grid.seeds) {
+    for (double scale : grid.init_scales) {
+      for (int depth : grid.architecture.values) {
+        starts.push_back({demo::Mlp(int(data.train.images.rows()), hidden_units, demo::class_count, seed, depth,
+                                    float(scale)),
+                          {}});
+      }
+    }
+  }
+  demo::parallel_for(starts.size(), jobs, [&](std::size_t k) {
+    starts[k].record = demo::initial_record(starts[k].model, data.train, data.test);
+  });
+  const auto loss_is_finite = [](const demo::EpochRecord& record) { return std::isfinite(record.train_loss); };
+  return demo::run_grid(grid, jobs, [&](const demo::StudyCell& cell, std::size_t start) {
+    const multopt::Settings settings =
+        demo::full_settings(cell.spec, demo::scaled_rates(demo::chosen_rates(cell.spec), cell.lr_multiplier));
+    return demo::train(starts[start].model, starts[start].record, cell.spec, settings, data.train, data.test,
+                       {grid.epochs, batch_size, cell.seed, demo::Precision::fp32}, loss_is_finite)
+        .epochs;
+  });
+}
+
 // Trains the study's grid on worker threads, then prints its tables and writes study.csv,
 // study_loss.csv, study_tables.md and the two pictures.
 int run_study(const demo::Options& options) {
   const demo::TrainTest data = load_data(options);
-  const demo::StudyGrid grid = demo::study_grid(options);
+  const demo::StudyGrid grid = demo::study_grid(options.reduced_grid, options.seed, options.seeds, options.epochs,
+                                                options.target, mlp_depths());
   const int jobs = options.jobs > 0 ? options.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
   const std::string name = options.digits ? "digits" : "Fashion-MNIST";
   std::printf("study: %s, %d training and %d test samples, hidden layers of %d units, %d epochs of mini-batches "
@@ -173,27 +198,13 @@ int run_study(const demo::Options& options) {
               "%d at a time\n\n",
               name.c_str(), data.train.size(), data.test.size(), hidden_units, grid.epochs, options.batch_size,
               grid.optimizers.size(), grid.seeds.size(), grid.lr_multipliers.size(), grid.init_scales.size(),
-              grid.depths.size(), grid.run_count(), jobs);
+              grid.architecture.values.size(), grid.run_count(), jobs);
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<demo::StudyRun> runs = demo::run_study(grid, data, hidden_units, options.batch_size, jobs);
+  const std::vector<demo::StudyRun> runs = train_mlp_grid(grid, data, options.batch_size, jobs);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  std::ostringstream tables;
-  demo::print_study_tables(tables, runs, grid);
-  std::cout << '\n' << tables.str();
-  std::filesystem::create_directories(options.out_dir);
-  demo::write_study_csv(options.out_dir + "/study.csv", runs, grid);
-  demo::write_loss_csv(options.out_dir + "/study_loss.csv", runs);
-  demo::open_for_writing(options.out_dir + "/study_tables.md") << tables.str();
-  const std::string title = name + ", " + std::to_string(data.train.size()) + " training samples, " +
-                            std::to_string(grid.epochs) + " epochs; mean over " + std::to_string(grid.seeds.size()) +
-                            " seeds";
-  const bool heatmap = demo::plot_heatmap(options.out_dir, runs, grid, title + "; final test accuracy (%)");
-  const bool lr_plot = demo::plot_lr_sensitivity(options.out_dir, runs, grid,
-                                                 title + " (± sd); init ×1, 1 hidden layer");
-  std::printf("\nwrote %s/study.csv, study_loss.csv, study_tables.md%s%s; %zu runs in %s (m:s) wall time\n",
-              options.out_dir.c_str(), heatmap ? ", study_heatmap.png" : "", lr_plot ? ", study_lr.png" : "",
-              runs.size(), demo::clock_time(wall).c_str());
+  demo::write_study_results(options.out_dir, runs, grid,
+                            name + ", " + std::to_string(data.train.size()) + " training samples", wall);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 // The study's runs (docs/study.md): the grid of optimizers × learning-rate multipliers ×
-// initialization scales × depths × seeds, trained on worker threads with a progress line per
-// run and the time left, and the two CSV files of their results.
+// initialization scales × architectures × seeds, trained on worker threads with a progress line
+// per run and the time left, and the two CSV files of their results. The model is the caller's:
+// the MLP of fashion_mnist --study (depths) or the CNN of cnn_study (widths).
 #pragma once
 
 #include <algorithm>
@@ -10,16 +11,31 @@
 #include <cstdio>
 #include <exception>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <ostream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
-#include "options.hpp"
 #include "report.hpp"
 
 namespace demo {
+
+// The architecture axis of a study: its CSV column and how its values read in the tables.
+struct ArchitectureAxis {
+  std::string column;    // hidden_layers, width
+  std::string noun;      // depth, width
+  std::string singular;  // "hidden layer": "1 hidden layer"
+  std::string plural;    // "hidden layers", "channels"
+  std::string short_unit;  // "hidden", "ch": the heat map's rows and the progress lines
+  std::vector<int> values;
+  int reference;  // held there when another axis varies
+
+  std::string value_name(int value) const { return std::to_string(value) + " " + (value == 1 ? singular : plural); }
+  std::string short_name(int value) const { return std::to_string(value) + " " + short_unit; }
+};
 
 // A run's place in the grid.
 struct StudyCell {
@@ -27,7 +43,7 @@ struct StudyCell {
   unsigned seed;         // the initial weights and the batch order
   double lr_multiplier;  // times the optimizer's chosen rates (both rates of the hybrid rule)
   double init_scale;     // times the He-normal standard deviation of the weights
-  int hidden_layers;
+  int architecture;      // one of the grid's ArchitectureAxis::values
 };
 
 struct StudyRun {
@@ -41,24 +57,28 @@ struct StudyGrid {
   std::vector<unsigned> seeds;
   std::vector<double> lr_multipliers;
   std::vector<double> init_scales;
-  std::vector<int> depths;
+  ArchitectureAxis architecture;
   int epochs;
   double target;  // the test accuracy that epochs_to_target counts to
 
   std::size_t run_count() const {
-    return optimizers.size() * seeds.size() * lr_multipliers.size() * init_scales.size() * depths.size();
+    return optimizers.size() * seeds.size() * lr_multipliers.size() * init_scales.size() *
+           architecture.values.size();
   }
 };
 
-// The demo's configuration, where each axis of sensitivity is held when another one varies.
+// The demo's configuration, where each axis of sensitivity is held when another one varies
+// (and the architecture's reference).
 constexpr double reference_multiplier = 1.0, reference_scale = 1.0;
-constexpr int reference_depth = 1;
 // A run diverged if its loss stopped being finite or it ends below twice the chance accuracy.
 constexpr double diverged_accuracy = 0.2;
 
-inline StudyGrid study_grid(const Options& options) {
+// The full grid, or the test's reduced one: SGD and MSGD, multipliers 1 and 3, init scales 1
+// and 2. Seeds first_seed, first_seed + 1, ...
+inline StudyGrid study_grid(bool reduced, unsigned first_seed, int seeds, int epochs, double target,
+                            ArchitectureAxis architecture) {
   StudyGrid grid;
-  if (options.reduced_grid) {
+  if (reduced) {
     grid.optimizers = {{"sgd", "additive"}, {"sgd", "multiplicative"}};
     grid.lr_multipliers = {reference_multiplier, 3.0};
     grid.init_scales = {reference_scale, 2.0};
@@ -67,10 +87,10 @@ inline StudyGrid study_grid(const Options& options) {
     grid.lr_multipliers = {0.1, 1.0 / 3.0, reference_multiplier, 3.0, 10.0};
     grid.init_scales = {0.5, reference_scale, 2.0};
   }
-  grid.depths = {reference_depth, 3};
-  for (int k = 0; k < options.seeds; ++k) grid.seeds.push_back(options.seed + unsigned(k));
-  grid.epochs = options.epochs;
-  grid.target = options.target;
+  grid.architecture = std::move(architecture);
+  for (int k = 0; k < seeds; ++k) grid.seeds.push_back(first_seed + unsigned(k));
+  grid.epochs = epochs;
+  grid.target = target;
   return grid;
 }
 
@@ -112,38 +132,33 @@ inline std::string clock_time(double seconds) {
   return text;
 }
 
-// Trains every run of the grid. All optimizers of one seed, scale and depth start from the
-// same model and draw the same batches. Runs follow one another with the depth changing
-// fastest, so that the mean time per finished run predicts the time left.
-inline std::vector<StudyRun> run_study(const StudyGrid& grid, const TrainTest& data, int hidden_units,
-                                       int batch_size, int jobs) {
-  struct Start {
-    Mlp model;
-    EpochRecord record;
-  };
-  const std::size_t scales = grid.init_scales.size(), depths = grid.depths.size();
-  std::vector<Start> starts;
-  for (unsigned seed : grid.seeds) {
-    for (double scale : grid.init_scales) {
-      for (int depth : grid.depths) {
-        starts.push_back({Mlp(int(data.train.images.rows()), hidden_units, class_count, seed, depth, float(scale)),
-                          {}});
-      }
-    }
-  }
-  parallel_for(starts.size(), jobs, [&](std::size_t k) {
-    starts[k].record = initial_record(starts[k].model, data.train, data.test);
-  });
+// Whether a run diverged: its loss is no longer finite, or it ends below diverged_accuracy.
+inline bool diverged(const std::vector<EpochRecord>& epochs) {
+  const EpochRecord& last = epochs.back();
+  return !std::isfinite(last.train_loss) || last.test.accuracy < diverged_accuracy;
+}
 
+// Trains every run of the grid with `train_run(cell, start)`, which returns the run's epochs
+// (epoch 0 first) and must be safe to call from several threads at once. `start` numbers the
+// run's seed, scale and architecture, (seed × scales + scale) × architectures + architecture:
+// the index of the model it starts from, which every optimizer of these shares. Runs follow
+// one another with the architecture changing fastest, so that the mean time per finished run
+// predicts the time left.
+inline std::vector<StudyRun> run_grid(
+    const StudyGrid& grid, int jobs,
+    const std::function<std::vector<EpochRecord>(const StudyCell&, std::size_t start)>& train_run) {
+  const std::size_t scales = grid.init_scales.size(), architectures = grid.architecture.values.size();
   std::vector<StudyRun> runs;
   std::vector<std::size_t> start_of_run;
   for (std::size_t s = 0; s < grid.seeds.size(); ++s) {
     for (std::size_t i = 0; i < scales; ++i) {
       for (const OptimizerSpec& spec : grid.optimizers) {
         for (double multiplier : grid.lr_multipliers) {
-          for (std::size_t d = 0; d < depths; ++d) {
-            runs.push_back({{spec, grid.seeds[s], multiplier, grid.init_scales[i], grid.depths[d]}, {}, false});
-            start_of_run.push_back((s * scales + i) * depths + d);
+          for (std::size_t a = 0; a < architectures; ++a) {
+            runs.push_back({{spec, grid.seeds[s], multiplier, grid.init_scales[i], grid.architecture.values[a]},
+                            {},
+                            false});
+            start_of_run.push_back((s * scales + i) * architectures + a);
           }
         }
       }
@@ -155,24 +170,17 @@ inline std::vector<StudyRun> run_study(const StudyGrid& grid, const TrainTest& d
   const auto begin = std::chrono::steady_clock::now();
   parallel_for(runs.size(), jobs, [&](std::size_t k) {
     StudyRun& run = runs[k];
-    const Start& start = starts[start_of_run[k]];
-    const multopt::Settings settings =
-        full_settings(run.cell.spec, scaled_rates(chosen_rates(run.cell.spec), run.cell.lr_multiplier));
-    const auto loss_is_finite = [](const EpochRecord& record) { return std::isfinite(record.train_loss); };
-    run.epochs = train(start.model, start.record, run.cell.spec, settings, data.train, data.test,
-                       {grid.epochs, batch_size, run.cell.seed, Precision::fp32}, loss_is_finite)
-                     .epochs;
-    const EpochRecord& last = run.epochs.back();
-    run.diverged = !std::isfinite(last.train_loss) || last.test.accuracy < diverged_accuracy;
+    run.epochs = train_run(run.cell, start_of_run[k]);
+    run.diverged = diverged(run.epochs);
 
     const std::lock_guard<std::mutex> lock(progress_mutex);
     ++finished;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    std::printf("[%4zu/%zu] %-8s lr ×%-6s init ×%-3s %d hidden  seed %u: %6.2f%%%s  elapsed %s, about %s left\n",
+    std::printf("[%4zu/%zu] %-8s lr ×%-6s init ×%-3s %s  seed %u: %6.2f%%%s  elapsed %s, about %s left\n",
                 finished, runs.size(), display_name(run.cell.spec).c_str(),
                 format("%.3g", run.cell.lr_multiplier).c_str(), format("%g", run.cell.init_scale).c_str(),
-                run.cell.hidden_layers, run.cell.seed, 100.0 * last.test.accuracy, run.diverged ? " diverged" : "",
-                clock_time(elapsed).c_str(),
+                grid.architecture.short_name(run.cell.architecture).c_str(), run.cell.seed,
+                100.0 * run.epochs.back().test.accuracy, run.diverged ? " diverged" : "", clock_time(elapsed).c_str(),
                 clock_time(elapsed / double(finished) * double(runs.size() - finished)).c_str());
     std::fflush(stdout);
   });
@@ -182,15 +190,17 @@ inline std::vector<StudyRun> run_study(const StudyGrid& grid, const TrainTest& d
 // The columns that identify a run, shared by both files.
 inline void write_cell(std::ostream& csv, const StudyCell& cell) {
   csv << display_name(cell.spec) << ',' << cell.spec.base << ',' << cell.spec.rule << ',' << cell.seed << ','
-      << format("%.6g", cell.lr_multiplier) << ',' << format("%g", cell.init_scale) << ',' << cell.hidden_layers;
+      << format("%.6g", cell.lr_multiplier) << ',' << format("%g", cell.init_scale) << ',' << cell.architecture;
 }
 
-inline const char* const cell_columns = "optimizer,base,rule,seed,lr_multiplier,init_scale,hidden_layers";
+inline std::string cell_columns(const StudyGrid& grid) {
+  return "optimizer,base,rule,seed,lr_multiplier,init_scale," + grid.architecture.column;
+}
 
 // The target's epoch is epochs + 1 where no epoch reached it. Accuracies in percent.
 inline void write_study_csv(const std::string& path, const std::vector<StudyRun>& runs, const StudyGrid& grid) {
   std::ofstream csv = open_for_writing(path);
-  csv << cell_columns << ",final_test_accuracy,epochs_to_target,diverged,train_seconds\n";
+  csv << cell_columns(grid) << ",final_test_accuracy,epochs_to_target,diverged,train_seconds\n";
   for (const StudyRun& run : runs) {
     const int reached = first_epoch_reaching(grid.target, run.epochs);
     write_cell(csv, run.cell);
@@ -200,9 +210,9 @@ inline void write_study_csv(const std::string& path, const std::vector<StudyRun>
 }
 
 // One row per run and epoch whose training loss is finite: a diverged run has fewer.
-inline void write_loss_csv(const std::string& path, const std::vector<StudyRun>& runs) {
+inline void write_loss_csv(const std::string& path, const std::vector<StudyRun>& runs, const StudyGrid& grid) {
   std::ofstream csv = open_for_writing(path);
-  csv << cell_columns << ",epoch,train_loss,test_accuracy\n";
+  csv << cell_columns(grid) << ",epoch,train_loss,test_accuracy\n";
   for (const StudyRun& run : runs) {
     for (const EpochRecord& record : run.epochs) {
       if (record.epoch == 0 || !std::isfinite(record.train_loss)) continue;

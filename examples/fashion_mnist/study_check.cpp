@@ -1,7 +1,10 @@
-// Checks the files that `fashion_mnist --study` writes, for the test demo.digits.study_csv:
-// the columns docs/study.md promises, one row per run of the grid, one loss row per epoch
-// trained, and every value a number in its range. Not the results: those are the study's.
-// usage: study_check DIR RUNS EPOCHS
+// Checks the files that `fashion_mnist --study` and `cnn_study` write, for the tests
+// demo.digits.study_csv and cnn.digits.study_csv: the columns docs/study.md promises, one row
+// per run of the grid, one loss row per epoch trained, and every value a number in its range.
+// Not the results: those are the study's.
+// usage: study_check DIR RUNS EPOCHS [ARCHITECTURE_COLUMN=VALUE,VALUE...]
+// (the architecture column and its values: hidden_layers=1,3 unless given)
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -108,10 +111,25 @@ std::map<std::string, std::vector<double>> check_columns(const Table& table, con
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: study_check DIR RUNS EPOCHS\n");
+  if (argc != 4 && argc != 5) {
+    std::fprintf(stderr, "usage: study_check DIR RUNS EPOCHS [ARCHITECTURE_COLUMN=VALUE,VALUE...]\n");
     return 2;
   }
+  const std::string architecture = argc == 5 ? argv[4] : "hidden_layers=1,3";
+  const std::size_t equals = architecture.find('=');
+  std::vector<double> architectures;
+  double widest = 0.0;
+  for (const std::string& value : split(architecture.substr(equals == std::string::npos ? 0 : equals + 1))) {
+    double number = 0.0;
+    if (equals == std::string::npos || !parse_number(value, number) || number < 1) {
+      std::fprintf(stderr, "study_check: '%s' is not COLUMN=VALUE,VALUE... with values of 1 or more\n",
+                   architecture.c_str());
+      return 2;
+    }
+    architectures.push_back(number);
+    widest = std::max(widest, number);
+  }
+  const std::string architecture_column = architecture.substr(0, equals);
   const std::string dir = argv[1];
   const std::size_t runs = std::strtoul(argv[2], nullptr, 10);
   const int epochs = std::atoi(argv[3]);
@@ -119,7 +137,7 @@ int main(int argc, char** argv) {
   const std::vector<Column> cell{{"seed", 0, 4294967295.0, true, {}},
                                  {"lr_multiplier", 0, 100, false, {0.1, 1.0 / 3.0, 1, 3, 10}},
                                  {"init_scale", 0, 100, false, {0.5, 1, 2}},
-                                 {"hidden_layers", 1, 3, true, {1, 3}}};
+                                 {architecture_column.c_str(), 1, widest, true, architectures}};
 
   const std::string study_path = dir + "/study.csv";
   const Table study = read_csv(study_path);
@@ -133,7 +151,7 @@ int main(int argc, char** argv) {
     fail(study_path + " has " + std::to_string(study.rows.size()) + " runs, not " + std::to_string(runs));
 
   // The runs' keys: each must be unique, and each must have its loss rows.
-  const std::size_t key_columns = 7;  // optimizer, base, rule, seed, lr_multiplier, init_scale, hidden_layers
+  const std::size_t key_columns = 7;  // optimizer, base, rule, seed, lr_multiplier, init_scale, the architecture
   std::map<std::string, bool> diverged;  // by key
   for (std::size_t r = 0; r < study.rows.size(); ++r) {
     const std::vector<std::string>& row = study.rows[r];

@@ -1,5 +1,5 @@
 // The study's pictures, rendered by gnuplot: a heat map per optimizer of the final accuracy
-// over learning-rate multiplier × init scale (both depths), and the accuracy against the
+// over learning-rate multiplier × init scale (every architecture), and the accuracy against the
 // multiplier with error bars, one panel per base.
 #pragma once
 
@@ -20,24 +20,25 @@ inline std::string index_tics(const std::vector<std::string>& names) {
 }
 
 // study_heatmap.dat: a block per optimizer of "multiplier index, row index, mean accuracy",
-// one row per depth and init scale; study_heatmap.gp draws a panel per block.
+// one row per architecture and init scale; study_heatmap.gp draws a panel per block.
 inline bool plot_heatmap(const std::string& out_dir, const std::vector<StudyRun>& runs, const StudyGrid& grid,
                          const std::string& title) {
   std::vector<std::string> columns, rows;
   for (double multiplier : grid.lr_multipliers) columns.push_back(multiplier_name(multiplier));
-  for (int depth : grid.depths) {
-    for (double scale : grid.init_scales) rows.push_back(std::to_string(depth) + " hidden, init ×" + format("%g", scale));
+  for (int architecture : grid.architecture.values) {
+    for (double scale : grid.init_scales)
+      rows.push_back(grid.architecture.short_name(architecture) + ", init ×" + format("%g", scale));
   }
   double low = 100.0, high = 0.0;
   {
     std::ofstream data = open_for_writing(out_dir + "/study_heatmap.dat");
     for (const OptimizerSpec& spec : grid.optimizers) {
       std::size_t row = 0;
-      for (int depth : grid.depths) {
+      for (int architecture : grid.architecture.values) {
         for (double scale : grid.init_scales) {
           for (std::size_t column = 0; column < grid.lr_multipliers.size(); ++column) {
             const double accuracy = mean(measure(runs_of(runs, spec, [&](const StudyCell& cell) {
-              return cell.hidden_layers == depth && cell.init_scale == scale &&
+              return cell.architecture == architecture && cell.init_scale == scale &&
                      cell.lr_multiplier == grid.lr_multipliers[column];
             }), final_accuracy));
             low = std::min(low, accuracy);
@@ -74,7 +75,7 @@ inline bool plot_heatmap(const std::string& out_dir, const std::vector<StudyRun>
 }
 
 // study_lr.dat: a block per optimizer of "multiplier, mean accuracy, sd" over the seeds at
-// init ×1 and one hidden layer; study_lr.gp draws one panel per base.
+// the reference init scale and architecture; study_lr.gp draws one panel per base.
 inline bool plot_lr_sensitivity(const std::string& out_dir, const std::vector<StudyRun>& runs, const StudyGrid& grid,
                                 const std::string& title) {
   {
@@ -83,7 +84,7 @@ inline bool plot_lr_sensitivity(const std::string& out_dir, const std::vector<St
       for (double multiplier : grid.lr_multipliers) {
         const std::vector<double> accuracies = measure(runs_of(runs, spec, [&](const StudyCell& cell) {
           return cell.lr_multiplier == multiplier && cell.init_scale == reference_scale &&
-                 cell.hidden_layers == reference_depth;
+                 cell.architecture == grid.architecture.reference;
         }), final_accuracy);
         data << format("%.6g", multiplier) << ' ' << format("%.3f", mean(accuracies)) << ' '
              << format("%.3f", standard_deviation(accuracies)) << '\n';

@@ -1,5 +1,5 @@
 // The study's tables (docs/study.md), in Markdown: acceleration at the chosen learning rates,
-// sensitivity to the learning rate, the initialization scale and the depth, and divergence.
+// sensitivity to the learning rate, the initialization scale and the architecture, and divergence.
 #pragma once
 
 #include <algorithm>
@@ -17,24 +17,30 @@
 namespace demo {
 
 // The three axes along which the study measures sensitivity.
-enum class Axis { lr_multiplier, init_scale, depth };
+enum class Axis { lr_multiplier, init_scale, architecture };
 
 inline double coordinate(const StudyCell& cell, Axis axis) {
   return axis == Axis::lr_multiplier ? cell.lr_multiplier
        : axis == Axis::init_scale    ? cell.init_scale
-                                     : double(cell.hidden_layers);
+                                     : double(cell.architecture);
 }
 
-inline double reference(Axis axis) {
+inline double reference(const StudyGrid& grid, Axis axis) {
   return axis == Axis::lr_multiplier ? reference_multiplier
        : axis == Axis::init_scale    ? reference_scale
-                                     : double(reference_depth);
+                                     : double(grid.architecture.reference);
+}
+
+// The demo's configuration: every axis at its reference.
+inline bool at_reference(const StudyGrid& grid, const StudyCell& cell) {
+  return cell.lr_multiplier == reference_multiplier && cell.init_scale == reference_scale &&
+         cell.architecture == grid.architecture.reference;
 }
 
 inline bool same_spec(const OptimizerSpec& a, const OptimizerSpec& b) { return a.base == b.base && a.rule == b.rule; }
 
 // The runs of one optimizer that pass `keep`, in grid order: the same filter gives every
-// optimizer its runs in the same order of seed, scale, depth and multiplier, ready to pair.
+// optimizer its runs in the same order of seed, scale, architecture and multiplier, ready to pair.
 inline std::vector<const StudyRun*> runs_of(const std::vector<StudyRun>& runs, const OptimizerSpec& spec,
                                            const std::function<bool(const StudyCell&)>& keep) {
   std::vector<const StudyRun*> selected;
@@ -94,16 +100,16 @@ inline std::string multiplier_name(double multiplier) {
   return format("%g", multiplier);
 }
 
-inline std::string axis_value_name(Axis axis, double value) {
+inline std::string axis_value_name(const StudyGrid& grid, Axis axis, double value) {
   if (axis == Axis::lr_multiplier) return "lr ×" + multiplier_name(value);
   if (axis == Axis::init_scale) return "init ×" + format("%g", value);
-  return format("%g", value) + (value == 1.0 ? " hidden layer" : " hidden layers");
+  return grid.architecture.value_name(int(value));
 }
 
 inline std::vector<double> axis_values(const StudyGrid& grid, Axis axis) {
   if (axis == Axis::lr_multiplier) return grid.lr_multipliers;
   if (axis == Axis::init_scale) return grid.init_scales;
-  return std::vector<double>(grid.depths.begin(), grid.depths.end());
+  return std::vector<double>(grid.architecture.values.begin(), grid.architecture.values.end());
 }
 
 // Acceleration at the chosen rates, over the runs that `keep` passes among those at
@@ -149,10 +155,7 @@ inline void print_loss_curves(std::ostream& out, const std::vector<StudyRun>& ru
   for (int epoch = 1; epoch <= grid.epochs; ++epoch) out << "--:|";
   out << '\n';
   for (const OptimizerSpec& spec : grid.optimizers) {
-    const auto mine = runs_of(runs, spec, [](const StudyCell& cell) {
-      return cell.lr_multiplier == reference_multiplier && cell.init_scale == reference_scale &&
-             cell.hidden_layers == reference_depth;
-    });
+    const auto mine = runs_of(runs, spec, [&grid](const StudyCell& cell) { return at_reference(grid, cell); });
     out << "| " << display_name(spec) << " |";
     for (int epoch = 1; epoch <= grid.epochs; ++epoch) out << ' ' << mean_sd(measure(mine, loss_after(epoch)), 3) << " |";
     out << '\n';
@@ -166,7 +169,7 @@ inline void print_loss_curves(std::ostream& out, const std::vector<StudyRun>& ru
 inline void print_sensitivity(std::ostream& out, const std::vector<StudyRun>& runs, const StudyGrid& grid, Axis axis) {
   const std::vector<double> values = axis_values(grid, axis);
   out << "| optimizer |";
-  for (double value : values) out << ' ' << axis_value_name(axis, value) << " |";
+  for (double value : values) out << ' ' << axis_value_name(grid, axis, value) << " |";
   out << " spread | Δ spread vs additive [95% CI] | worst | Δ worst vs additive [95% CI] | diverged |\n|---|";
   for (std::size_t k = 0; k < values.size() + 5; ++k) out << "--:|";
   out << '\n';
@@ -175,8 +178,8 @@ inline void print_sensitivity(std::ostream& out, const std::vector<StudyRun>& ru
     std::vector<double> result;
     for (unsigned seed : grid.seeds) {
       const auto along = runs_of(runs, spec, [&](const StudyCell& cell) {
-        for (Axis other : {Axis::lr_multiplier, Axis::init_scale, Axis::depth}) {
-          if (other != axis && coordinate(cell, other) != reference(other)) return false;
+        for (Axis other : {Axis::lr_multiplier, Axis::init_scale, Axis::architecture}) {
+          if (other != axis && coordinate(cell, other) != reference(grid, other)) return false;
         }
         return cell.seed == seed;
       });
@@ -191,8 +194,8 @@ inline void print_sensitivity(std::ostream& out, const std::vector<StudyRun>& ru
     int diverged = 0, total = 0;
     for (double value : values) {
       const auto at_value = runs_of(runs, spec, [&](const StudyCell& cell) {
-        for (Axis other : {Axis::lr_multiplier, Axis::init_scale, Axis::depth}) {
-          if (coordinate(cell, other) != (other == axis ? value : reference(other))) return false;
+        for (Axis other : {Axis::lr_multiplier, Axis::init_scale, Axis::architecture}) {
+          if (coordinate(cell, other) != (other == axis ? value : reference(grid, other))) return false;
         }
         return true;
       });
@@ -210,7 +213,7 @@ inline void print_sensitivity(std::ostream& out, const std::vector<StudyRun>& ru
   }
 }
 
-// Diverged runs of each optimizer at each multiplier, over every seed, scale and depth.
+// Diverged runs of each optimizer at each multiplier, over every seed, scale and architecture.
 inline void print_divergence(std::ostream& out, const std::vector<StudyRun>& runs, const StudyGrid& grid) {
   out << "| optimizer |";
   for (double multiplier : grid.lr_multipliers) out << " lr ×" << multiplier_name(multiplier) << " |";
@@ -233,24 +236,29 @@ inline void print_divergence(std::ostream& out, const std::vector<StudyRun>& run
 }
 
 inline void print_study_tables(std::ostream& out, const std::vector<StudyRun>& runs, const StudyGrid& grid) {
+  const ArchitectureAxis& architecture = grid.architecture;
   const std::string seeds = std::to_string(grid.seeds.size()) + " seeds";
-  out << "### Acceleration at the chosen learning rates (init ×1, 1 hidden layer; " << seeds << ")\n\n";
-  print_acceleration(out, runs, grid, [](const StudyCell& cell) {
-    return cell.init_scale == reference_scale && cell.hidden_layers == reference_depth;
-  });
-  out << "\n### Acceleration at the chosen learning rates, every init scale and depth (" << seeds
-      << " × " << grid.init_scales.size() << " scales × " << grid.depths.size() << " depths, paired)\n\n";
-  print_acceleration(out, runs, grid, [](const StudyCell&) { return true; });
-  out << "\n### Training loss after each epoch (chosen rates, init ×1, 1 hidden layer; mean ± sd over " << seeds
+  const std::string reference_architecture = architecture.value_name(architecture.reference);
+  out << "### Acceleration at the chosen learning rates (init ×1, " << reference_architecture << "; " << seeds
       << ")\n\n";
+  print_acceleration(out, runs, grid, [&architecture](const StudyCell& cell) {
+    return cell.init_scale == reference_scale && cell.architecture == architecture.reference;
+  });
+  out << "\n### Acceleration at the chosen learning rates, every init scale and " << architecture.noun << " ("
+      << seeds << " × " << grid.init_scales.size() << " scales × " << architecture.values.size() << ' '
+      << architecture.noun << "s, paired)\n\n";
+  print_acceleration(out, runs, grid, [](const StudyCell&) { return true; });
+  out << "\n### Training loss after each epoch (chosen rates, init ×1, " << reference_architecture
+      << "; mean ± sd over " << seeds << ")\n\n";
   print_loss_curves(out, runs, grid);
-  out << "\n### Sensitivity to the learning rate (init ×1, 1 hidden layer; test accuracy %)\n\n";
+  out << "\n### Sensitivity to the learning rate (init ×1, " << reference_architecture << "; test accuracy %)\n\n";
   print_sensitivity(out, runs, grid, Axis::lr_multiplier);
-  out << "\n### Sensitivity to the initialization (chosen rates, 1 hidden layer; test accuracy %)\n\n";
+  out << "\n### Sensitivity to the initialization (chosen rates, " << reference_architecture
+      << "; test accuracy %)\n\n";
   print_sensitivity(out, runs, grid, Axis::init_scale);
   out << "\n### Sensitivity to the architecture (chosen rates, init ×1; test accuracy %)\n\n";
-  print_sensitivity(out, runs, grid, Axis::depth);
-  out << "\n### Diverged runs over the whole grid (every seed, scale and depth)\n\n";
+  print_sensitivity(out, runs, grid, Axis::architecture);
+  out << "\n### Diverged runs over the whole grid (every seed, scale and " << architecture.noun << ")\n\n";
   print_divergence(out, runs, grid);
 }
 
