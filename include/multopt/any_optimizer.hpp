@@ -42,12 +42,17 @@ class NamedHyper {
   }
   std::size_t index(std::string_view name) const {
     const std::size_t k = find(name);
-    if (k == values_.size()) throw std::invalid_argument("multopt: unknown hyperparameter '" + std::string(name) + "'");
-    return k;
+    if (k < values_.size()) return k;
+    std::string known;
+    for (const auto& value : values_) known += " " + value.first;
+    throw std::invalid_argument("multopt: unknown hyperparameter '" + std::string(name) + "'; known:" + known);
   }
   NamedValues values_;
 };
 
+// The virtual core below is what each base × rule combination compiles (make_optimizer makes
+// every one of them): the step, hyperparameters as named values, state by name, checkpoints.
+// The rest of the API is written once, on top of it.
 template <class P>
 class AnyOptimizer {
   using S = Arithmetic<P>;
@@ -58,27 +63,34 @@ class AnyOptimizer {
   using Hyper = NamedHyper;
 
   virtual ~AnyOptimizer() = default;
-  virtual const char* base_name() const = 0;
-  virtual const char* rule_name() const = 0;
+  const char* base_name() const { return base_name_; }
+  const char* rule_name() const { return rule_name_; }
 
   // Groups and hyperparameters, as Optimizer's. add_group makes a group with group 0's
   // hyperparameters and `settings` applied (all validated before the group is made).
-  virtual std::size_t add_group(const NamedValues& settings = {}) = 0;
+  std::size_t add_group(const NamedValues& settings = {}) { return write_hyper(0, settings, new_group); }
   virtual std::size_t group_count() const = 0;
-  virtual void set(const std::string& name, double value, std::size_t group = 0) = 0;
-  virtual void set_all(const NamedValues& settings, std::size_t group = 0) = 0;
-  virtual double get(const std::string& name, std::size_t group = 0) const = 0;
-  virtual std::vector<std::string> hyperparameter_names() const = 0;
-  virtual NamedHyper hyper(std::size_t group = 0) const = 0;
-  virtual void set_hyper(const NamedHyper& hyper, std::size_t group = 0) = 0;
+  void set(const std::string& name, double value, std::size_t group = 0) { write_hyper(group, {{name, value}}, group); }
+  void set_all(const NamedValues& settings, std::size_t group = 0) { write_hyper(group, settings, group); }
+  double get(const std::string& name, std::size_t group = 0) const { return hyper(group).get(name); }
+  std::vector<std::string> hyperparameter_names() const {
+    std::vector<std::string> names;
+    for (const auto& value : hyper_values(0)) names.push_back(value.first);
+    return names;
+  }
+  NamedHyper hyper(std::size_t group = 0) const { return NamedHyper(hyper_values(group)); }
+  // Fields that `hyper` lacks take their defaults.
+  void set_hyper(const NamedHyper& hyper, std::size_t group = 0) { write_hyper(defaults, hyper.values(), group); }
   virtual void check_hyper(const NamedHyper& hyper) const = 0;
 
   // Tensors and their named state.
-  virtual std::size_t add_params(P* param, const P* grad, std::size_t size, std::size_t group = 0) = 0;
+  std::size_t add_params(P* param, const P* grad, std::size_t size, std::size_t group = 0) {
+    return add_tensor(param, grad, nullptr, size, group);
+  }
   // 16-bit parameters with fp32 gradients.
   template <class Q = P, std::enable_if_t<is_16bit<Q>, int> = 0>
   std::size_t add_params(P* param, const float* grad, std::size_t size, std::size_t group = 0) {
-    return add_params_fp32(param, grad, size, group);
+    return add_tensor(param, nullptr, grad, size, group);
   }
   virtual std::size_t tensor_count() const = 0;
   virtual std::size_t size(std::size_t tensor) const = 0;
@@ -91,21 +103,23 @@ class AnyOptimizer {
   virtual void set_state(std::size_t tensor, std::string_view name, const S* values, std::size_t size) = 0;
   virtual double scalar_state(std::size_t tensor, std::string_view name) const = 0;
   virtual void set_scalar_state(std::size_t tensor, std::string_view name, double value) = 0;
-
-  // The step and what shapes it.
-  virtual void step() = 0;
-  virtual double max_grad_norm() const = 0;
-  virtual void set_max_grad_norm(double max_norm) = 0;
-  virtual double grad_norm() const = 0;
-  virtual NonFinitePolicy non_finite_policy() const = 0;
-  virtual void set_non_finite_policy(NonFinitePolicy policy) = 0;
-  virtual const std::vector<std::size_t>& skipped_tensors() const = 0;
-  virtual const ThreadSettings& thread_settings() const = 0;
-  virtual void set_thread_settings(const ThreadSettings& settings) = 0;
-  virtual const StorageMode& storage() const = 0;
-  virtual void set_storage(const StorageMode& storage) = 0;
   virtual const S* master(std::size_t tensor) const = 0;
   virtual void set_master(std::size_t tensor, const S* values, std::size_t size) = 0;
+
+  // The step and what shapes it: the optimizer's StepOptions, each set through Optimizer's
+  // setter of it, which validates it.
+  virtual void step() = 0;
+  virtual double grad_norm() const = 0;
+  virtual const std::vector<std::size_t>& skipped_tensors() const = 0;
+  double max_grad_norm() const { return step_options().max_grad_norm; }
+  void set_max_grad_norm(double max_norm) { change([&](StepOptions& o) { o.max_grad_norm = max_norm; }); }
+  NonFinitePolicy non_finite_policy() const { return step_options().non_finite_policy; }
+  void set_non_finite_policy(NonFinitePolicy policy) { change([&](StepOptions& o) { o.non_finite_policy = policy; }); }
+  ThreadSettings thread_settings() const { return step_options().threading; }
+  void set_thread_settings(const ThreadSettings& settings) { change([&](StepOptions& o) { o.threading = settings; }); }
+  StorageMode storage() const { return step_options().storage; }
+  // Its own call: float and double parameters refuse any storage mode.
+  virtual void set_storage(const StorageMode& storage) = 0;
 
   // Checkpoints: save_checkpoint(out, any, schedules...) and load_checkpoint below call these.
   virtual void save(std::ostream& out, const std::vector<detail::SchedulePosition>& schedules) const = 0;
@@ -113,52 +127,44 @@ class AnyOptimizer {
                                  const std::vector<detail::SchedulePosition>& schedules) = 0;
 
  protected:
-  // add_params with fp32 gradients (16-bit parameters only; never called for float or double).
-  virtual std::size_t add_params_fp32(P* param, const float* grad, std::size_t size, std::size_t group) = 0;
+  AnyOptimizer(const char* base_name, const char* rule_name) : base_name_(base_name), rule_name_(rule_name) {}
+
+  // write_hyper's `from` for every field at its default, and its `to` for a new group.
+  static constexpr std::size_t defaults = std::size_t(-1), new_group = std::size_t(-1);
+  // Group `from`'s hyperparameters with `settings` applied, validated, into group `to`; returns `to`.
+  virtual std::size_t write_hyper(std::size_t from, const NamedValues& settings, std::size_t to) = 0;
+  virtual NamedValues hyper_values(std::size_t group) const = 0;
+  // grad, or for 16-bit parameters wide_grad (fp32), is null.
+  virtual std::size_t add_tensor(P* param, const P* grad, const float* wide_grad, std::size_t size,
+                                 std::size_t group) = 0;
+  virtual StepOptions step_options() const = 0;
+  // Sets every option but the storage mode.
+  virtual void set_step_options(const StepOptions& options) = 0;
+
+ private:
+  template <class Change>
+  void change(const Change& change_it) {
+    StepOptions options = step_options();
+    change_it(options);
+    set_step_options(options);
+  }
+
+  const char* base_name_;
+  const char* rule_name_;
 };
 
 template <class Opt>
 class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   using P = typename Opt::Scalar;
   using S = typename Opt::Compute;
+  using Any = AnyOptimizer<P>;
 
  public:
-  const char* base_name() const override { return Opt::BaseType::name; }
-  const char* rule_name() const override { return Opt::RuleType::name; }
+  ErasedOptimizer() : Any(Opt::base_name(), Opt::rule_name()) {}
 
-  std::size_t add_group(const NamedValues& settings) override {
-    auto hyper = opt_.hyper(0);
-    hyper.set_all(settings);
-    return opt_.add_group(hyper);
-  }
   std::size_t group_count() const override { return opt_.group_count(); }
-  void set(const std::string& name, double value, std::size_t group) override { opt_.set(name, value, group); }
-  void set_all(const NamedValues& settings, std::size_t group) override {
-    auto hyper = opt_.hyper(group);
-    hyper.set_all(settings);
-    opt_.set_hyper(hyper, group);
-  }
-  double get(const std::string& name, std::size_t group) const override { return opt_.get(name, group); }
-  std::vector<std::string> hyperparameter_names() const override { return Opt::hyperparameter_names(); }
-  NamedHyper hyper(std::size_t group) const override {
-    NamedValues values;
-    Opt::Hyper::fields(opt_.hyper(group), [&](const char* name, const auto& v) { values.emplace_back(name, double(v)); });
-    return NamedHyper(std::move(values));
-  }
-  void set_hyper(const NamedHyper& hyper, std::size_t group) override { opt_.set_hyper(typed(hyper), group); }
-  void check_hyper(const NamedHyper& hyper) const override { Opt::check_hyper(typed(hyper)); }
+  void check_hyper(const NamedHyper& hyper) const override { Opt::check_hyper(typed(Any::defaults, hyper.values())); }
 
-  std::size_t add_params(P* param, const P* grad, std::size_t size, std::size_t group) override {
-    return opt_.add_params(param, grad, size, group);
-  }
-  std::size_t add_params_fp32(P* param, const float* grad, std::size_t size, std::size_t group) override {
-    if constexpr (is_16bit<P>) {
-      return opt_.add_params(param, grad, size, group);
-    } else {
-      (void)param, (void)grad, (void)size, (void)group;
-      throw std::logic_error("multopt: fp32 gradients are for 16-bit parameters");
-    }
-  }
   std::size_t tensor_count() const override { return opt_.tensor_count(); }
   std::size_t size(std::size_t tensor) const override { return opt_.size(tensor); }
   std::size_t group_of(std::size_t tensor) const override { return opt_.group_of(tensor); }
@@ -176,22 +182,15 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   void set_scalar_state(std::size_t tensor, std::string_view name, double value) override {
     opt_.set_scalar_state(tensor, name, value);
   }
-
-  void step() override { opt_.step(); }
-  double max_grad_norm() const override { return opt_.max_grad_norm(); }
-  void set_max_grad_norm(double max_norm) override { opt_.set_max_grad_norm(max_norm); }
-  double grad_norm() const override { return opt_.grad_norm(); }
-  NonFinitePolicy non_finite_policy() const override { return opt_.non_finite_policy(); }
-  void set_non_finite_policy(NonFinitePolicy policy) override { opt_.set_non_finite_policy(policy); }
-  const std::vector<std::size_t>& skipped_tensors() const override { return opt_.skipped_tensors(); }
-  const ThreadSettings& thread_settings() const override { return opt_.thread_settings(); }
-  void set_thread_settings(const ThreadSettings& settings) override { opt_.set_thread_settings(settings); }
-  const StorageMode& storage() const override { return opt_.storage(); }
-  void set_storage(const StorageMode& storage) override { opt_.set_storage(storage); }
   const S* master(std::size_t tensor) const override { return opt_.master(tensor); }
   void set_master(std::size_t tensor, const S* values, std::size_t size) override {
     opt_.set_master(tensor, values, size);
   }
+
+  void step() override { opt_.step(); }
+  double grad_norm() const override { return opt_.grad_norm(); }
+  const std::vector<std::size_t>& skipped_tensors() const override { return opt_.skipped_tensors(); }
+  void set_storage(const StorageMode& storage) override { opt_.set_storage(storage); }
 
   void save(std::ostream& out, const std::vector<detail::SchedulePosition>& schedules) const override {
     detail::save(out, opt_, schedules);
@@ -202,11 +201,39 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   }
 
  private:
-  // The typed hyperparameters of these named ones, validated.
-  static typename Opt::Hyper typed(const NamedHyper& hyper) {
-    typename Opt::Hyper typed;
-    typed.set_all(hyper.values());
-    return typed;
+  std::size_t write_hyper(std::size_t from, const NamedValues& settings, std::size_t to) override {
+    const auto hyper = typed(from, settings);
+    if (to == Any::new_group) return opt_.add_group(hyper);
+    opt_.set_hyper(hyper, to);
+    return to;
+  }
+  NamedValues hyper_values(std::size_t group) const override {
+    NamedValues values;
+    Opt::Hyper::fields(opt_.hyper(group), [&](const char* name, const auto& v) { values.emplace_back(name, double(v)); });
+    return values;
+  }
+  std::size_t add_tensor(P* param, const P* grad, const float* wide_grad, std::size_t size,
+                         std::size_t group) override {
+    if constexpr (is_16bit<P>) {
+      if (wide_grad) return opt_.add_params(param, wide_grad, size, group);
+    }
+    (void)wide_grad;  // null: the fp32 overload is for 16-bit parameters only
+    return opt_.add_params(param, grad, size, group);
+  }
+  StepOptions step_options() const override {
+    return {opt_.max_grad_norm(), opt_.non_finite_policy(), opt_.storage(), opt_.thread_settings()};
+  }
+  void set_step_options(const StepOptions& options) override {
+    opt_.set_max_grad_norm(options.max_grad_norm);
+    opt_.set_non_finite_policy(options.non_finite_policy);
+    opt_.set_thread_settings(options.threading);
+  }
+
+  // Group `from`'s hyperparameters (or the defaults) with `settings` applied, validated.
+  typename Opt::Hyper typed(std::size_t from, const NamedValues& settings) const {
+    typename Opt::Hyper hyper = from == Any::defaults ? typename Opt::Hyper() : opt_.hyper(from);
+    hyper.set_all(settings);
+    return hyper;
   }
 
   Opt opt_;
