@@ -25,6 +25,20 @@
 #include "schedules.hpp"
 
 namespace multopt {
+namespace detail {
+
+// What a checkpoint restores of one tensor, of any base: read by code that is compiled once per
+// state type rather than once per base × rule combination.
+template <class S>
+struct SavedTensor {
+  long steps = 0;
+  unsigned new_state_arrays = 0;
+  std::vector<StateArray<S>> slots;  // one per slot of the base
+  StateArray<S> master{};
+  std::vector<double> scalars;  // one per scalar state of the base
+};
+
+}  // namespace detail
 
 // The optimizer's private state, for the checkpoint functions below.
 template <class Base, class Rule, class P>
@@ -32,20 +46,11 @@ struct CheckpointAccess<Optimizer<Base, Rule, P>> {
   using Opt = Optimizer<Base, Rule, P>;
   using S = Arithmetic<P>;
 
-  // What a checkpoint restores of one tensor.
-  struct SavedTensor {
-    long steps = 0;
-    unsigned new_state_arrays = 0;
-    std::array<StateArray<S>, Base::slot_count> slots{};
-    StateArray<S> master{};
-    contract::Scalars<Base> scalars{};
-  };
-
   static const std::vector<typename Opt::Hyper>& groups(const Opt& opt) { return opt.groups_; }
   static const auto& tensors(const Opt& opt) { return opt.tensors_; }
 
   // Swaps the new state in. It cannot throw, so a load commits all of its state or none.
-  static void restore(Opt& opt, std::vector<typename Opt::Hyper>& groups, std::vector<SavedTensor>& tensors,
+  static void restore(Opt& opt, std::vector<typename Opt::Hyper>& groups, std::vector<detail::SavedTensor<S>>& tensors,
                       const detail::RestoredSettings& settings) noexcept {
     opt.groups_.swap(groups);
     opt.max_grad_norm_ = settings.max_grad_norm;
@@ -54,7 +59,8 @@ struct CheckpointAccess<Optimizer<Base, Rule, P>> {
       auto& tensor = opt.tensors_[k];
       tensor.steps = tensors[k].steps;
       tensor.new_state_arrays = tensors[k].new_state_arrays;
-      tensor.scalars = tensors[k].scalars;
+      if constexpr (contract::scalar_count<Base> > 0)  // as many: checked
+        std::copy(tensors[k].scalars.begin(), tensors[k].scalars.end(), tensor.scalars.begin());
       for (std::size_t slot = 0; slot < tensor.slots.size(); ++slot)
         tensor.slots[slot].swap(tensors[k].slots[slot]);
       tensor.master.swap(tensors[k].master);
@@ -100,15 +106,16 @@ CheckpointHeader describe(const Optimizer<Base, Rule, P>& opt, const std::vector
   return header;
 }
 
-template <class Stored, class Opt>
-std::vector<typename CheckpointAccess<Opt>::SavedTensor> read_state(ChecksummedReader& in,
-                                                                    const CheckpointHeader& saved) {
-  std::vector<typename CheckpointAccess<Opt>::SavedTensor> tensors(saved.tensors.size());
+// The state of a checkpoint of a base with `slot_count` state arrays, whose header check_fit passed.
+template <class Stored, class S>
+std::vector<SavedTensor<S>> read_state(ChecksummedReader& in, const CheckpointHeader& saved, int slot_count) {
+  std::vector<SavedTensor<S>> tensors(saved.tensors.size());
   for (std::size_t k = 0; k < tensors.size(); ++k) {
     const auto& entry = saved.tensors[k];
     tensors[k].steps = long(entry.steps);
     tensors[k].new_state_arrays = unsigned(entry.new_state_arrays);
-    for (std::size_t i = 0; i < tensors[k].scalars.size(); ++i) tensors[k].scalars[i] = entry.scalars[i];  // as many: checked
+    tensors[k].scalars = entry.scalars;
+    tensors[k].slots.resize(std::size_t(slot_count));
     for (std::size_t slot = 0; slot < tensors[k].slots.size(); ++slot) {
       if (!(entry.slot_mask >> slot & 1u)) continue;
       auto& values = tensors[k].slots[slot];
@@ -146,12 +153,12 @@ void save(std::ostream& out, const Optimizer<Base, Rule, P>& opt, const std::vec
   if (!out) throw std::runtime_error("multopt: writing the checkpoint failed");
 }
 
-// Returns the epochs to seek the schedules to.
-template <class Base, class Rule, class P>
-std::vector<long> load(std::istream& in, Optimizer<Base, Rule, P>& opt, const LoadOptions& options,
-                       const std::vector<SchedulePosition>& schedules) {
-  using Opt = Optimizer<Base, Rule, P>;
-  ChecksummedReader reader(in);
+// A checkpoint's header, read and checked against `here`, the header of the optimizer and
+// schedules it would load into, whose base has `slot_count` state arrays and these initial
+// scalars. The reader then stands at the state.
+inline std::pair<CheckpointHeader, std::uint32_t> read_header(ChecksummedReader& reader, const CheckpointHeader& here,
+                                                              int slot_count, const std::vector<double>& initial_scalars,
+                                                              const LoadOptions& options) {
   char magic[sizeof checkpoint_magic];
   reader.read(reinterpret_cast<unsigned char*>(magic), sizeof magic, "the magic bytes");
   if (!std::equal(std::begin(magic), std::end(magic), std::begin(checkpoint_magic)))
@@ -172,26 +179,52 @@ std::vector<long> load(std::istream& in, Optimizer<Base, Rule, P>& opt, const Lo
   }
   reader.verify_checksum("the header");
   CheckpointHeader saved = decode(header_bytes, version);
-  if (version == 1) {  // no scalar state then: a version 1 file means the initial values
-    const auto initial = contract::initial_scalars<Base>();
-    for (auto& t : saved.tensors) t.scalars.assign(initial.begin(), initial.end());
-  }
+  if (version == 1)  // no scalar state then: a version 1 file means the initial values
+    for (auto& t : saved.tensors) t.scalars = initial_scalars;
   for (const auto& position : saved.schedules) {
     if (version == 1 && position.kind == "random_mix")
       mismatch("it is of format version 1, whose random_mix schedule drew from std::mt19937_64; its draws now "
                "come from SplitMix64 (docs/schedules.md), so it cannot continue that sequence");
   }
-  check_fit<Base>(saved, describe(opt, schedules), options);
-  auto groups = restored_groups<typename Opt::Hyper>(saved, version);
-  const RestoredSettings settings = restored_settings(saved, version);
-  auto tensors =
-      saved.scalar == "float" ? read_state<float, Opt>(reader, saved) : read_state<double, Opt>(reader, saved);
-  reader.verify_checksum("the whole checkpoint");
-  std::vector<long> epochs;
-  for (const auto& position : saved.schedules) epochs.push_back(long(position.epoch));  // checked: below the largest long
+  check_fit(saved, here, slot_count, initial_scalars.size(), options);
+  return {std::move(saved), version};
+}
 
-  CheckpointAccess<Opt>::restore(opt, groups, tensors, settings);
-  return epochs;
+// What a checkpoint restores beyond the hyperparameters, read after its header.
+template <class S>
+struct SavedState {
+  RestoredSettings settings;
+  std::vector<SavedTensor<S>> tensors;
+  std::vector<long> epochs;  // to seek the schedules to
+};
+
+template <class S>
+SavedState<S> read_saved_state(ChecksummedReader& reader, const CheckpointHeader& saved, std::uint32_t version,
+                               int slot_count) {
+  SavedState<S> state;
+  state.settings = restored_settings(saved, version);
+  state.tensors = saved.scalar == "float" ? read_state<float, S>(reader, saved, slot_count)
+                                          : read_state<double, S>(reader, saved, slot_count);
+  reader.verify_checksum("the whole checkpoint");
+  for (const auto& position : saved.schedules)
+    state.epochs.push_back(long(position.epoch));  // checked: below the largest long
+  return state;
+}
+
+// Returns the epochs to seek the schedules to. All but the hyperparameters is read by the
+// functions above, which are compiled once, not once per base × rule combination.
+template <class Base, class Rule, class P>
+std::vector<long> load(std::istream& in, Optimizer<Base, Rule, P>& opt, const LoadOptions& options,
+                       const std::vector<SchedulePosition>& schedules) {
+  using Opt = Optimizer<Base, Rule, P>;
+  const auto initial = contract::initial_scalars<Base>();
+  ChecksummedReader reader(in);
+  const auto [saved, version] = read_header(reader, describe(opt, schedules), Base::slot_count,
+                                            std::vector<double>(initial.begin(), initial.end()), options);
+  auto groups = restored_groups<typename Opt::Hyper>(saved, version);
+  auto state = read_saved_state<Arithmetic<P>>(reader, saved, version, Base::slot_count);
+  CheckpointAccess<Opt>::restore(opt, groups, state.tensors, state.settings);
+  return state.epochs;
 }
 
 }  // namespace detail

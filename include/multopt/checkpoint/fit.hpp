@@ -11,7 +11,6 @@
 #include <utility>
 #include <vector>
 
-#include "../contract.hpp"
 #include "../tensor_refs.hpp"
 #include "header.hpp"
 
@@ -37,9 +36,10 @@ std::string counted(T count, const char* noun) {
 }
 
 // Refuses a checkpoint whose structure differs from `here`, that of the optimizer and
-// schedules it would load into, and one with values no writer of this format produces.
-template <class Base>
-void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, const LoadOptions& options) {
+// schedules it would load into (whose base has `slot_count` state arrays and `scalar_count`
+// scalars), and one with values no writer of this format produces.
+inline void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, int slot_count,
+                      std::size_t scalar_count, const LoadOptions& options) {
   if (saved.base != here.base || saved.rule != here.rule) {
     mismatch("it is of " + saved.base + " with the " + saved.rule + " rule, the optimizer is " + here.base +
              " with the " + here.rule + " rule");
@@ -64,7 +64,7 @@ void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, cons
     mismatch("it has " + counted(saved.tensors.size(), "tensor") + ", the optimizer " +
              std::to_string(here.tensors.size()));
   }
-  constexpr std::uint64_t slot_masks = (std::uint64_t(1) << Base::slot_count) - 1;
+  const std::uint64_t slot_masks = (std::uint64_t(1) << slot_count) - 1;
   // Step counts and epochs are longs, and the next step or epoch adds one: the largest long
   // would overflow there (max_step_count, which a step never passes).
   constexpr auto most = std::uint64_t(max_step_count);
@@ -87,9 +87,9 @@ void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, cons
     if (((s.slot_mask | s.new_state_arrays) & ~slot_masks) != 0)
       malformed(tensor + " has state slots the " + saved.base + " base does not have");
     if (s.steps > most) malformed(tensor + " has an impossible step count" + beyond(s.steps));
-    if (s.scalars.size() != std::size_t(contract::scalar_count<Base>))
+    if (s.scalars.size() != scalar_count)
       malformed(tensor + " has " + counted(s.scalars.size(), "scalar state") + ", the " + saved.base + " base " +
-                std::to_string(contract::scalar_count<Base>));
+                std::to_string(scalar_count));
     for (double value : s.scalars)
       if (!std::isfinite(value)) malformed(tensor + " has a scalar state that is not finite");
   }
@@ -119,21 +119,26 @@ inline long occurrences(const std::vector<std::pair<std::string, double>>& value
   return long(std::count_if(values.begin(), values.end(), [&](const auto& v) { return v.first == name; }));
 }
 
+// Refuses saved group g unless it holds each of `names` once.
+inline void require_saved_once(const CheckpointHeader& saved, std::size_t g, std::uint32_t version,
+                               const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    const auto count = occurrences(saved.groups[g], name);
+    if (count != 1 && !(count == 0 && version == 1 && new_in_version_2(name))) {
+      malformed("group " + std::to_string(g) + " has hyperparameter '" + name + "' " + std::to_string(count) +
+                " times instead of once");
+    }
+  }
+}
+
 // Every group's hyperparameters, validated; each must be saved once by name.
 template <class Hyper>
 std::vector<Hyper> restored_groups(const CheckpointHeader& saved, std::uint32_t version) {
   const auto names = Hyper::names();
   std::vector<Hyper> groups(saved.groups.size());
   for (std::size_t g = 0; g < groups.size(); ++g) {
-    const auto& fields = saved.groups[g];
-    groups[g].set_all(fields);  // refuses unknown names and invalid values
-    for (const auto& name : names) {
-      const auto count = occurrences(fields, name);
-      if (count != 1 && !(count == 0 && version == 1 && new_in_version_2(name))) {
-        malformed("group " + std::to_string(g) + " has hyperparameter '" + name + "' " + std::to_string(count) +
-                  " times instead of once");
-      }
-    }
+    groups[g].set_all(saved.groups[g]);  // refuses unknown names and invalid values
+    require_saved_once(saved, g, version, names);
   }
   return groups;
 }
