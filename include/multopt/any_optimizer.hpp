@@ -19,8 +19,6 @@
 
 namespace multopt {
 
-using NamedValues = std::vector<std::pair<std::string, double>>;
-
 
 // A group's hyperparameters by name, as AnyOptimizer hands them out: change them with set()
 // and give them back with set_hyper(), which validates them.
@@ -207,11 +205,7 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
     opt_.set_hyper(hyper, to);
     return to;
   }
-  NamedValues hyper_values(std::size_t group) const override {
-    NamedValues values;
-    Opt::Hyper::fields(opt_.hyper(group), [&](const char* name, const auto& v) { values.emplace_back(name, double(v)); });
-    return values;
-  }
+  NamedValues hyper_values(std::size_t group) const override { return opt_.hyper(group).values(); }
   std::size_t add_tensor(P* param, const P* grad, const float* wide_grad, std::size_t size,
                          std::size_t group) override {
     if constexpr (is_16bit<P>) {

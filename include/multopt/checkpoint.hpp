@@ -91,11 +91,7 @@ CheckpointHeader describe(const Optimizer<Base, Rule, P>& opt, const std::vector
     header.settings.emplace_back("rounding_seed_high", double(storage.seed >> 32));
     header.settings.emplace_back("rounding_seed_low", double(storage.seed & 0xffffffffu));
   }
-  for (const auto& hyper : Access::groups(opt)) {
-    auto& fields = header.groups.emplace_back();
-    Optimizer<Base, Rule, P>::Hyper::fields(
-        hyper, [&](const char* name, const auto& value) { fields.emplace_back(name, double(value)); });
-  }
+  for (const auto& hyper : Access::groups(opt)) header.groups.push_back(hyper.values());
   for (const auto& t : Access::tensors(opt)) {
     std::uint64_t slot_mask = 0;
     for (std::size_t k = 0; k < t.slots.size(); ++k)

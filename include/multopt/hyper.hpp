@@ -3,7 +3,9 @@
 // configuration files and schedules.
 #pragma once
 
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -27,6 +29,62 @@ struct has_default_lr<Base, std::void_t<decltype(double(Base::default_lr))>> : s
 // Names are those of docs/api.md; `g`, the name of the reference package and the golden case
 // files, is accepted everywhere for the hybrid rule's g_mix.
 constexpr std::string_view canonical_name(std::string_view name) { return name == "g" ? "g_mix" : name; }
+
+// Hyperparameters or settings by name.
+using NamedValues = std::vector<std::pair<std::string, double>>;
+
+namespace detail {
+
+// A hyperparameter as the functions by name reach it, whatever the Hyper: those functions are
+// compiled once for every base and rule. Const: a field to read.
+template <bool Const>
+struct FieldRef {
+  const char* name;
+  std::conditional_t<Const, const double*, double*> number;  // null for a boolean
+  std::conditional_t<Const, const bool*, bool*> flag;        // null for a number
+  double value() const { return number ? *number : double(*flag); }
+};
+
+// The field of that name among `count`, or null.
+template <bool Const>
+const FieldRef<Const>* find_field(const FieldRef<Const>* fields, std::size_t count, std::string_view name) {
+  for (std::size_t k = 0; k < count; ++k)
+    if (fields[k].name == canonical_name(name)) return fields + k;
+  return nullptr;
+}
+
+// Sets it (a boolean from 0 or 1).
+inline void assign(const FieldRef<false>& field, double value) {
+  if (field.flag) {
+    if (value != 0.0 && value != 1.0) reject(field.name, value, "0 or 1 (a boolean)");
+    *field.flag = value == 1.0;
+  } else {
+    *field.number = value;
+  }
+}
+
+inline NamedValues values_of(const FieldRef<true>* fields, std::size_t count) {
+  NamedValues all;
+  for (std::size_t k = 0; k < count; ++k) all.emplace_back(fields[k].name, fields[k].value());
+  return all;
+}
+
+// Every field within ±limit; `requirement` names the range in the message.
+inline void require_within(const FieldRef<true>* fields, std::size_t count, double limit, const char* requirement) {
+  for (std::size_t k = 0; k < count; ++k)
+    if (!(std::abs(fields[k].value()) <= limit)) reject(fields[k].name, fields[k].value(), requirement);
+}
+
+[[noreturn]] inline void refuse_unknown_hyperparameter(std::string_view name, const char* base, const char* rule,
+                                                       const NamedValues& known) {
+  std::ostringstream message;
+  message << "multopt: unknown hyperparameter '" << name << "' for " << base << " with the " << rule
+          << " rule; known:";
+  for (const auto& field : known) message << ' ' << field.first;
+  throw std::invalid_argument(message.str());
+}
+
+}  // namespace detail
 
 template <class Base, class Rule>
 struct Hyper {
@@ -90,31 +148,33 @@ struct Hyper {
   template <class S>
   void validate_for() const {
     validate();
-    fields(*this, [](const char* name, const auto& value) {
-      if (!(std::abs(double(value)) <= double(std::numeric_limits<S>::max())))
-        reject(name, double(value), std::is_same_v<S, float> ? "within the range of float" : "finite");
-    });
+    const auto refs = field_refs(*this);
+    detail::require_within(refs.data(), refs.size(), double(std::numeric_limits<S>::max()),
+                           std::is_same_v<S, float> ? "within the range of float" : "finite");
   }
 
   // What the decoupled decay takes from θ this step: θ ← θ·(1 − decoupled_decay_step()).
   double decoupled_decay_step() const { return lr_factor * Rule::rate(rule) * decoupled_weight_decay; }
 
+  // Every field by name, in the order of fields(); booleans as 0 or 1.
+  NamedValues values() const {
+    const auto refs = field_refs(*this);
+    return detail::values_of(refs.data(), refs.size());
+  }
+
   static std::vector<std::string> names() {
     std::vector<std::string> all;
-    Hyper h;
-    fields(h, [&](const char* name, auto&) { all.emplace_back(name); });
+    const Hyper defaults;
+    for (const auto& field : field_refs(defaults)) all.emplace_back(field.name);
     return all;
   }
 
   // Booleans read as 0 or 1.
   double get(std::string_view name) const {
-    double value = 0.0;
-    bool found = false;
-    fields(*this, [&](std::string_view field, const auto& v) {
-      if (field == canonical_name(name)) { value = double(v); found = true; }
-    });
-    if (!found) unknown(name);
-    return value;
+    const auto refs = field_refs(*this);
+    const auto* field = detail::find_field(refs.data(), refs.size(), name);
+    if (!field) unknown(name);
+    return field->value();
   }
 
   // Sets one field and validates the whole; on any error *this is left as it was.
@@ -122,9 +182,14 @@ struct Hyper {
 
   // Sets several fields, then validates once: settings that constrain each other (nesterov
   // and momentum) can change together. On any error *this is left as it was.
-  void set_all(const std::vector<std::pair<std::string, double>>& settings) {
+  void set_all(const NamedValues& settings) {
     Hyper changed = *this;
-    for (const auto& [name, value] : settings) changed.assign(name, value);
+    const auto refs = field_refs(changed);
+    for (const auto& [name, value] : settings) {
+      const auto* field = detail::find_field(refs.data(), refs.size(), name);
+      if (!field) unknown(name);
+      detail::assign(*field, value);
+    }
     changed.validate();
     *this = changed;
   }
@@ -143,27 +208,30 @@ struct Hyper {
   }
 
  private:
-  void assign(std::string_view name, double value) {
-    bool found = false;
-    fields(*this, [&](std::string_view field, auto& v) {
-      if (field != canonical_name(name)) return;
-      found = true;
-      if constexpr (std::is_same_v<std::decay_t<decltype(v)>, bool>) {
-        if (value != 0.0 && value != 1.0) reject(std::string(field), value, "0 or 1 (a boolean)");
-        v = value == 1.0;
-      } else {
-        v = value;
-      }
+  static constexpr std::size_t field_count() {
+    Hyper h;
+    std::size_t count = 0;
+    fields(h, [&](const char*, auto&) { ++count; });
+    return count;
+  }
+
+  // Each field's name and address, in the order of fields().
+  template <class Self>
+  static auto field_refs(Self& h) {
+    using Ref = detail::FieldRef<std::is_const_v<Self>>;
+    std::array<Ref, field_count()> refs{};
+    std::size_t k = 0;
+    fields(h, [&](const char* name, auto& value) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(value)>, bool>) refs[k++] = Ref{name, nullptr, &value};
+      else refs[k++] = Ref{name, &value, nullptr};
     });
-    if (!found) unknown(name);
+    return refs;
   }
 
   [[noreturn]] static void unknown(std::string_view name) {
-    std::ostringstream message;
-    message << "multopt: unknown hyperparameter '" << name << "' for " << Base::name
-            << " with the " << Rule::name << " rule; known:";
-    for (const auto& known : names()) message << ' ' << known;
-    throw std::invalid_argument(message.str());
+    const Hyper defaults;
+    const auto refs = field_refs(defaults);
+    detail::refuse_unknown_hyperparameter(name, Base::name, Rule::name, detail::values_of(refs.data(), refs.size()));
   }
 };
 

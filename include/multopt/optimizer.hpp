@@ -181,7 +181,8 @@ class Optimizer {
   // step under Rounding::master continues from them. On any error nothing changes.
   void set_master(std::size_t tensor, const S* values, std::size_t size) {
     if (!is_16bit<P>) throw std::invalid_argument("multopt: float and double parameters have no master weights");
-    copy_into(tensors_[checked_tensor(tensor)].master, "master weights", tensor, values, size);
+    detail::copy_into(tensors_[checked_tensor(tensor)].master, tensors_[tensor].size, "master weights", tensor, values,
+                      size);
   }
 
   std::size_t tensor_count() const { return tensors_.size(); }
@@ -192,8 +193,7 @@ class Optimizer {
   // moves in from another framework.
   void set_step_count(std::size_t tensor, long steps) {
     checked_tensor(tensor);
-    if (steps < 0 || steps >= max_step_count)
-      reject_long("step count", steps, "in [0, " + std::to_string(max_step_count) + "), so that the tensor can step");
+    detail::check_step_count(steps);
     tensors_[tensor].steps = steps;
   }
 
@@ -227,7 +227,7 @@ class Optimizer {
     if (!Base::uses_slot(groups_[t.group].base, slot))
       throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
                                   "' is not used with the hyperparameters of group " + std::to_string(t.group));
-    copy_into(t.slots[std::size_t(slot)], "state '" + std::string(name) + "'", tensor, values, size);
+    detail::copy_into(t.slots[std::size_t(slot)], t.size, "state '" + std::string(name) + "'", tensor, values, size);
     t.new_state_arrays &= ~(1u << slot);
   }
 
@@ -258,18 +258,6 @@ class Optimizer {
     new_arrays_.give_to(tensors_, stepped_);
     for (std::size_t k = 0; k < tensors_.size(); ++k)
       if (stepped_[k]) keep_arrays_used(tensors_[k], refs_[k]);
-  }
-
-  // Replaces `array`, the tensor's `what`, by a copy of `size` values (one per element).
-  void copy_into(StateArray<S>& array, const std::string& what, std::size_t tensor, const S* values,
-                 std::size_t size) {
-    if (size != tensors_[tensor].size)
-      throw std::invalid_argument("multopt: tensor " + std::to_string(tensor) + " has " +
-                                  std::to_string(tensors_[tensor].size) + " elements, not the " + std::to_string(size) +
-                                  " values given for its " + what);
-    require_buffer("values", values, size);
-    StateArray<S> copy(values, values + size);
-    array.swap(copy);
   }
 
   std::size_t checked_group(std::size_t group) const { return checked_index("group", group, groups_.size()); }

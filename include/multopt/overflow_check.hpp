@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "hyper.hpp"
 #include "simd.hpp"
 #include "step.hpp"
 #include "storage.hpp"
@@ -25,11 +26,57 @@ const char* type_name() {
   else return std::is_same_v<T, float> ? "float" : "double";
 }
 
+// Where a step on unit data overflowed: in the parameters (slot = -1) or in state array `slot`,
+// and the value found there.
+struct Overflow {
+  bool found = false;
+  int slot = -1;
+  double value = 0.0;
+};
+
+// The first value of the step's result beyond half its range, the parameters first, then each
+// state array in `slots` (null where the base does not use it), `width` values each. Half the
+// range: one binade of headroom for the rounding of other data of size 1. A 16-bit parameter is
+// stored in its own range (fp16's is 65504); its state is float.
+template <class P>
+Overflow find_overflow(const Arithmetic<P>* param, const Arithmetic<P>* const* slots, int slot_count,
+                       std::size_t width) {
+  using S = Arithmetic<P>;
+  const auto beyond = [](double limit) { return [limit](S x) { return !(std::abs(double(x)) <= limit / 2); }; };
+  const S* overflow = std::find_if(param, param + width, beyond(double(Eigen::NumTraits<P>::highest())));
+  if (overflow != param + width) return {true, -1, double(*overflow)};
+  for (int slot = 0; slot < slot_count; ++slot) {
+    if (!slots[slot]) continue;
+    overflow = std::find_if(slots[slot], slots[slot] + width, beyond(double(std::numeric_limits<S>::max())));
+    if (overflow != slots[slot] + width) return {true, slot, double(*overflow)};
+  }
+  return {};
+}
+
+// Refuses the hyperparameters `values` of a group (`defaults` are those of a group made new)
+// that overflowed step `step` in `where`, a value of type `type`: naming every setting that
+// differs from its default, with its value.
+[[noreturn]] inline void refuse_overflow_of(std::size_t group, long step, const char* where, double value,
+                                            const char* type, const NamedValues& values, const NamedValues& defaults) {
+  std::ostringstream message;
+  message.precision(17);
+  message << "multopt: the hyperparameters of group " << group << " overflow step " << step
+          << ": parameters and gradients of size 1 would make " << where << ' ' << value
+          << " (beyond half the range of " << type << "); the settings that differ from their defaults:";
+  const char* separator = " ";
+  for (std::size_t field = 0; field < values.size(); ++field) {
+    if (values[field].second == defaults[field].second) continue;
+    message << separator << values[field].first << " = " << values[field].second;
+    separator = ", ";
+  }
+  throw std::invalid_argument(message.str());
+}
+
 // Settings each valid alone can together make a step overflow (Adam's lr = 1e308 and its bias
 // correction 1/(1 − β1) = 10, weight_decay = 1e308 under a square): the coefficients are tried
 // on a packet of unit data (θ and g = ±1, the state as new) before the step changes anything,
-// once per set of coefficients, and a result beyond half the range of S is refused, naming
-// every setting of the group that differs from its default, with its value.
+// once per set of coefficients, and a result beyond half the range of S is refused
+// (find_overflow, refuse_overflow_of).
 template <class Base, class Rule, class P, class Hyper>
 void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, std::size_t group, long step) {
   using S = Arithmetic<P>;
@@ -47,38 +94,11 @@ void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, 
     std::fill_n(state[slot], width, S(Base::initial_value(h.base, slot)));
   }
   detail::step_packets(coeffs, param, grad, slots, 0, width);
-  // Half the range: one binade of headroom for the rounding of other data of size 1. A 16-bit
-  // parameter is stored in its own range (fp16's is 65504); its state is float.
-  const auto beyond = [](double limit) { return [limit](S x) { return !(std::abs(double(x)) <= limit / 2); }; };
-  const auto param_too_large = beyond(double(Eigen::NumTraits<P>::highest()));
-  const auto state_too_large = beyond(double(std::numeric_limits<S>::max()));
-  const S* overflow = std::find_if(param, param + width, param_too_large);
-  const char* const in_param = "a parameter";
-  const char* where = in_param;
-  for (int slot = 0; slot < Base::slot_count && overflow == param + width; ++slot) {
-    if (!slots[std::size_t(slot)]) continue;
-    overflow = std::find_if(state[slot], state[slot] + width, state_too_large);
-    where = Base::slot_names[slot];
-    if (overflow == state[slot] + width) overflow = param + width;
-  }
-  if (overflow == param + width) return;
-  const Hyper default_hyper;
-  std::vector<double> defaults;
-  Hyper::fields(default_hyper, [&](const char*, const auto& value) { defaults.push_back(double(value)); });
-  std::ostringstream message;
-  message.precision(17);
-  message << "multopt: the hyperparameters of group " << group << " overflow step " << step
-          << ": parameters and gradients of size 1 would make " << where << ' ' << double(*overflow)
-          << " (beyond half the range of " << (where == in_param ? type_name<P>() : type_name<S>())
-          << "); the settings that differ from their defaults:";
-  std::size_t field = 0;
-  const char* separator = " ";
-  Hyper::fields(h, [&](const char* name, const auto& value) {
-    if (double(value) == defaults[field++]) return;
-    message << separator << name << " = " << double(value);
-    separator = ", ";
-  });
-  throw std::invalid_argument(message.str());
+  const Overflow overflow = find_overflow<P>(param, slots.data(), Base::slot_count, width);
+  if (!overflow.found) return;
+  const bool in_param = overflow.slot < 0;
+  refuse_overflow_of(group, step, in_param ? "a parameter" : Base::slot_names[overflow.slot], overflow.value,
+                     in_param ? type_name<P>() : type_name<S>(), h.values(), Hyper().values());
 }
 
 }  // namespace detail

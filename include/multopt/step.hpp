@@ -229,18 +229,21 @@ void for_each_chunk(std::size_t count, std::size_t total_size, const ThreadSetti
   for (long c = 0; c < last; ++c) work(std::size_t(c));
 }
 
-// Steps every chunk for which step_it(chunk) holds, asked on the chunk's thread right before.
-template <class Base, class Rule, class P, class StepIt>
-void step_chunks(const std::vector<TensorStepArgs<Base, Rule, P>>& tensors, const std::vector<Chunk>& chunks,
-                 std::size_t total_size, const ThreadSettings& threading, const StepIt& step_it) {
-  for_each_chunk(chunks.size(), total_size, threading, [&](std::size_t c) {
-    if (c + 1 < chunks.size()) {
-      const Chunk& next = chunks[c + 1];
-      detail::prefetch_chunk(tensors[next.tensor], next, 4096);
-    }
-    const Chunk& chunk = chunks[c];
-    if (step_it(chunk)) step_range(tensors[chunk.tensor], chunk.begin, chunk.end);
-  });
+namespace detail {
+
+// A combination's step of one chunk, as the code common to every base and rule calls it
+// (StepWork's ChunkedStep): steps `chunk` of tensors[chunk.tensor], an array of
+// TensorStepArgs<Base, Rule, P>, after asking the caches for the first lines of `next` (null
+// after the last chunk).
+using ChunkStep = void (*)(const void* tensors, const Chunk& chunk, const Chunk* next);
+
+template <class Base, class Rule, class P>
+void step_chunk(const void* tensors, const Chunk& chunk, const Chunk* next) {
+  const auto* args = static_cast<const TensorStepArgs<Base, Rule, P>*>(tensors);
+  if (next) prefetch_chunk(args[next->tensor], *next, 4096);
+  step_range(args[chunk.tensor], chunk.begin, chunk.end);
 }
+
+}  // namespace detail
 
 }  // namespace multopt

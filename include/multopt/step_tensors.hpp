@@ -22,11 +22,123 @@
 
 namespace multopt {
 
+namespace detail {
+
+// What a call does that depends on the parameter type alone, compiled once per P however many
+// base × rule combinations a program steps: the chunks, the gradient scan for clipping and the
+// non-finite policy, and the loop over the chunks (with its OpenMP region), which steps each
+// chunk through its combination's step_chunk.
+template <class P>
+class ChunkedStep {
+ public:
+  // The call's tensors, each by its size and gradient, in order.
+  void clear_tensors() {
+    sizes_.clear();
+    grads_.clear();
+  }
+  void add_tensor(std::size_t size, GradientPointer<P> grad) {
+    sizes_.push_back(size);
+    grads_.push_back(grad);
+  }
+
+  // Plans the step of those tensors: lays out the chunks and reads the gradients as far as must
+  // be known before the step (scan_gradients). Returns the clipping factor.
+  double plan(const StepOptions& options) {
+    threading_ = options.threading;
+    lay_out();
+    const double clip = scan_gradients(options);
+    chunks_to_step_.clear();
+    for (const Chunk& chunk : chunks_)
+      if (!skip_[chunk.tensor]) chunks_to_step_.push_back(chunk);
+    return clip;
+  }
+
+  // Steps the tensors that plan() did not skip, `tensors` being the combination's array of
+  // TensorStepArgs; one of a single chunk that plan() left to the step (policy skip without
+  // clipping) is checked right before, in cache, and skipped if its gradient is not finite.
+  const StepReport& commit(const void* tensors, ChunkStep step_chunk) noexcept {
+    const std::size_t count = chunks_to_step_.size();
+    for_each_chunk(count, total_size_, threading_, [&](std::size_t c) {
+      const Chunk& chunk = chunks_to_step_[c];
+      const std::size_t k = chunk.tensor;
+      if (check_in_step_ && one_chunk_[k]) skip_[k] = scan(grads_[k], chunk.begin, chunk.end, false, true).non_finite;
+      if (!skip_[k]) step_chunk(tensors, chunk, c + 1 < count ? &chunks_to_step_[c + 1] : nullptr);
+    });
+    report_.grad_norm = grad_norm_;
+    report_.skipped.clear();  // within the capacity plan() reserved
+    for (std::size_t k = 0; k < skip_.size(); ++k)
+      if (skip_[k]) report_.skipped.push_back(k);
+    return report_;
+  }
+
+  // Whether the last commit() left tensor k alone.
+  bool skipped(std::size_t k) const { return skip_[k] != 0; }
+  const StepReport& report() const { return report_; }
+
+ private:
+  using S = Arithmetic<P>;
+
+  // The chunks the loop walks, and room for every per-tensor list.
+  void lay_out() {
+    total_size_ = 0;
+    for (std::size_t size : sizes_) total_size_ += size;
+    make_chunks<S>(sizes_, threading_.chunk, chunks_);
+    chunks_to_step_.reserve(chunks_.size());
+    one_chunk_.assign(sizes_.size(), 1);
+    for (std::size_t c = 1; c < chunks_.size(); ++c)
+      if (chunks_[c].tensor == chunks_[c - 1].tensor) one_chunk_[chunks_[c].tensor] = 0;
+    skip_.assign(sizes_.size(), 0);
+    report_.skipped.reserve(sizes_.size());
+  }
+
+  // Reads the gradients as far as must be known before the step: the tensors whose gradient
+  // holds a NaN or an infinity (under throw_error it throws for the first) and, when clipping,
+  // the norm of the others. Under skip without clipping, a tensor of one chunk is left to
+  // commit(). Returns the clipping factor.
+  double scan_gradients(const StepOptions& options) {
+    const NonFinitePolicy policy = options.non_finite_policy;
+    const bool checking = policy != NonFinitePolicy::propagate;
+    const bool clipping = options.max_grad_norm < std::numeric_limits<double>::infinity();
+    check_in_step_ = policy == NonFinitePolicy::skip && !clipping;
+    grad_norm_ = std::numeric_limits<double>::quiet_NaN();
+    if (!checking && !clipping) return 1.0;
+    scan_.plan(sizes_, one_chunk_);
+    scan_.run([this](std::size_t k) { return grads_[k]; }, clipping, checking, !check_in_step_, total_size_, threading_);
+    if (policy == NonFinitePolicy::throw_error) {
+      scan_.for_each_non_finite([&](std::size_t k) {
+        const std::size_t index = first_non_finite(grads_[k], sizes_[k]);
+        throw NonFiniteGradient(k, index, element(grads_[k], index));
+      });
+    }
+    if (checking) scan_.for_each_non_finite([&](std::size_t k) { skip_[k] = 1; });
+    if (!clipping) return 1.0;
+    grad_norm_ = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !skip_[k]; }));
+    return clip_factor(options.max_grad_norm, grad_norm_);
+  }
+
+  std::vector<std::size_t> sizes_;
+  std::vector<GradientPointer<P>> grads_;
+  ThreadSettings threading_;
+  std::size_t total_size_ = 0;
+  std::vector<Chunk> chunks_;
+  std::vector<Chunk> chunks_to_step_;  // the chunks of the tensors plan() did not skip
+  std::vector<char> one_chunk_;        // per tensor: stepped as one chunk
+  std::vector<char> skip_;             // per tensor: left alone (commit() sets it for those it checks)
+  bool check_in_step_ = false;         // commit() checks the tensors of one chunk
+  double grad_norm_ = 0.0;             // the norm plan() found (NaN when not clipping)
+  GradientScan scan_;
+  StepReport report_;
+};
+
+}  // namespace detail
+
 // What a call works from. A caller that keeps one between calls steps without allocating, once
 // its lists have grown to the size of the call. A call has two phases: plan() does everything
 // that can fail (the checks of every pointer, count and setting, the gradient scan for clipping
 // and the non-finite policy, each tensor's coefficients and their overflow check) and changes
-// no tensor; commit() steps, counts the steps, and cannot fail.
+// no tensor; commit() steps, counts the steps, and cannot fail. Of these, only the checks that
+// name the base's state and each tensor's coefficients are compiled per base × rule; the rest
+// is ChunkedStep's, compiled once per P.
 template <class Base, class Rule, class P>
 class StepWork {
  public:
@@ -39,91 +151,32 @@ class StepWork {
     detail::check_step_options<P>(options);
     for (std::size_t g = 0; g < group_count; ++g) groups[g].template validate_for<S>();
     for (std::size_t k = 0; k < count; ++k) detail::check_tensor_refs(k, tensors[k], groups, group_count, options.storage);
-    threading_ = options.threading;
-    lay_out(tensors, count);
-    const double clip = scan_gradients(tensors, options);
+    chunked_.clear_tensors();
+    for (std::size_t k = 0; k < count; ++k) chunked_.add_tensor(tensors[k].size, tensors[k].grad);
+    step_args_.resize(count);
+    if constexpr (has_scalars) next_scalars_.resize(count);
+    const double clip = chunked_.plan(options);
     for (std::size_t k = 0; k < count; ++k) make_step_args(tensors, k, groups, clip, options.storage);
-    chunks_to_step_.clear();
-    for (const Chunk& chunk : chunks_)
-      if (!skip_[chunk.tensor]) chunks_to_step_.push_back(chunk);
   }
 
-  // Steps the tensors that plan() did not skip; one of a single chunk that plan() left to the
-  // step (policy skip without clipping) is checked right before, in cache, and skipped if its
-  // gradient is not finite. Then every tensor stepped counts its step and takes its new scalars;
-  // a tensor skipped keeps all it had.
+  // Steps the tensors that plan() did not skip (ChunkedStep::commit); then every tensor stepped
+  // counts its step and takes its new scalars; a tensor skipped keeps all it had.
   const StepReport& commit(const Refs* tensors, std::size_t count) noexcept {
-    const auto step_it = [this](const Chunk& chunk) {
-      const std::size_t k = chunk.tensor;
-      if (check_in_step_ && one_chunk_[k])
-        skip_[k] = detail::scan(step_args_[k].grad, chunk.begin, chunk.end, false, true).non_finite;
-      return !skip_[k];
-    };
-    step_chunks(step_args_, chunks_to_step_, total_size_, threading_, step_it);
-    report_.grad_norm = grad_norm_;
-    report_.skipped.clear();  // within the capacity plan() reserved
+    const StepReport& report = chunked_.commit(step_args_.data(), &detail::step_chunk<Base, Rule, P>);
     for (std::size_t k = 0; k < count; ++k) {
-      if (skip_[k]) {
-        report_.skipped.push_back(k);
-        continue;
-      }
+      if (chunked_.skipped(k)) continue;
       ++*tensors[k].steps;
       if constexpr (has_scalars)
         std::copy(next_scalars_[k].begin(), next_scalars_[k].end(), tensors[k].scalars);
     }
-    return report_;
+    return report;
   }
 
   // What the last commit() did.
-  const StepReport& report() const { return report_; }
+  const StepReport& report() const { return chunked_.report(); }
 
  private:
   static constexpr bool has_scalars = contract::scalar_count<Base> > 0;
-
-  // The chunks the loop walks, and room for every per-tensor list.
-  void lay_out(const Refs* tensors, std::size_t count) {
-    sizes_.clear();
-    total_size_ = 0;
-    for (std::size_t k = 0; k < count; ++k) {
-      sizes_.push_back(tensors[k].size);
-      total_size_ += tensors[k].size;
-    }
-    make_chunks<S>(sizes_, threading_.chunk, chunks_);
-    chunks_to_step_.reserve(chunks_.size());
-    one_chunk_.assign(count, 1);
-    for (std::size_t c = 1; c < chunks_.size(); ++c)
-      if (chunks_[c].tensor == chunks_[c - 1].tensor) one_chunk_[chunks_[c].tensor] = 0;
-    skip_.assign(count, 0);
-    report_.skipped.reserve(count);
-    step_args_.resize(count);
-    if constexpr (has_scalars) next_scalars_.resize(count);
-  }
-
-  // Reads the gradients as far as must be known before the step: the tensors whose gradient
-  // holds a NaN or an infinity (under throw_error it throws for the first) and, when clipping,
-  // the norm of the others. Under skip without clipping, a tensor of one chunk is left to
-  // commit(). Returns the clipping factor.
-  double scan_gradients(const Refs* tensors, const StepOptions& options) {
-    const NonFinitePolicy policy = options.non_finite_policy;
-    const bool checking = policy != NonFinitePolicy::propagate;
-    const bool clipping = options.max_grad_norm < std::numeric_limits<double>::infinity();
-    check_in_step_ = policy == NonFinitePolicy::skip && !clipping;
-    grad_norm_ = std::numeric_limits<double>::quiet_NaN();
-    if (!checking && !clipping) return 1.0;
-    scan_.plan(sizes_, one_chunk_);
-    scan_.run([&](std::size_t k) { return tensors[k].grad; }, clipping, checking, !check_in_step_, total_size_,
-              threading_);
-    if (policy == NonFinitePolicy::throw_error) {
-      scan_.for_each_non_finite([&](std::size_t k) {
-        const std::size_t index = detail::first_non_finite(tensors[k].grad, tensors[k].size);
-        throw NonFiniteGradient(k, index, detail::element(tensors[k].grad, index));
-      });
-    }
-    if (checking) scan_.for_each_non_finite([&](std::size_t k) { skip_[k] = 1; });
-    if (!clipping) return 1.0;
-    grad_norm_ = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !skip_[k]; }));
-    return clip_factor(options.max_grad_norm, grad_norm_);
-  }
 
   // Tensor k's arrays and this step's coefficients, with the clipping factor `clip`. Tensors of
   // one group at the same step count (and with the same new arrays and scalar state) share their
@@ -168,19 +221,9 @@ class StepWork {
     return true;
   }
 
-  ThreadSettings threading_;
-  std::vector<std::size_t> sizes_;
-  std::size_t total_size_ = 0;
-  std::vector<Chunk> chunks_;
-  std::vector<Chunk> chunks_to_step_;  // the chunks of the tensors plan() did not skip
-  std::vector<char> one_chunk_;        // per tensor: stepped as one chunk
-  std::vector<char> skip_;             // per tensor: left alone (commit() sets it for those it checks)
-  bool check_in_step_ = false;         // commit() checks the tensors of one chunk
-  double grad_norm_ = 0.0;             // the norm plan() found (NaN when not clipping)
-  GradientScan scan_;
+  detail::ChunkedStep<P> chunked_;
   std::vector<TensorStepArgs<Base, Rule, P>> step_args_;  // per tensor: its arrays and this step's coefficients
   std::vector<contract::Scalars<Base>> next_scalars_;      // per tensor: its scalar state after the step
-  StepReport report_;
 };
 
 // Steps tensors[k] with the settings groups[tensors[k].group] and the call's options, through

@@ -85,6 +85,10 @@ namespace detail {
   throw std::invalid_argument("multopt: tensor " + std::to_string(tensor) + " " + what + "; nothing was stepped");
 }
 
+[[noreturn]] inline void refuse_missing_state(std::size_t tensor, const char* name, std::size_t group) {
+  refuse_tensor(tensor, "has no " + std::string(name) + ", which the settings of group " + std::to_string(group) + " use");
+}
+
 // Each option's check, which the step and Optimizer's setters share.
 inline void check_max_grad_norm(double max_norm) {
   if (!(max_norm > 0.0)) reject("max_grad_norm", max_norm, "> 0 (+inf turns clipping off)");
@@ -108,37 +112,49 @@ void check_step_options(const StepOptions& options) {
   check_threading(options.threading);
 }
 
-// Tensor k of a call: every pointer its settings need, a step count that can advance, finite
-// scalar state.
+// Tensor k of a call but its state arrays: a group of the call, a step count that can advance,
+// finite scalar state (`scalar_count` values named `scalar_names`), the pointers a step needs.
+// Compiled once per P, for every base.
+template <class P>
+void check_tensor_fields(std::size_t k, std::size_t group, std::size_t group_count, const long* steps,
+                         const double* scalars, const char* const* scalar_names, int scalar_count, std::size_t size,
+                         const P* param, const GradientPointer<P>& grad, const Arithmetic<P>* master,
+                         const StorageMode& storage) {
+  if (group >= group_count)
+    refuse_tensor(k, "is of group " + std::to_string(group) + ", and the call has " + std::to_string(group_count));
+  if (!steps) refuse_tensor(k, "has no step count (steps is a null pointer)");
+  if (*steps < 0 || *steps >= max_step_count)
+    refuse_tensor(k, "has taken " + std::to_string(*steps) + " steps; a step needs a count in [0, " +
+                         std::to_string(max_step_count) + ")");
+  if (scalar_count > 0 && !scalars) refuse_tensor(k, "has no scalar state (" + std::string(scalar_names[0]) + ", ...)");
+  for (int s = 0; s < scalar_count; ++s)
+    if (!std::isfinite(scalars[s]))
+      refuse_tensor(k, "has " + std::string(scalar_names[s]) + " = " + std::to_string(scalars[s]) +
+                           ", which must be finite");
+  if (size == 0) return;
+  if (!param) refuse_tensor(k, "has a null param");
+  if constexpr (is_16bit<P>) {
+    if (!grad.narrow && !grad.wide) refuse_tensor(k, "has a null grad");
+    if (storage.rounding == Rounding::master && !master)
+      refuse_tensor(k, "has no master_weights, which Rounding::master steps");
+  } else {
+    (void)master;
+    if (!grad) refuse_tensor(k, "has a null grad");
+  }
+}
+
+// Tensor k of a call: check_tensor_fields, and every state array its group's settings use.
 template <class Base, class P, class Hyper>
 void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const Hyper* groups, std::size_t group_count,
                        const StorageMode& storage) {
-  if (t.group >= group_count)
-    refuse_tensor(k, "is of group " + std::to_string(t.group) + ", and the call has " + std::to_string(group_count));
-  if (!t.steps) refuse_tensor(k, "has no step count (steps is a null pointer)");
-  if (*t.steps < 0 || *t.steps >= max_step_count)
-    refuse_tensor(k, "has taken " + std::to_string(*t.steps) + " steps; a step needs a count in [0, " +
-                         std::to_string(max_step_count) + ")");
-  if constexpr (contract::scalar_count<Base> > 0) {
-    if (!t.scalars) refuse_tensor(k, "has no scalar state (" + std::string(Base::scalar_names[0]) + ", ...)");
-    for (int s = 0; s < contract::scalar_count<Base>; ++s)
-      if (!std::isfinite(t.scalars[s]))
-        refuse_tensor(k, "has " + std::string(Base::scalar_names[s]) + " = " + std::to_string(t.scalars[s]) +
-                             ", which must be finite");
-  }
+  const char* const* scalar_names = nullptr;
+  if constexpr (contract::scalar_count<Base> > 0) scalar_names = Base::scalar_names;
+  check_tensor_fields<P>(k, t.group, group_count, t.steps, t.scalars, scalar_names, contract::scalar_count<Base>,
+                         t.size, t.param, t.grad, t.master, storage);
   if (t.size == 0) return;
-  if (!t.param) refuse_tensor(k, "has a null param");
-  if constexpr (is_16bit<P>) {
-    if (!t.grad.narrow && !t.grad.wide) refuse_tensor(k, "has a null grad");
-    if (storage.rounding == Rounding::master && !t.master)
-      refuse_tensor(k, "has no master_weights, which Rounding::master steps");
-  } else {
-    if (!t.grad) refuse_tensor(k, "has a null grad");
-  }
   for (int slot = 0; slot < Base::slot_count; ++slot)
     if (Base::uses_slot(groups[t.group].base, slot) && !t.state[std::size_t(slot)])
-      refuse_tensor(k, "has no " + std::string(Base::slot_names[slot]) + ", which the settings of group " +
-                           std::to_string(t.group) + " use");
+      refuse_missing_state(k, Base::slot_names[slot], t.group);
 }
 
 }  // namespace detail

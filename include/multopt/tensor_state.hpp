@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstddef>
+#include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include "state_array.hpp"
 #include "storage.hpp"
 #include "tensor_refs.hpp"
+#include "validate.hpp"
 
 namespace multopt {
 
@@ -27,6 +30,29 @@ struct TensorState {
   unsigned new_state_arrays = 0;  // bit k: state array k was made since the tensor's last step
   contract::Scalars<Base> scalars = contract::initial_scalars<Base>();  // per-tensor scalar state, if any
 };
+
+namespace detail {
+
+// Replaces `array`, the `what` of tensor `tensor` of `elements` elements, by a copy of `size`
+// values (one per element). On any error nothing changes.
+template <class S>
+void copy_into(StateArray<S>& array, std::size_t elements, const std::string& what, std::size_t tensor,
+               const S* values, std::size_t size) {
+  if (size != elements)
+    throw std::invalid_argument("multopt: tensor " + std::to_string(tensor) + " has " + std::to_string(elements) +
+                                " elements, not the " + std::to_string(size) + " values given for its " + what);
+  require_buffer("values", values, size);
+  StateArray<S> copy(values, values + size);
+  array.swap(copy);
+}
+
+// A step count that a tensor may be set to: one from which it can step.
+inline void check_step_count(long steps) {
+  if (steps < 0 || steps >= max_step_count)
+    reject_long("step count", steps, "in [0, " + std::to_string(max_step_count) + "), so that the tensor can step");
+}
+
+}  // namespace detail
 
 // The arrays made for one step, until it succeeds: then each goes to its tensor if the tensor was
 // stepped, and is freed otherwise.
