@@ -38,6 +38,71 @@ struct SavedTensor {
   std::vector<double> scalars;  // one per scalar state of the base
 };
 
+// Swaps a checkpoint's tensors in: compiled once per base, for every rule.
+template <class P, class Base>
+void restore_tensors(std::vector<TensorState<P, Base>>& tensors, std::vector<SavedTensor<Arithmetic<P>>>& saved) noexcept {
+  for (std::size_t k = 0; k < saved.size(); ++k) {
+    auto& tensor = tensors[k];
+    tensor.steps = saved[k].steps;
+    tensor.new_state_arrays = saved[k].new_state_arrays;
+    if constexpr (contract::scalar_count<Base> > 0)  // as many: checked
+      std::copy(saved[k].scalars.begin(), saved[k].scalars.end(), tensor.scalars.begin());
+    for (std::size_t slot = 0; slot < tensor.slots.size(); ++slot) tensor.slots[slot].swap(saved[k].slots[slot]);
+    tensor.master.swap(saved[k].master);
+  }
+}
+
+// What a checkpoint's header says of each tensor: compiled once per base, for every rule.
+template <class P, class Base>
+std::vector<CheckpointHeader::Tensor> describe_tensors(const std::vector<TensorState<P, Base>>& tensors) {
+  std::vector<CheckpointHeader::Tensor> described;
+  for (const auto& t : tensors) {
+    std::uint64_t slot_mask = 0;
+    for (std::size_t k = 0; k < t.slots.size(); ++k)
+      if (!t.slots[k].empty()) slot_mask |= std::uint64_t(1) << k;
+    described.push_back({t.size, t.group, std::uint64_t(t.steps), slot_mask, t.new_state_arrays,
+                         std::vector<double>(t.scalars.begin(), t.scalars.end()), t.master.empty() ? 0u : 1u});
+  }
+  return described;
+}
+
+// The header of a checkpoint of an optimizer of these names, settings, groups and tensors, with
+// schedules at these positions: compiled once per parameter type.
+template <class P>
+CheckpointHeader describe_header(const char* base, const char* rule, double max_grad_norm, const StorageMode& storage,
+                                 std::vector<NamedValues> groups, std::vector<CheckpointHeader::Tensor> tensors,
+                                 const std::vector<SchedulePosition>& schedules) {
+  CheckpointHeader header{scalar_name<Arithmetic<P>>(), scalar_name<P>(), base, rule, std::move(groups),
+                          {{"max_grad_norm", max_grad_norm}}, std::move(tensors), schedules};
+  if (is_16bit<P>) {
+    header.settings.emplace_back("rounding", double(int(storage.rounding)));
+    header.settings.emplace_back("rounding_seed_high", double(storage.seed >> 32));
+    header.settings.emplace_back("rounding_seed_low", double(storage.seed & 0xffffffffu));
+  }
+  return header;
+}
+
+// Writes a checkpoint of this header, then the state of these tensors: compiled once per base,
+// for every rule.
+template <class P, class Base>
+void save_state(std::ostream& out, const CheckpointHeader& described, const std::vector<TensorState<P, Base>>& tensors) {
+  const std::uint32_t version = is_16bit<P> ? checkpoint_version : 2;
+  const Bytes header = encode(described, version);
+  Bytes preamble(std::begin(checkpoint_magic), std::end(checkpoint_magic));
+  put(preamble, version);
+  put<std::uint64_t>(preamble, header.size());
+  ChecksummedWriter writer(out);
+  writer.write(preamble);
+  writer.write(header);
+  writer.write_checksum();
+  for (const auto& t : tensors) {
+    for (const auto& values : t.slots) write_values(writer, values.data(), values.size());
+    write_values(writer, t.master.data(), t.master.size());
+  }
+  writer.write_checksum();
+  if (!out) throw std::runtime_error("multopt: writing the checkpoint failed");
+}
+
 }  // namespace detail
 
 // The optimizer's private state, for the checkpoint functions below.
@@ -55,16 +120,7 @@ struct CheckpointAccess<Optimizer<Base, Rule, P>> {
     opt.groups_.swap(groups);
     opt.max_grad_norm_ = settings.max_grad_norm;
     if (is_16bit<P>) opt.storage_ = settings.storage;
-    for (std::size_t k = 0; k < tensors.size(); ++k) {
-      auto& tensor = opt.tensors_[k];
-      tensor.steps = tensors[k].steps;
-      tensor.new_state_arrays = tensors[k].new_state_arrays;
-      if constexpr (contract::scalar_count<Base> > 0)  // as many: checked
-        std::copy(tensors[k].scalars.begin(), tensors[k].scalars.end(), tensor.scalars.begin());
-      for (std::size_t slot = 0; slot < tensor.slots.size(); ++slot)
-        tensor.slots[slot].swap(tensors[k].slots[slot]);
-      tensor.master.swap(tensors[k].master);
-    }
+    detail::restore_tensors(opt.tensors_, tensors);
   }
 };
 
@@ -83,23 +139,10 @@ std::vector<SchedulePosition> positions_of(const Schedules&... schedules) {
 template <class Base, class Rule, class P>
 CheckpointHeader describe(const Optimizer<Base, Rule, P>& opt, const std::vector<SchedulePosition>& schedules) {
   using Access = CheckpointAccess<Optimizer<Base, Rule, P>>;
-  CheckpointHeader header{scalar_name<Arithmetic<P>>(), scalar_name<P>(), Base::name, Rule::name, {},
-                          {{"max_grad_norm", opt.max_grad_norm()}}, {}, schedules};
-  if (is_16bit<P>) {
-    const StorageMode& storage = opt.storage();
-    header.settings.emplace_back("rounding", double(int(storage.rounding)));
-    header.settings.emplace_back("rounding_seed_high", double(storage.seed >> 32));
-    header.settings.emplace_back("rounding_seed_low", double(storage.seed & 0xffffffffu));
-  }
-  for (const auto& hyper : Access::groups(opt)) header.groups.push_back(hyper.values());
-  for (const auto& t : Access::tensors(opt)) {
-    std::uint64_t slot_mask = 0;
-    for (std::size_t k = 0; k < t.slots.size(); ++k)
-      if (!t.slots[k].empty()) slot_mask |= std::uint64_t(1) << k;
-    header.tensors.push_back({t.size, t.group, std::uint64_t(t.steps), slot_mask, t.new_state_arrays,
-                              std::vector<double>(t.scalars.begin(), t.scalars.end()), t.master.empty() ? 0u : 1u});
-  }
-  return header;
+  std::vector<NamedValues> groups;
+  for (const auto& hyper : Access::groups(opt)) groups.push_back(hyper.values());
+  return describe_header<P>(Base::name, Rule::name, opt.max_grad_norm(), opt.storage(), std::move(groups),
+                            describe_tensors(Access::tensors(opt)), schedules);
 }
 
 // The state of a checkpoint of a base with `slot_count` state arrays, whose header check_fit passed.
@@ -131,22 +174,7 @@ std::vector<SavedTensor<S>> read_state(ChecksummedReader& in, const CheckpointHe
 // save_checkpoint and load_checkpoint below, for typed and type-erased optimizers alike.
 template <class Base, class Rule, class P>
 void save(std::ostream& out, const Optimizer<Base, Rule, P>& opt, const std::vector<SchedulePosition>& schedules) {
-  using Access = CheckpointAccess<Optimizer<Base, Rule, P>>;
-  const std::uint32_t version = is_16bit<P> ? checkpoint_version : 2;
-  const Bytes header = encode(describe(opt, schedules), version);
-  Bytes preamble(std::begin(checkpoint_magic), std::end(checkpoint_magic));
-  put(preamble, version);
-  put<std::uint64_t>(preamble, header.size());
-  ChecksummedWriter writer(out);
-  writer.write(preamble);
-  writer.write(header);
-  writer.write_checksum();
-  for (const auto& t : Access::tensors(opt)) {
-    for (const auto& values : t.slots) write_values(writer, values.data(), values.size());
-    write_values(writer, t.master.data(), t.master.size());
-  }
-  writer.write_checksum();
-  if (!out) throw std::runtime_error("multopt: writing the checkpoint failed");
+  save_state(out, describe(opt, schedules), CheckpointAccess<Optimizer<Base, Rule, P>>::tensors(opt));
 }
 
 // A checkpoint's header, read and checked against `here`, the header of the optimizer and
