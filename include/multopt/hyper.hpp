@@ -148,7 +148,8 @@ struct Hyper {
   template <class S>
   void validate_for() const {
     validate();
-    const auto refs = field_refs(*this);
+    FieldRefs<const Hyper> refs{};
+    field_refs(*this, refs);
     detail::require_within(refs.data(), refs.size(), double(std::numeric_limits<S>::max()),
                            std::is_same_v<S, float> ? "within the range of float" : "finite");
   }
@@ -158,20 +159,24 @@ struct Hyper {
 
   // Every field by name, in the order of fields(); booleans as 0 or 1.
   NamedValues values() const {
-    const auto refs = field_refs(*this);
+    FieldRefs<const Hyper> refs{};
+    field_refs(*this, refs);
     return detail::values_of(refs.data(), refs.size());
   }
 
   static std::vector<std::string> names() {
     std::vector<std::string> all;
     const Hyper defaults;
-    for (const auto& field : field_refs(defaults)) all.emplace_back(field.name);
+    FieldRefs<const Hyper> refs{};
+    field_refs(defaults, refs);
+    for (const auto& field : refs) all.emplace_back(field.name);
     return all;
   }
 
   // Booleans read as 0 or 1.
   double get(std::string_view name) const {
-    const auto refs = field_refs(*this);
+    FieldRefs<const Hyper> refs{};
+    field_refs(*this, refs);
     const auto* field = detail::find_field(refs.data(), refs.size(), name);
     if (!field) unknown(name);
     return field->value();
@@ -184,7 +189,8 @@ struct Hyper {
   // and momentum) can change together. On any error *this is left as it was.
   void set_all(const NamedValues& settings) {
     Hyper changed = *this;
-    const auto refs = field_refs(changed);
+    FieldRefs<Hyper> refs{};
+    field_refs(changed, refs);
     for (const auto& [name, value] : settings) {
       const auto* field = detail::find_field(refs.data(), refs.size(), name);
       if (!field) unknown(name);
@@ -208,6 +214,8 @@ struct Hyper {
   }
 
  private:
+  // A template, so that FieldRefs counts the fields once Hyper is complete.
+  template <bool Const>
   static constexpr std::size_t field_count() {
     Hyper h;
     std::size_t count = 0;
@@ -215,22 +223,24 @@ struct Hyper {
     return count;
   }
 
-  // Each field's name and address, in the order of fields().
+  // Each field's name and address, in the order of fields(). Filled in place, in the caller's
+  // frame: g++ 12 at -O3 takes addresses stored into a returned array for dangling pointers.
   template <class Self>
-  static auto field_refs(Self& h) {
+  using FieldRefs = std::array<detail::FieldRef<std::is_const_v<Self>>, field_count<std::is_const_v<Self>>()>;
+  template <class Self>
+  static void field_refs(Self& h, FieldRefs<Self>& refs) {
     using Ref = detail::FieldRef<std::is_const_v<Self>>;
-    std::array<Ref, field_count()> refs{};
     std::size_t k = 0;
     fields(h, [&](const char* name, auto& value) {
       if constexpr (std::is_same_v<std::decay_t<decltype(value)>, bool>) refs[k++] = Ref{name, nullptr, &value};
       else refs[k++] = Ref{name, &value, nullptr};
     });
-    return refs;
   }
 
   [[noreturn]] static void unknown(std::string_view name) {
     const Hyper defaults;
-    const auto refs = field_refs(defaults);
+    FieldRefs<const Hyper> refs{};
+    field_refs(defaults, refs);
     detail::refuse_unknown_hyperparameter(name, Base::name, Rule::name, detail::values_of(refs.data(), refs.size()));
   }
 };
