@@ -51,10 +51,10 @@ TEST_CASE("the new bases by name, in AllBases, and as the paper's aliases", "[ba
   CHECK(std::string(lion->base_name()) == "lion");
   CHECK(std::string(lion->rule_name()) == "multiplicative");
   REQUIRE_THROWS_MATCHES(multopt::make_optimizer<float>("lamb", "additive"), std::invalid_argument,
-                         names({"lamb", "adamax", "nadam", "radam", "adadelta", "lion"}));
+                         names({"lamb", "adamax", "nadam", "radam", "adadelta", "lion", "sparse_adam"}));
   int count = 0;
   multopt::for_each_type(multopt::AllBases{}, [&](auto) { ++count; });
-  CHECK(count == 9);
+  CHECK(count == 10);
   static_assert(std::is_same_v<multopt::MNAdam<float>, multopt::Optimizer<multopt::bases::Nadam,
                                                                           multopt::rules::Multiplicative, float>>);
   static_assert(std::is_same_v<multopt::HLion<double>::BaseType, multopt::bases::Lion>);
@@ -66,6 +66,7 @@ TEST_CASE("the new bases by name, in AllBases, and as the paper's aliases", "[ba
   CHECK(multopt::RAdam<double>::state_names() == std::vector<std::string>{"exp_avg", "exp_avg_sq"});
   CHECK(multopt::Adadelta<double>::state_names() == std::vector<std::string>{"square_avg", "acc_delta"});
   CHECK(multopt::Lion<double>::state_names() == std::vector<std::string>{"exp_avg"});
+  CHECK(multopt::SparseAdam<double>::state_names() == std::vector<std::string>{"exp_avg", "exp_avg_sq"});
 }
 
 namespace {

@@ -128,6 +128,12 @@ class Model {
       q_[i] = rho * q_[i] + (1 - rho) * g * g;                 // q_: square_avg
       d = std::sqrt(a_[i] + eps) / std::sqrt(q_[i] + eps) * g;  // a_: acc_delta
       a_[i] = rho * a_[i] + (1 - rho) * d * d;
+    } else if (base_ == "sparse_adam") {
+      const Real beta1 = value("beta1", 0.9L), beta2 = value("beta2", 0.999L), eps = value("eps", 1e-8L);
+      m_[i] = beta1 * m_[i] + (1 - beta1) * g;
+      v_[i] = beta2 * v_[i] + (1 - beta2) * g * g;
+      d = m_[i] / (std::sqrt(v_[i]) + eps);
+      s = std::sqrt(1 - std::pow(beta2, Real(t_))) / (1 - std::pow(beta1, Real(t_)));
     } else if (base_ == "lion") {
       const Real beta1 = value("beta1", 0.9L), beta2 = value("beta2", 0.99L);
       const Real c = beta1 * m_[i] + (1 - beta1) * g;

@@ -47,12 +47,13 @@ using MainRulesOn = std::tuple<multopt::Optimizer<Base, multopt::rules::Additive
                                multopt::Optimizer<Base, multopt::rules::Hybrid, S>,
                                multopt::Optimizer<Base, multopt::rules::Exponential, S>>;
 
-// The bases beyond the paper's four (Adamax, NAdam, RAdam, Adadelta, Lion) with the four rules, in S.
+// The bases beyond the paper's four (Adamax, NAdam, RAdam, Adadelta, Lion, SparseAdam) with the
+// four rules, in S.
 template <class S>
 using NewBaseOptimizers = decltype(std::tuple_cat(
     std::declval<MainRulesOn<multopt::bases::Adamax, S>>(), std::declval<MainRulesOn<multopt::bases::Nadam, S>>(),
     std::declval<MainRulesOn<multopt::bases::Radam, S>>(), std::declval<MainRulesOn<multopt::bases::Adadelta, S>>(),
-    std::declval<MainRulesOn<multopt::bases::Lion, S>>()));
+    std::declval<MainRulesOn<multopt::bases::Lion, S>>(), std::declval<MainRulesOn<multopt::bases::SparseAdam, S>>()));
 
 // Every base × rule combination the library defines, in S (the version-2 bases with the four
 // main rules; the non-negative rules on them are the same code as on the first four).

@@ -53,7 +53,8 @@ TEST_CASE("each combination's settings are exactly those REFERENCE.md gives its 
       {"nadam", {"beta1", "beta2", "eps", "momentum_decay"}},
       {"radam", {"beta1", "beta2", "eps"}},
       {"adadelta", {"rho", "eps"}},
-      {"lion", {"beta1", "beta2"}}};
+      {"lion", {"beta1", "beta2"}},
+      {"sparse_adam", {"beta1", "beta2", "eps"}}};
   const std::map<std::string, std::vector<std::string>> rule_settings = {
       {"additive", {"lr"}},
       {"multiplicative", {"lr_in", "lr_out"}},

@@ -15,6 +15,7 @@
 #include "bases/radam.hpp"
 #include "bases/rmsprop.hpp"
 #include "bases/sgd.hpp"
+#include "bases/sparse_adam.hpp"
 #include "checkpoint.hpp"
 #include "keywords.hpp"
 #include "lr_schedules.hpp"
@@ -33,7 +34,7 @@
 namespace multopt {
 
 using AllBases = TypeList<bases::Sgd, bases::Adam, bases::Adagrad, bases::Rmsprop, bases::Adamax, bases::Nadam,
-                          bases::Radam, bases::Adadelta, bases::Lion>;
+                          bases::Radam, bases::Adadelta, bases::Lion, bases::SparseAdam>;
 using AllRules = TypeList<rules::Additive, rules::Multiplicative, rules::Hybrid, rules::Exponential,
                           rules::TanhMomentum, rules::NonNegativeClip, rules::NonNegativeReflect>;
 
@@ -106,6 +107,10 @@ template <class S> using Lion = Optimizer<bases::Lion, rules::Additive, S>;
 template <class S> using MLion = Optimizer<bases::Lion, rules::Multiplicative, S>;
 template <class S> using HLion = Optimizer<bases::Lion, rules::Hybrid, S>;
 template <class S> using ELion = Optimizer<bases::Lion, rules::Exponential, S>;
+template <class S> using SparseAdam = Optimizer<bases::SparseAdam, rules::Additive, S>;
+template <class S> using MSparseAdam = Optimizer<bases::SparseAdam, rules::Multiplicative, S>;
+template <class S> using HSparseAdam = Optimizer<bases::SparseAdam, rules::Hybrid, S>;
+template <class S> using ESparseAdam = Optimizer<bases::SparseAdam, rules::Exponential, S>;
 
 // The rules whose optimizers have the aliases above: the rule's alias_prefix before the base's alias.
 using AliasedRules = TypeList<rules::Additive, rules::Multiplicative, rules::Hybrid, rules::Exponential>;

@@ -30,6 +30,7 @@ struct NamedTensorRefs {
   double* scalars = nullptr;
   unsigned new_arrays = 0;
   std::size_t group = 0;
+  RowIndices rows{};  // a gradient given as rows (TensorRefs::rows)
 };
 
 // One call's step of one base × rule over parameters of type P, in the two phases of StepWork.
@@ -87,6 +88,7 @@ class NamedStepOf final : public NamedStep<P> {
       refs.scalars = t.scalars;
       refs.new_arrays = t.new_arrays;
       refs.group = t.group;
+      refs.rows = t.rows;
       refs_.push_back(refs);
     }
     work_.plan(refs_.data(), refs_.size(), groups_.data(), groups_.size(), options);

@@ -49,6 +49,12 @@ struct TensorStepArgs {
   S* master = nullptr;                  // 16-bit P under Rounding::master: the fp32 weights
   Rounding rounding = Rounding::master;  // 16-bit P: how the result is stored
   std::uint64_t rounding_key = 0;        // Rounding::stochastic: this tensor's step's key
+  std::size_t offset = 0;                // Rounding::stochastic: the place of param[0] in its tensor
+  // A gradient given as rows (TensorRefs::rows): the rows it touches, in increasing order, of
+  // row_width elements each; grad holds their gradients one row after another, and `size` counts
+  // those rows' elements alone.
+  const std::size_t* rows = nullptr;
+  std::size_t row_width = 0;
 };
 
 // A piece of work for one thread: elements [begin, end) of one tensor.
@@ -157,7 +163,8 @@ void step_16bit(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::
     TensorStepArgs<Base, Rule, float> view{param, grad, n, {}, t.base, t.rule, t.prestep};
     for (std::size_t k = 0; k < view.slots.size(); ++k) view.slots[k] = t.slots[k] ? t.slots[k] + first : nullptr;
     step_float(view, 0, n);
-    if (t.rounding == Rounding::stochastic) Storage<P>::narrow_stochastic(param, t.param + first, n, t.rounding_key, first);
+    if (t.rounding == Rounding::stochastic)
+      Storage<P>::narrow_stochastic(param, t.param + first, n, t.rounding_key, t.offset + first);
     else Storage<P>::narrow_nearest(param, t.param + first, n);
   }
 }
@@ -169,6 +176,7 @@ void step_16bit(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::
 template <class Base, class Rule, class P>
 void prefetch_chunk(const TensorStepArgs<Base, Rule, P>& t, const Chunk& chunk, std::size_t bytes) {
 #if defined(__GNUC__)
+  if (t.rows) return;  // rows here and there: no stream to start
   using S = Arithmetic<P>;
   constexpr std::size_t line = 64 / sizeof(S);
   const std::size_t end = std::min(chunk.end, chunk.begin + bytes / sizeof(S));
@@ -190,22 +198,56 @@ void prefetch_chunk(const TensorStepArgs<Base, Rule, P>& t, const Chunk& chunk, 
 
 }  // namespace detail
 
-// Steps elements [begin, end) of a tensor; begin is a multiple of the packet width.
+// Steps elements [begin, end) of a tensor; begin is a multiple of the packet width (of the
+// row width, where the gradient is given as rows).
+template <class Base, class Rule, class P>
+void step_range(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end);
+
+namespace detail {
+
+// Rows [begin, end) / row_width of the rows a gradient touches, each stepped as a tensor of one
+// row: the same loop, so that every element sees what it would see in a dense step.
+template <class Base, class Rule, class P>
+void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
+  const std::size_t width = t.row_width;
+  TensorStepArgs<Base, Rule, P> row = t;
+  row.rows = nullptr;
+  row.size = width;
+  for (std::size_t r = begin / width; r < end / width; ++r) {
+    const std::size_t at = t.rows[r] * width;
+    row.param = t.param + at;
+    if constexpr (is_16bit<P>) row.grad.wide = t.grad.wide + r * width;  // coalesced rows are wide
+    else row.grad = t.grad + r * width;
+    for (std::size_t k = 0; k < row.slots.size(); ++k) row.slots[k] = t.slots[k] ? t.slots[k] + at : nullptr;
+    row.master = t.master ? t.master + at : nullptr;
+    row.offset = at;
+    step_range(row, 0, width);
+  }
+}
+
+}  // namespace detail
+
 template <class Base, class Rule, class P>
 void step_range(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
-  if constexpr (is_16bit<P>) detail::step_16bit(t, begin, end);
+  if (t.rows) detail::step_rows(t, begin, end);
+  else if constexpr (is_16bit<P>) detail::step_16bit(t, begin, end);
   else detail::step_float(t, begin, end);
 }
 
-// Splits tensors of these sizes into chunks of about `chunk` elements, cut at packet bounds.
+// Splits tensors of these sizes into chunks of about `chunk` elements, cut at packet bounds, or
+// at row bounds for a tensor k of rows (row_widths[k] > 0).
 template <class S>
-void make_chunks(const std::vector<std::size_t>& sizes, std::size_t chunk, std::vector<Chunk>& chunks) {
+void make_chunks(const std::vector<std::size_t>& sizes, const std::vector<std::size_t>& row_widths, std::size_t chunk,
+                 std::vector<Chunk>& chunks) {
   constexpr std::size_t width = simd::Vec<S>::size;
-  const std::size_t length = std::max(width, chunk - chunk % width);
+  const std::size_t packets = std::max(width, chunk - chunk % width);
   chunks.clear();
-  for (std::size_t k = 0; k < sizes.size(); ++k)
+  for (std::size_t k = 0; k < sizes.size(); ++k) {
+    const std::size_t row = row_widths[k];
+    const std::size_t length = row ? std::max(row, chunk - chunk % row) : packets;
     for (std::size_t begin = 0; begin < sizes[k]; begin += length)
       chunks.push_back({k, begin, std::min(sizes[k], begin + length)});
+  }
 }
 
 // Calls work(c) for c in [0, count), on several threads when a step of total_size elements is

@@ -9,9 +9,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "contract.hpp"
+#include "gradient_rows.hpp"
 #include "gradient_scan.hpp"
 #include "hyper.hpp"
 #include "non_finite.hpp"
@@ -31,15 +33,45 @@ namespace detail {
 template <class P>
 class ChunkedStep {
  public:
-  // The call's tensors, each by its size and gradient, in order.
+  // The call's tensors, each by its size and gradient, in order. A gradient given as rows is
+  // coalesced here (gradient_rows.hpp): the tensor steps those rows' elements, and its gradient
+  // is theirs, which clipping and the non-finite policies read.
   void clear_tensors() {
     sizes_.clear();
     grads_.clear();
+    row_widths_.clear();
+    row_lists_.clear();
+    coalesced_count_ = 0;
   }
-  void add_tensor(std::size_t size, GradientPointer<P> grad) {
-    sizes_.push_back(size);
-    grads_.push_back(grad);
+  void add_tensor(std::size_t size, GradientPointer<P> grad, const RowIndices& rows) {
+    const std::size_t k = sizes_.size();
+    if (!rows.given() || rows.count == 0) {  // no row: nothing steps, nothing is read
+      sizes_.push_back(rows.given() ? 0 : size);
+      grads_.push_back(grad);
+      row_widths_.push_back(rows.width);
+      row_lists_.push_back(nullptr);
+      return;
+    }
+    if (coalesced_count_ == coalesced_.size()) coalesced_.emplace_back();
+    CoalescedRows<S>& coalesced = coalesced_[coalesced_count_++];
+    const std::string what = "tensor " + std::to_string(k);
+    if constexpr (is_16bit<P>) {
+      if (grad.wide) coalesced.coalesce(rows, grad.wide, size / rows.width, what);
+      else coalesced.coalesce(rows, grad.narrow, size / rows.width, what);
+      grads_.push_back({nullptr, coalesced.values()});
+    } else {
+      coalesced.coalesce(rows, grad, size / rows.width, what);
+      grads_.push_back(coalesced.values());
+    }
+    sizes_.push_back(coalesced.rows().size() * rows.width);
+    row_widths_.push_back(rows.width);
+    row_lists_.push_back(coalesced.rows().data());
   }
+  // Tensor k as the step walks it: its elements stepped, its gradient, its rows (null for a
+  // dense gradient).
+  std::size_t size(std::size_t k) const { return sizes_[k]; }
+  const GradientPointer<P>& gradient(std::size_t k) const { return grads_[k]; }
+  const std::size_t* rows(std::size_t k) const { return row_lists_[k]; }
 
   // Plans the step of those tensors: lays out the chunks and reads the gradients as far as must
   // be known before the step (scan_gradients). Returns the clipping factor.
@@ -82,7 +114,7 @@ class ChunkedStep {
   void lay_out() {
     total_size_ = 0;
     for (std::size_t size : sizes_) total_size_ += size;
-    make_chunks<S>(sizes_, threading_.chunk, chunks_);
+    make_chunks<S>(sizes_, row_widths_, threading_.chunk, chunks_);
     chunks_to_step_.reserve(chunks_.size());
     one_chunk_.assign(sizes_.size(), 1);
     for (std::size_t c = 1; c < chunks_.size(); ++c)
@@ -107,7 +139,9 @@ class ChunkedStep {
     if (policy == NonFinitePolicy::throw_error) {
       scan_.for_each_non_finite([&](std::size_t k) {
         const std::size_t index = first_non_finite(grads_[k], sizes_[k]);
-        throw NonFiniteGradient(k, index, element(grads_[k], index));
+        const std::size_t width = row_widths_[k];  // of rows: the element's place in the table
+        throw NonFiniteGradient(k, width ? row_lists_[k][index / width] * width + index % width : index,
+                                element(grads_[k], index));
       });
     }
     if (checking) scan_.for_each_non_finite([&](std::size_t k) { skip_[k] = 1; });
@@ -118,6 +152,10 @@ class ChunkedStep {
 
   std::vector<std::size_t> sizes_;
   std::vector<GradientPointer<P>> grads_;
+  std::vector<std::size_t> row_widths_;           // per tensor: 0, or its gradient's row width
+  std::vector<const std::size_t*> row_lists_;     // per tensor: null, or the rows it steps
+  std::vector<CoalescedRows<S>> coalesced_;       // the gradients given as rows, coalesced
+  std::size_t coalesced_count_ = 0;
   ThreadSettings threading_;
   std::size_t total_size_ = 0;
   std::vector<Chunk> chunks_;
@@ -152,7 +190,7 @@ class StepWork {
     for (std::size_t g = 0; g < group_count; ++g) groups[g].template validate_for<S>();
     for (std::size_t k = 0; k < count; ++k) detail::check_tensor_refs(k, tensors[k], groups, group_count, options.storage);
     chunked_.clear_tensors();
-    for (std::size_t k = 0; k < count; ++k) chunked_.add_tensor(tensors[k].size, tensors[k].grad);
+    for (std::size_t k = 0; k < count; ++k) chunked_.add_tensor(tensors[k].size, tensors[k].grad, tensors[k].rows);
     step_args_.resize(count);
     if constexpr (has_scalars) next_scalars_.resize(count);
     const double clip = chunked_.plan(options);
@@ -188,8 +226,10 @@ class StepWork {
     const Hyper& h = groups[t.group];
     TensorStepArgs<Base, Rule, P>& args = step_args_[k];
     args.param = t.param;
-    args.grad = t.grad;
-    args.size = t.size;
+    args.grad = chunked_.gradient(k);
+    args.size = chunked_.size(k);
+    args.rows = chunked_.rows(k);
+    args.row_width = t.rows.width;
     for (int slot = 0; slot < Base::slot_count; ++slot)
       args.slots[std::size_t(slot)] = Base::uses_slot(h.base, slot) ? t.state[std::size_t(slot)] : nullptr;
     if constexpr (is_16bit<P>) {

@@ -7,12 +7,15 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "contract.hpp"
+#include "gradient_rows.hpp"
 #include "non_finite.hpp"
 #include "step.hpp"
 #include "storage.hpp"
@@ -42,6 +45,11 @@ struct TensorRefs {
   // starts a new momentum buffer from the gradient, as torch.optim does.
   unsigned new_arrays = 0;
   std::size_t group = 0;  // which of the call's groups of settings the tensor steps with
+  // A gradient given as rows (an embedding table's, as torch's sparse COO gradient holds it):
+  // where rows.given(), the parameter is a table of size / rows.width rows, and grad holds
+  // rows.count rows of rows.width values, the k-th that of table row rows.indices[k] (in any
+  // order; a repeated row's values are summed). Only those rows and their state step.
+  RowIndices rows{};
 };
 
 // The settings of a whole call (those of one group are its Hyper).
@@ -119,7 +127,7 @@ template <class P>
 void check_tensor_fields(std::size_t k, std::size_t group, std::size_t group_count, const long* steps,
                          const double* scalars, const char* const* scalar_names, int scalar_count, std::size_t size,
                          const P* param, const GradientPointer<P>& grad, const Arithmetic<P>* master,
-                         const StorageMode& storage) {
+                         const RowIndices& rows, const StorageMode& storage) {
   if (group >= group_count)
     refuse_tensor(k, "is of group " + std::to_string(group) + ", and the call has " + std::to_string(group_count));
   if (!steps) refuse_tensor(k, "has no step count (steps is a null pointer)");
@@ -131,7 +139,14 @@ void check_tensor_fields(std::size_t k, std::size_t group, std::size_t group_cou
     if (!std::isfinite(scalars[s]))
       refuse_tensor(k, "has " + std::string(scalar_names[s]) + " = " + std::to_string(scalars[s]) +
                            ", which must be finite");
-  if (size == 0) return;
+  if (rows.given()) {
+    if (rows.width == 0 || size % rows.width != 0)
+      refuse_tensor(k, "has " + std::to_string(size) + " elements, which are no whole number of rows of " +
+                           std::to_string(rows.width));
+    if (rows.count > 0 && !rows.indices)
+      refuse_tensor(k, "has " + std::to_string(rows.count) + " gradient rows and no row indices (a null pointer)");
+  }
+  if (size == 0 || (rows.given() && rows.count == 0)) return;
   if (!param) refuse_tensor(k, "has a null param");
   if constexpr (is_16bit<P>) {
     if (!grad.narrow && !grad.wide) refuse_tensor(k, "has a null grad");
@@ -150,7 +165,15 @@ void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const Hyper*
   const char* const* scalar_names = nullptr;
   if constexpr (contract::scalar_count<Base> > 0) scalar_names = Base::scalar_names;
   check_tensor_fields<P>(k, t.group, group_count, t.steps, t.scalars, scalar_names, contract::scalar_count<Base>,
-                         t.size, t.param, t.grad, t.master, storage);
+                         t.size, t.param, t.grad, t.master, t.rows, storage);
+  if (t.rows.given()) {
+    const auto& h = groups[t.group];
+    for (const auto& [name, decay] : {std::pair<const char*, double>{"weight_decay", h.weight_decay},
+                                      {"decoupled_weight_decay", h.decoupled_weight_decay}})
+      if (decay != 0.0)
+        refuse_tensor(k, "has a gradient given as rows, and " + std::string(name) + " = " + std::to_string(decay) +
+                             " (group " + std::to_string(t.group) + ") would change every row");
+  }
   if (t.size == 0) return;
   for (int slot = 0; slot < Base::slot_count; ++slot)
     if (Base::uses_slot(groups[t.group].base, slot) && !t.state[std::size_t(slot)])

@@ -290,7 +290,11 @@ class Step:
         grad = param.grad if stepping else None
         if grad is not None:
             if grad.layout != torch.strided:
-                _refuse(group, index, "has a sparse gradient; multopt steps dense gradients")
+                _refuse(group, index, "has a sparse gradient, which multopt steps on the CPU only (by the fused "
+                                      "loop)")
+            if self.base == "sparse_adam":
+                _refuse(group, index, "has a dense gradient, which sparse_adam does not step (as "
+                                      "torch.optim.SparseAdam: consider Adam)")
             if grad.device != param.device:
                 _refuse(group, index, "is on {} but its gradient on {}".format(param.device, grad.device))
             if grad.dtype != param.dtype and not (narrow and grad.dtype == torch.float32):

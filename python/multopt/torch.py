@@ -302,6 +302,7 @@ _BASES = [
     ("adadelta", "Adadelta", 1.0, [("rho", 0.9), ("eps", 1e-6), ("weight_decay", 0), ("foreach", None)],
      _CAPTURABLE_KEYWORDS),
     ("lion", "Lion", 1e-4, [("betas", (0.9, 0.99)), ("weight_decay", 0)], [("maximize", False)]),
+    ("sparse_adam", "SparseAdam", 1e-3, [_BETAS, ("eps", 1e-8), ("maximize", False)], []),
 ]
 # The rules: class-name prefix and the arguments of the paper's package, before the base's.
 _RULES = [

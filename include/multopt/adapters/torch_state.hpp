@@ -128,7 +128,9 @@ struct Worked {
 struct PreparedParam {
   Worked param, master;
   std::vector<Worked> arrays;  // by slot; undefined where the settings use none
-  at::Tensor grad;             // contiguous and real, read only
+  at::Tensor grad;             // contiguous and real, read only: the parameter's size, or rows
+  at::Tensor rows;             // a sparse gradient's row indices (int64), else undefined
+  std::size_t row_width = 0;   // a sparse gradient's values per row
   long steps = 0;
   std::vector<double> scalars;
   const std::vector<std::string>* scalar_names = nullptr;  // the base's, held by the call
@@ -139,15 +141,28 @@ struct PreparedParam {
     master = {};
     arrays.clear();
     grad.reset();
+    rows.reset();
   }
 };
 
-// The parameter's gradient, contiguous and real, if the step can read it.
-inline at::Tensor checked_gradient(const TorchParamStep& p) {
+// How a group steps sparse gradients, as its torch.optim class does: the rows they touch (SGD,
+// Adagrad, SparseAdam), as the dense gradient (SGD with momentum, whose buffer then steps every
+// row it holds), or not at all.
+enum class SparseSteps { refused, rows, dense };
+inline SparseSteps sparse_steps(const std::string& base, const NamedValues& settings) {
+  if (base == "adagrad" || base == "sparse_adam") return SparseSteps::rows;
+  if (base != "sgd") return SparseSteps::refused;
+  const NamedHyper given(settings);
+  return given.has("momentum") && given.get("momentum") != 0.0 ? SparseSteps::dense : SparseSteps::rows;
+}
+
+// Reads the parameter's gradient into `prepared`, if the step can read it: dense, contiguous and
+// real, or a sparse COO gradient as rows (a table's rows: the places of its sparse dimensions,
+// each of the values of its dense dimensions) where the group steps rows.
+inline void read_gradient(const TorchParamStep& p, const std::string& base, const NamedValues& settings,
+                          PreparedParam& prepared) {
   const at::Tensor& param = p.param;
   const at::Tensor& grad = param.grad();
-  if (grad.is_sparse() || grad.layout() != at::kStrided)
-    refuse(p, "has a sparse gradient; multopt steps dense gradients");
   if (!grad.device().is_cpu()) refuse(p, "has its gradient on " + grad.device().str());
   const bool narrow = param.scalar_type() == at::kBFloat16 || param.scalar_type() == at::kHalf;
   if (grad.scalar_type() != param.scalar_type() && !(narrow && grad.scalar_type() == at::kFloat))
@@ -155,7 +170,33 @@ inline at::Tensor checked_gradient(const TorchParamStep& p) {
                   c10::toString(param.scalar_type()) + (narrow ? " (its gradient may be that or Float)" : ""));
   if (grad.sizes() != param.sizes())
     refuse(p, "has a gradient of shape " + c10::str(grad.sizes()) + " but is of shape " + c10::str(param.sizes()));
-  return Worked::of(grad).real();
+  if (grad.layout() == at::kStrided) {
+    if (base == "sparse_adam")
+      refuse(p, "has a dense gradient, which sparse_adam does not step (as torch.optim.SparseAdam: consider Adam)");
+    prepared.grad = Worked::of(grad).real();
+    return;
+  }
+  if (!grad.is_sparse())
+    refuse(p, "has a gradient of layout " + c10::str(grad.layout()) + ", which multopt does not step");
+  const SparseSteps steps = sparse_steps(base, settings);
+  if (steps == SparseSteps::refused)
+    refuse(p, "has a sparse gradient, which " + base + " does not step (SGD, Adagrad and SparseAdam do, as in torch.optim)");
+  const NamedHyper given(settings);
+  for (const char* decay : {"weight_decay", "decoupled_weight_decay"})
+    if (given.has(decay) && given.get(decay) != 0.0)
+      refuse(p, "has a sparse gradient, and " + std::string(decay) + " = " + std::to_string(given.get(decay)) +
+                    " is not stepped with sparse gradients (as in torch.optim)");
+  if (steps == SparseSteps::dense) {
+    prepared.grad = Worked::of(grad.to_dense()).real();
+    return;
+  }
+  const at::Tensor indices = grad._indices();
+  at::Tensor rows = indices.select(0, 0);
+  for (std::int64_t d = 1; d < grad.sparse_dim(); ++d) rows = rows * param.size(d) + indices.select(0, d);
+  prepared.rows = rows.contiguous();
+  prepared.grad = Worked::of(grad._values()).real();
+  prepared.row_width =
+      std::size_t(c10::multiply_integers(param.sizes().slice(std::size_t(grad.sparse_dim())))) * (param.is_complex() ? 2 : 1);
 }
 
 // A state array the parameter holds, in `dtype`: another floating dtype is converted, and the
@@ -173,10 +214,10 @@ inline at::Tensor held_array(TorchParamStep& p, const std::string& name, at::Ten
   return array;
 }
 
-// Reads, checks and completes a parameter's state: the arrays its settings need, made where
-// missing (their initial values, as torch makes them at a first step) or converted to the
-// parameter's dtype where they are of another (the state follows the parameter, as after
-// model.double()); `updates` gets each array made or converted.
+// Reads, checks and completes a parameter's state into `prepared` (released before): the arrays
+// its settings need, made where missing (their initial values, as torch makes them at a first
+// step) or converted to the parameter's dtype where they are of another (the state follows the
+// parameter, as after model.double()); `updates` gets each array made or converted.
 // Without `making`, it only checks what the parameter holds.
 inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays, int slot_count,
                     const std::vector<std::string>& scalar_names, const std::vector<double>& initial_scalars,
@@ -186,7 +227,6 @@ inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays
   if (!narrow && p.state.find("master_weights"))
     refuse(p, std::string("has master weights in its state, which are for bfloat16 and float16 parameters, not ") +
                   c10::toString(param.scalar_type()));
-  prepared.release();
   prepared.new_arrays = 0;
   prepared.steps = 0;
   prepared.param = Worked::of(param);

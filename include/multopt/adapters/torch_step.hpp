@@ -61,6 +61,8 @@ NamedTensorRefs<P> refs_of(PreparedParam& prepared, std::size_t group) {
     refs.grad = data_as<P>(prepared.grad);
   }
   if (prepared.master.defined()) refs.master = prepared.master.data<S>();
+  if (prepared.rows.defined())
+    refs.rows = {prepared.rows.data_ptr<std::int64_t>(), std::size_t(prepared.rows.numel()), prepared.row_width};
   refs.steps = &prepared.steps;
   refs.scalars = prepared.scalars.data();
   refs.new_arrays = prepared.new_arrays;
@@ -107,10 +109,10 @@ inline void prepare_all(const std::string& base, const std::string& rule, const 
       if (lane.arrays.empty())
         for (const NamedValues& settings : groups)
           lane.arrays.push_back(lane.step->state_arrays(settings, is_16bit<P> ? storage : StorageMode{}));
-      const at::Tensor grad = stepping ? checked_gradient(p) : at::Tensor();
+      prepared[k].release();
+      if (stepping) read_gradient(p, base, groups[p.group], prepared[k]);
       prepare(p, lane.arrays[p.group], lane.step->slot_count(), lane.scalar_names, lane.initial_scalars, stepping,
               prepared[k]);
-      prepared[k].grad = grad;
       lane.members.push_back(k);
     });
   }
