@@ -354,4 +354,128 @@ double naive_difference() {
   return worst;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Sparse rows (docs/performance.md, "Sparse rows"): a table of kTableRows rows of kRowWidth
+// floats, and kBatches batches of kBatchRows row indices each, drawn with repeats from a
+// Zipf-like law (a row below x with probability log(x + 1) / log(rows + 1): the first rows are
+// the most looked up, as an embedding table's frequent tokens), with a gradient row each. A step
+// takes the next batch, so that the rows touched move through a working set larger than the
+// caches, as training's do.
+
+constexpr std::size_t kTableRows = std::size_t(1) << 22, kRowWidth = 64, kBatchRows = std::size_t(1) << 14,
+                      kBatches = 8;
+
+struct RowBatches {
+  std::vector<std::vector<std::int64_t>> indices;  // per batch, as drawn
+  std::vector<std::vector<std::size_t>> rows;      // per batch, each touched row once, in increasing order
+  std::vector<Buffer<float>> values;               // per batch: kBatchRows × kRowWidth
+  std::size_t touched = 0;                         // elements a pass over every batch steps
+
+  RowBatches() {
+    for (std::size_t b = 0; b < kBatches; ++b) {
+      std::vector<std::int64_t> drawn(kBatchRows);
+      for (std::size_t k = 0; k < kBatchRows; ++k) {
+        const double u = double(mix((std::uint64_t(b) << 32) ^ k) >> 11) * 0x1p-53;
+        drawn[k] = std::min(std::int64_t(kTableRows) - 1, std::int64_t(std::exp(u * std::log(double(kTableRows) + 1.0))) - 1);
+      }
+      std::vector<std::size_t> once(drawn.begin(), drawn.end());
+      std::sort(once.begin(), once.end());
+      once.erase(std::unique(once.begin(), once.end()), once.end());
+      touched += once.size() * kRowWidth;
+      indices.push_back(std::move(drawn));
+      rows.push_back(std::move(once));
+      values.push_back(allocate<float>(kBatchRows * kRowWidth));
+      fill_grads(values.back().get(), kBatchRows * kRowWidth, 100 + b);
+    }
+  }
+  // Elements a step touches, on average over the batches.
+  std::size_t touched_per_step() const { return touched / kBatches; }
+};
+
+inline const RowBatches& row_batches() {
+  static const RowBatches batches;
+  return batches;
+}
+
+// multopt's step of the table with a batch's rows (TensorRefs::rows): coalesced, then each
+// touched row stepped.
+template <class Base, class Rule>
+class RowsCase final : public Case {
+ public:
+  RowsCase() : param_(allocate<float>(kTableRows * kRowWidth)) {
+    fill_params(param_.get(), kTableRows * kRowWidth, 1);
+    groups_[0].rule = rule_params<Rule>();
+    groups_[0].base = base_params<Base>();
+    for (const multopt::StateArrayInfo& info : multopt::state_arrays<Base, float>(groups_[0].base)) {
+      state_.push_back(allocate<float>(kTableRows * kRowWidth));
+      fill_zero(state_.back().get(), kTableRows * kRowWidth);
+      refs_[0].state[std::size_t(info.slot)] = state_.back().get();
+    }
+    refs_[0].param = param_.get();
+    refs_[0].size = kTableRows * kRowWidth;
+    refs_[0].steps = &steps_;
+    options_.threading = multopt::ThreadSettings{g_threads};
+  }
+  void run() override {
+    const RowBatches& batches = row_batches();
+    const std::size_t b = next_++ % kBatches;
+    refs_[0].grad = batches.values[b].get();
+    refs_[0].rows = {batches.indices[b].data(), kBatchRows, kRowWidth};
+    multopt::step_tensors(refs_, groups_, options_, work_);
+  }
+
+ private:
+  Buffer<float> param_;
+  std::vector<Buffer<float>> state_;
+  long steps_ = 0;
+  std::size_t next_ = 0;
+  std::vector<multopt::TensorRefs<Base, float>> refs_{1};
+  std::vector<multopt::Hyper<Base, Rule>> groups_{1};
+  multopt::StepOptions options_;
+  multopt::StepWork<Base, Rule, float> work_;
+};
+
+// The yardstick of a rows step: the traffic loop over the same rows, each once (the batch's
+// rows coalesced beforehand), reading its gradient row and its row of the table and of two state
+// arrays, writing the three; rows split over threads as the step splits them.
+class RowTrafficCase final : public Case {
+ public:
+  RowTrafficCase()
+      : p_(allocate<float>(kTableRows * kRowWidth)), m_(allocate<float>(kTableRows * kRowWidth)),
+        v_(allocate<float>(kTableRows * kRowWidth)) {
+    fill_params(p_.get(), kTableRows * kRowWidth, 1);
+    fill_random(m_.get(), kTableRows * kRowWidth, 3, 0.0, 0.1);
+    fill_random(v_.get(), kTableRows * kRowWidth, 4, 0.0, 0.1);
+  }
+  void run() override {
+    const RowBatches& batches = row_batches();
+    const std::size_t b = next_++ % kBatches;
+    const std::vector<std::size_t>& rows = batches.rows[b];
+    const float* g = batches.values[b].get();
+    const float b1 = 0.9f, c1 = 0.1f, b2 = 0.999f, c2 = 0.001f, lr = float(kLr);
+    float* __restrict p = p_.get();
+    float* __restrict m = m_.get();
+    float* __restrict v = v_.get();
+    const long count = long(rows.size());
+    MULTOPT_BENCH_PRAGMA(omp parallel for schedule(static) num_threads(g_threads) if (g_threads != 1))
+    for (long k = 0; k < count; ++k) {
+      const std::size_t at = rows[std::size_t(k)] * kRowWidth;
+      const float* __restrict gk = g + std::size_t(k) * kRowWidth;
+      MULTOPT_BENCH_PRAGMA(omp simd)
+      for (std::size_t i = 0; i < kRowWidth; ++i) {
+        const float gi = gk[i];
+        const float mi = b1 * m[at + i] + c1 * gi;
+        const float vi = b2 * v[at + i] + c2 * gi * gi;
+        m[at + i] = mi;
+        v[at + i] = vi;
+        p[at + i] = p[at + i] - lr * (mi + vi);
+      }
+    }
+  }
+
+ private:
+  Buffer<float> p_, m_, v_;
+  std::size_t next_ = 0;
+};
+
 }  // namespace multopt_bench

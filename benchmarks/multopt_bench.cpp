@@ -184,6 +184,25 @@ void add_traffic(std::size_t n) {
       [n] { return std::make_unique<TrafficCase<S>>(n); });
 }
 
+// Sparse rows: a table stepped with a batch of rows (ns per touched element, the rows coalesced),
+// beside the traffic loop over the same rows and the SGD, Adagrad and SparseAdam bases.
+template <class Base, class Rule>
+void add_rows(std::size_t touched) {
+  add(rows_name(Base::name, Rule::name, kBatchRows), touched, step_bytes<Base, float>(touched),
+      [] { return std::make_unique<RowsCase<Base, Rule>>(); });
+}
+
+void register_row_benchmarks() {
+  const std::size_t touched = row_batches().touched_per_step();
+  add(row_traffic_name(kBatchRows), touched, step_bytes<bases::Adam, float>(touched),
+      [] { return std::make_unique<RowTrafficCase>(); });
+  add_rows<bases::Sgd, rules::Additive>(touched);
+  add_rows<bases::Adagrad, rules::Additive>(touched);
+  add_rows<bases::SparseAdam, rules::Additive>(touched);
+  add_rows<bases::SparseAdam, rules::Multiplicative>(touched);
+  add_rows<bases::SparseAdam, rules::Hybrid>(touched);
+}
+
 void register_benchmarks() {
   for (std::size_t n : {kInCache, kLarge}) {
     multopt::for_each_type(multopt::TypeList<float, double>{}, [n](auto scalar) {
@@ -221,6 +240,7 @@ void register_benchmarks() {
     return std::make_unique<StepCase<Adam, Mult, float>>(std::vector<std::size_t>(kManyCount, kManySize));
   });
   register_16bit_benchmarks();
+  register_row_benchmarks();
 }
 
 void add_context() {

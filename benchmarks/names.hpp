@@ -29,6 +29,13 @@ inline std::string traffic16_name(const std::string& base, const std::string& mo
   return "BM_Traffic16/" + base + "/" + mode + "/" + std::to_string(n);
 }
 
+// A step of a table with a batch of rows, and its yardstick: "BM_Rows/adagrad/additive/float/16384"
+// (the batch's row count), "BM_RowTraffic/float/16384".
+inline std::string rows_name(const std::string& base, const std::string& rule, std::size_t batch) {
+  return step_name("BM_Rows", base, rule, "float", batch);
+}
+inline std::string row_traffic_name(std::size_t batch) { return "BM_RowTraffic/float/" + std::to_string(batch); }
+
 inline std::string many_tensors_name() {
   return "BM_ManyTensors/adam/multiplicative/float/" + std::to_string(kManyCount) + "x" +
          std::to_string(kManySize);

@@ -140,6 +140,12 @@ class Summary {
       line(adam_mult("BM_StepClippedChecked", n), adam_mult("BM_StepClipped", n), 0);
     }
 
+    section("Sparse rows: a table's step with a batch of rows / the traffic loop over the same rows (target: 1.3)");
+    for (const auto& [name, value] : results_) {
+      const std::vector<std::string> p = split(name, '/');
+      if (p.size() == 5 && p[0] == "BM_Rows") line(name, row_traffic_name(std::stoul(p[4])), 1.3);
+    }
+
     out_ << "\nTargets: " << passed_ << " PASS, " << missed_ << " MISS (of those measured in this run)\n";
   }
 

@@ -4,11 +4,11 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "storage.hpp"
@@ -38,20 +38,24 @@ class CoalescedRows {
         throw std::invalid_argument("multopt: " + what + " has a gradient row index " + std::to_string(given.indices[k]) +
                                     " (entry " + std::to_string(k) + ") outside [0, " + std::to_string(row_limit) +
                                     "); nothing was stepped");
-    order_.resize(given.count);
-    for (std::size_t k = 0; k < given.count; ++k) order_[k] = {given.indices[k], k};
-    std::sort(order_.begin(), order_.end());  // equal rows in the order given: a fixed summation order
+    sort_by_row(given, row_limit);
+    const auto starts_row = [&](std::size_t k) {
+      return k == 0 || given.indices[order_[k]] != given.indices[order_[k - 1]];
+    };
     rows_.clear();
     for (std::size_t k = 0; k < order_.size(); ++k)
-      if (k == 0 || order_[k].first != order_[k - 1].first) rows_.push_back(std::size_t(order_[k].first));
+      if (starts_row(k)) rows_.push_back(std::size_t(given.indices[order_[k]]));
     const std::size_t width = given.width;
     values_.resize(rows_.size() * width);
     S* out = values_.data() - width;
     for (std::size_t k = 0; k < order_.size(); ++k) {
-      const G* in = values + order_[k].second * width;
-      const bool repeat = k > 0 && order_[k].first == order_[k - 1].first;
-      if (!repeat) out += width;
-      for (std::size_t i = 0; i < width; ++i) out[i] = repeat ? out[i] + widened(in[i]) : widened(in[i]);
+      const G* in = values + order_[k] * width;
+      if (starts_row(k)) {
+        out += width;
+        for (std::size_t i = 0; i < width; ++i) out[i] = widened(in[i]);
+      } else {
+        for (std::size_t i = 0; i < width; ++i) out[i] = out[i] + widened(in[i]);
+      }
     }
   }
 
@@ -59,13 +63,31 @@ class CoalescedRows {
   const S* values() const { return values_.data(); }               // rows().size() × width
 
  private:
+  // order_: the entries by row, equal rows in the order given (so that a row's values are summed
+  // in a fixed order): a least-significant-digit radix sort, 11 bits a pass, as many passes as
+  // row_limit - 1 has bits.
+  void sort_by_row(const RowIndices& given, std::size_t row_limit) {
+    constexpr std::size_t digit_bits = 11, digits = std::size_t(1) << digit_bits;
+    order_.resize(given.count);
+    for (std::size_t k = 0; k < given.count; ++k) order_[k] = k;
+    scratch_.resize(given.count);
+    for (std::size_t shift = 0; shift < 64 && ((row_limit - 1) >> shift) != 0; shift += digit_bits) {
+      std::array<std::size_t, digits + 1> starts{};
+      const auto digit = [&](std::size_t k) { return (std::uint64_t(given.indices[k]) >> shift) & (digits - 1); };
+      for (std::size_t k : order_) ++starts[digit(k) + 1];
+      for (std::size_t d = 0; d < digits; ++d) starts[d + 1] += starts[d];
+      for (std::size_t k : order_) scratch_[starts[digit(k)]++] = k;
+      order_.swap(scratch_);
+    }
+  }
+
   template <class G>
   static S widened(G x) {
     if constexpr (is_16bit<G>) return detail::widen(x);
     else return x;
   }
 
-  std::vector<std::pair<std::int64_t, std::size_t>> order_;  // (row, entry), sorted
+  std::vector<std::size_t> order_, scratch_;  // entries, sorted by row
   std::vector<std::size_t> rows_;
   std::vector<S> values_;
 };

@@ -169,31 +169,38 @@ void step_16bit(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::
   }
 }
 
-// Asks the caches for the first lines of a chunk's arrays (at most `bytes` of each). A chunk
-// that starts a tensor starts new memory streams, which the processor's prefetchers pick up
-// only after a few misses, and a small tensor ends before they do: requested while the previous
-// chunk is stepped, its first lines arrive in the shadow of that work (docs/performance.md).
+// Asks the caches for the lines of elements [begin, end) of a tensor's arrays, its gradient's
+// too where `gradient` (the coalesced rows of a gradient given as rows are read in order).
 template <class Base, class Rule, class P>
-void prefetch_chunk(const TensorStepArgs<Base, Rule, P>& t, const Chunk& chunk, std::size_t bytes) {
+void prefetch_elements(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end, bool gradient) {
 #if defined(__GNUC__)
-  if (t.rows) return;  // rows here and there: no stream to start
   using S = Arithmetic<P>;
   constexpr std::size_t line = 64 / sizeof(S);
-  const std::size_t end = std::min(chunk.end, chunk.begin + bytes / sizeof(S));
-  for (std::size_t i = chunk.begin; i < end; i += line) {
+  for (std::size_t i = begin; i < end; i += line) {
     __builtin_prefetch(t.param + i, 1);
     if constexpr (is_16bit<P>) {
-      __builtin_prefetch(t.grad.wide ? static_cast<const void*>(t.grad.wide + i) : t.grad.narrow + i, 0);
+      if (gradient) __builtin_prefetch(t.grad.wide ? static_cast<const void*>(t.grad.wide + i) : t.grad.narrow + i, 0);
       if (t.master) __builtin_prefetch(t.master + i, 1);
     } else {
-      __builtin_prefetch(t.grad + i, 0);
+      if (gradient) __builtin_prefetch(t.grad + i, 0);
     }
     for (S* slot : t.slots)
       if (slot) __builtin_prefetch(slot + i, 1);
   }
 #else
-  (void)t, (void)chunk, (void)bytes;
+  (void)t, (void)begin, (void)end, (void)gradient;
 #endif
+}
+
+// Asks the caches for the first lines of a chunk's arrays (at most `bytes` of each). A chunk
+// that starts a tensor starts new memory streams, which the processor's prefetchers pick up
+// only after a few misses, and a small tensor ends before they do: requested while the previous
+// chunk is stepped, its first lines arrive in the shadow of that work (docs/performance.md).
+// (The rows of a gradient given as rows ask for their own: step_rows.)
+template <class Base, class Rule, class P>
+void prefetch_chunk(const TensorStepArgs<Base, Rule, P>& t, const Chunk& chunk, std::size_t bytes) {
+  if (t.rows) return;
+  prefetch_elements(t, chunk.begin, std::min(chunk.end, chunk.begin + bytes / sizeof(Arithmetic<P>)), true);
 }
 
 }  // namespace detail
@@ -206,14 +213,20 @@ void step_range(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::
 namespace detail {
 
 // Rows [begin, end) / row_width of the rows a gradient touches, each stepped as a tensor of one
-// row: the same loop, so that every element sees what it would see in a dense step.
+// row: the same loop, so that every element sees what it would see in a dense step. The rows lie
+// here and there in memory, where no prefetcher finds them: each asks for a later row's lines
+// first, which arrive while it is stepped (docs/performance.md, "Sparse rows").
 template <class Base, class Rule, class P>
 void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
-  const std::size_t width = t.row_width;
+  constexpr std::size_t ahead = 4;
+  const std::size_t width = t.row_width, first = begin / width, last = end / width;
   TensorStepArgs<Base, Rule, P> row = t;
   row.rows = nullptr;
   row.size = width;
-  for (std::size_t r = begin / width; r < end / width; ++r) {
+  const auto prefetch_row = [&](std::size_t r) { prefetch_elements(t, t.rows[r] * width, t.rows[r] * width + width, false); };
+  for (std::size_t r = first; r < std::min(last, first + ahead); ++r) prefetch_row(r);
+  for (std::size_t r = first; r < last; ++r) {
+    if (r + ahead < last) prefetch_row(r + ahead);
     const std::size_t at = t.rows[r] * width;
     row.param = t.param + at;
     if constexpr (is_16bit<P>) row.grad.wide = t.grad.wide + r * width;  // coalesced rows are wide
