@@ -47,13 +47,14 @@ class CoalescedRows {
       if (starts_row(k)) rows_.push_back(std::size_t(given.indices[order_[k]]));
     const std::size_t width = given.width;
     values_.resize(rows_.size() * width);
-    S* out = values_.data() - width;
+    std::size_t row = 0;
     for (std::size_t k = 0; k < order_.size(); ++k) {
       const G* in = values + order_[k] * width;
       if (starts_row(k)) {
-        out += width;
+        S* out = values_.data() + row++ * width;
         for (std::size_t i = 0; i < width; ++i) out[i] = widened(in[i]);
       } else {
+        S* out = values_.data() + (row - 1) * width;
         for (std::size_t i = 0; i < width; ++i) out[i] = out[i] + widened(in[i]);
       }
     }
