@@ -148,8 +148,7 @@ struct Hyper {
   template <class S>
   void validate_for() const {
     validate();
-    FieldRefs<const Hyper> refs{};
-    field_refs(*this, refs);
+    const auto refs = field_refs(*this);
     detail::require_within(refs.data(), refs.size(), double(std::numeric_limits<S>::max()),
                            std::is_same_v<S, float> ? "within the range of float" : "finite");
   }
@@ -159,24 +158,20 @@ struct Hyper {
 
   // Every field by name, in the order of fields(); booleans as 0 or 1.
   NamedValues values() const {
-    FieldRefs<const Hyper> refs{};
-    field_refs(*this, refs);
+    const auto refs = field_refs(*this);
     return detail::values_of(refs.data(), refs.size());
   }
 
   static std::vector<std::string> names() {
     std::vector<std::string> all;
     const Hyper defaults;
-    FieldRefs<const Hyper> refs{};
-    field_refs(defaults, refs);
-    for (const auto& field : refs) all.emplace_back(field.name);
+    for (const auto& field : field_refs(defaults)) all.emplace_back(field.name);
     return all;
   }
 
   // Booleans read as 0 or 1.
   double get(std::string_view name) const {
-    FieldRefs<const Hyper> refs{};
-    field_refs(*this, refs);
+    const auto refs = field_refs(*this);
     const auto* field = detail::find_field(refs.data(), refs.size(), name);
     if (!field) unknown(name);
     return field->value();
@@ -189,8 +184,7 @@ struct Hyper {
   // and momentum) can change together. On any error *this is left as it was.
   void set_all(const NamedValues& settings) {
     Hyper changed = *this;
-    FieldRefs<Hyper> refs{};
-    field_refs(changed, refs);
+    const auto refs = field_refs(changed);
     for (const auto& [name, value] : settings) {
       const auto* field = detail::find_field(refs.data(), refs.size(), name);
       if (!field) unknown(name);
@@ -214,8 +208,6 @@ struct Hyper {
   }
 
  private:
-  // A template, so that FieldRefs counts the fields once Hyper is complete.
-  template <bool Const>
   static constexpr std::size_t field_count() {
     Hyper h;
     std::size_t count = 0;
@@ -223,24 +215,22 @@ struct Hyper {
     return count;
   }
 
-  // Each field's name and address, in the order of fields(). Filled in place, in the caller's
-  // frame: g++ 12 at -O3 takes addresses stored into a returned array for dangling pointers.
+  // Each field's name and address, in the order of fields().
   template <class Self>
-  using FieldRefs = std::array<detail::FieldRef<std::is_const_v<Self>>, field_count<std::is_const_v<Self>>()>;
-  template <class Self>
-  static void field_refs(Self& h, FieldRefs<Self>& refs) {
+  static auto field_refs(Self& h) {
     using Ref = detail::FieldRef<std::is_const_v<Self>>;
+    std::array<Ref, field_count()> refs{};
     std::size_t k = 0;
     fields(h, [&](const char* name, auto& value) {
       if constexpr (std::is_same_v<std::decay_t<decltype(value)>, bool>) refs[k++] = Ref{name, nullptr, &value};
       else refs[k++] = Ref{name, &value, nullptr};
     });
+    return refs;
   }
 
   [[noreturn]] static void unknown(std::string_view name) {
     const Hyper defaults;
-    FieldRefs<const Hyper> refs{};
-    field_refs(defaults, refs);
+    const auto refs = field_refs(defaults);
     detail::refuse_unknown_hyperparameter(name, Base::name, Rule::name, detail::values_of(refs.data(), refs.size()));
   }
 };
