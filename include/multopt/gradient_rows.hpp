@@ -29,13 +29,13 @@ template <class S>
 class CoalescedRows {
  public:
   // Reads the rows `given` with their values, `given.count` × `given.width` of them, S or a 16-bit
-  // type (widened to S). `what` names the tensor in a refusal: an index outside [0, row_limit),
-  // which is refused before anything is kept.
+  // type (widened to S). An index outside [0, row_limit) is refused, naming tensor `tensor` of the
+  // call, before anything is kept.
   template <class G>
-  void coalesce(const RowIndices& given, const G* values, std::size_t row_limit, const std::string& what) {
+  void coalesce(const RowIndices& given, const G* values, std::size_t row_limit, std::size_t tensor) {
     for (std::size_t k = 0; k < given.count; ++k)
       if (given.indices[k] < 0 || std::uint64_t(given.indices[k]) >= row_limit)
-        throw std::invalid_argument("multopt: " + what + " has a gradient row index " + std::to_string(given.indices[k]) +
+        throw std::invalid_argument("multopt: tensor " + std::to_string(tensor) + " has a gradient row index " + std::to_string(given.indices[k]) +
                                     " (entry " + std::to_string(k) + ") outside [0, " + std::to_string(row_limit) +
                                     "); nothing was stepped");
     sort_by_row(given, row_limit);

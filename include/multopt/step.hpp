@@ -13,13 +13,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "chunks.hpp"
 #include "prestep.hpp"
 #include "simd.hpp"
 #include "storage.hpp"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 // One compiled copy of a function: never inlined, and with GCC never cloned either (its
 // interprocedural passes would otherwise make a copy for a call with constant bounds, such as
@@ -55,19 +52,6 @@ struct TensorStepArgs {
   // those rows' elements alone.
   const std::size_t* rows = nullptr;
   std::size_t row_width = 0;
-};
-
-// A piece of work for one thread: elements [begin, end) of one tensor.
-struct Chunk {
-  std::size_t tensor, begin, end;
-};
-
-// How a step is spread over threads (used only when compiled with OpenMP).
-struct ThreadSettings {
-  static constexpr int max_threads = 1024;  // more is refused; a step never asks OpenMP for more than its limit
-  int threads = 0;                      // 0: OpenMP's default (OMP_NUM_THREADS)
-  std::size_t serial_below = 1u << 16;  // steps of fewer elements in all stay on one thread
-  std::size_t chunk = 1u << 14;         // elements per chunk: small enough to balance threads
 };
 
 namespace detail {
@@ -245,43 +229,6 @@ void step_range(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::
   if (t.rows) detail::step_rows(t, begin, end);
   else if constexpr (is_16bit<P>) detail::step_16bit(t, begin, end);
   else detail::step_float(t, begin, end);
-}
-
-// Splits tensors of these sizes into chunks of about `chunk` elements, cut at packet bounds, or
-// at row bounds for a tensor k of rows (row_widths[k] > 0).
-template <class S>
-void make_chunks(const std::vector<std::size_t>& sizes, const std::vector<std::size_t>& row_widths, std::size_t chunk,
-                 std::vector<Chunk>& chunks) {
-  constexpr std::size_t width = simd::Vec<S>::size;
-  const std::size_t packets = std::max(width, chunk - chunk % width);
-  chunks.clear();
-  for (std::size_t k = 0; k < sizes.size(); ++k) {
-    const std::size_t row = row_widths[k];
-    const std::size_t length = row ? std::max(row, chunk - chunk % row) : packets;
-    for (std::size_t begin = 0; begin < sizes[k]; begin += length)
-      chunks.push_back({k, begin, std::min(sizes[k], begin + length)});
-  }
-}
-
-// Calls work(c) for c in [0, count), on several threads when a step of total_size elements is
-// large enough to gain from it. Static schedule: a thread gets the same chunks at every call.
-// A serial call enters no parallel region, which costs time even on one thread (about as much
-// as stepping a small tensor, docs/reliability.md).
-template <class Work>
-void for_each_chunk(std::size_t count, std::size_t total_size, const ThreadSettings& threading, const Work& work) {
-  const long last = long(count);
-#ifdef _OPENMP
-  if (total_size >= threading.serial_below && last > 1 && threading.threads != 1) {
-    const int threads = std::min(threading.threads > 0 ? threading.threads : omp_get_max_threads(), omp_get_thread_limit());
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (long c = 0; c < last; ++c) work(std::size_t(c));
-    return;
-  }
-#else
-  (void)total_size;
-  (void)threading;
-#endif
-  for (long c = 0; c < last; ++c) work(std::size_t(c));
 }
 
 namespace detail {

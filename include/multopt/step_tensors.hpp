@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <string>
 #include <vector>
 
 #include "contract.hpp"
@@ -54,13 +53,12 @@ class ChunkedStep {
     }
     if (coalesced_count_ == coalesced_.size()) coalesced_.emplace_back();
     CoalescedRows<S>& coalesced = coalesced_[coalesced_count_++];
-    const std::string what = "tensor " + std::to_string(k);
     if constexpr (is_16bit<P>) {
-      if (grad.wide) coalesced.coalesce(rows, grad.wide, size / rows.width, what);
-      else coalesced.coalesce(rows, grad.narrow, size / rows.width, what);
+      if (grad.wide) coalesced.coalesce(rows, grad.wide, size / rows.width, k);
+      else coalesced.coalesce(rows, grad.narrow, size / rows.width, k);
       grads_.push_back({nullptr, coalesced.values()});
     } else {
-      coalesced.coalesce(rows, grad, size / rows.width, what);
+      coalesced.coalesce(rows, grad, size / rows.width, k);
       grads_.push_back(coalesced.values());
     }
     sizes_.push_back(coalesced.rows().size() * rows.width);
