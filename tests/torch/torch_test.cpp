@@ -2,7 +2,8 @@
 // model as torch::optim::Adam does (additive rule) and as docs/math.md's formulas written here
 // in libtorch ops do (multiplicative rule), follows torch's StepLR, keeps its state in
 // torch::optim's state and saves and loads it through torch's serialization, steps strided,
-// complex and bf16 parameters (through fp32 master weights), and refuses what it cannot step.
+// complex and bf16 parameters (through fp32 master weights) and sparse embedding gradients, and
+// refuses what it cannot step.
 #include <multopt/adapters/torch.hpp>
 
 #include <catch2/catch.hpp>
@@ -236,4 +237,76 @@ TEST_CASE("TorchOptimizer steps bf16 parameters through fp32 master weights, sav
   CHECK(loaded->entries.at("exp_avg").scalar_type() == torch::kFloat32);
   CHECK_THROWS_WITH(TorchOptimizer(narrow->parameters(), "adam", "additive", {}, {{"rounding", "up"}}),
                     Catch::Contains("rounding = 'up' is unknown"));
+}
+
+namespace {
+
+// A bag of embeddings, summed, then a linear layer: with `sparse`, the embedding's gradient is
+// sparse rows (with repeats within a batch), as nn::Embedding(sparse=true) makes them.
+struct Bag : torch::nn::Module {
+  torch::nn::Embedding embedding{nullptr};
+  torch::nn::Linear out{nullptr};
+  explicit Bag(bool sparse) {
+    torch::manual_seed(0);
+    embedding = register_module("embedding", torch::nn::Embedding(torch::nn::EmbeddingOptions(50, 4).sparse(sparse)));
+    out = register_module("out", torch::nn::Linear(4, 1));
+    to(torch::kFloat64);
+  }
+  torch::Tensor forward(const torch::Tensor& tokens) { return out->forward(embedding->forward(tokens).sum(1)); }
+};
+
+template <class Opt>
+void train_bag(Bag& bag, Opt& opt, int steps) {
+  for (int k = 0; k < steps; ++k) {
+    torch::manual_seed(uint64_t(2000 + k));
+    const auto tokens = torch::randint(0, 40, {8, 3});  // rows 40..49 never looked up
+    const auto y = torch::randn({8, 1}, torch::kFloat64);
+    opt.zero_grad();
+    torch::mse_loss(bag.forward(tokens), y).backward();
+    opt.step();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("TorchOptimizer steps sparse embedding gradients as torch::optim steps their dense form", "[torch]") {
+  // SGD without momentum and Adagrad leave a row whose gradient is zero as it is: their sparse
+  // step is their dense step of the densified gradient, which torch::optim takes.
+  for (const auto& [base, lr] : {std::pair{"sgd", 0.1}, std::pair{"adagrad", 0.1}}) {
+    Bag sparse(true), dense(false);
+    TorchOptimizer opt(sparse.parameters(), base, "additive", {{"lr", lr}});
+    if (std::string(base) == "sgd") {
+      torch::optim::SGD ref(dense.parameters(), torch::optim::SGDOptions(lr));
+      train_bag(dense, ref, 20);
+    } else {
+      torch::optim::Adagrad ref(dense.parameters(), torch::optim::AdagradOptions(lr));
+      train_bag(dense, ref, 20);
+    }
+    train_bag(sparse, opt, 20);
+    CHECK(sparse.embedding->weight.grad().is_sparse());
+    CHECK(relative_difference(sparse.parameters(), dense.parameters()) <= 1e-13);
+    CHECK(opt.state_of(sparse.embedding->weight)->entries.at("step").item<double>() == 20.0);
+  }
+}
+
+TEST_CASE("TorchOptimizer's SparseAdam steps the looked-up rows alone, and refuses what torch refuses", "[torch]") {
+  Bag bag(true);
+  const auto start = bag.embedding->weight.detach().clone();
+  TorchOptimizer opt(std::vector<torch::Tensor>{bag.embedding->weight}, "sparse_adam", "multiplicative", {{"lr_out", 0.01}});
+  train_bag(bag, opt, 5);
+  const auto exp_avg = opt.state_of(bag.embedding->weight)->entries.at("exp_avg");
+  CHECK(torch::equal(bag.embedding->weight.slice(0, 40), start.slice(0, 40)));
+  CHECK(exp_avg.slice(0, 40).count_nonzero().item<long>() == 0);
+  CHECK(exp_avg.slice(0, 0, 40).count_nonzero().item<long>() > 0);
+  CHECK(!torch::equal(bag.embedding->weight.slice(0, 0, 40), start.slice(0, 0, 40)));
+  // A multiplicative step keeps signs.
+  CHECK(torch::equal(bag.embedding->weight.sign(), start.sign()));
+
+  Bag other(true);
+  TorchOptimizer adam(other.parameters(), "adam", "additive", {{"lr", 0.01}});
+  const auto before = other.embedding->weight.detach().clone();
+  CHECK_THROWS_WITH(train_bag(other, adam, 1), Catch::Contains("which adam does not step"));
+  CHECK(torch::equal(other.embedding->weight, before));
+  TorchOptimizer dense_sparse_adam(other.out->parameters(), "sparse_adam", "additive", {{"lr", 0.01}});
+  CHECK_THROWS_WITH(train_bag(other, dense_sparse_adam, 1), Catch::Contains("which sparse_adam does not step"));
 }
