@@ -26,7 +26,11 @@ struct Additive : Rule {
   template <class S>
   struct Coeffs { S step; };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, double scale) { return {S(scale * p.lr)}; }
+  static Coeffs<S> coeffs(const Params& p, double scale) {
+    Coeffs<S> c;
+    c.step = S(scale * p.lr);
+    return c;
+  }
 
   template <class V, class S>
   static V apply(const V& theta, const V& d, const Coeffs<S>& c) { return theta - c.step * d; }

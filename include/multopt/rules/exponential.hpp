@@ -25,7 +25,10 @@ struct Exponential : Rule {
   struct Coeffs { S lr_in, step_ln2; };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, double scale) {
-    return {S(p.lr_in), S(scale * p.lr_out * std::log(2.0))};
+    Coeffs<S> c;
+    c.lr_in = S(p.lr_in);
+    c.step_ln2 = S(scale * p.lr_out * std::log(2.0));
+    return c;
   }
 
   template <class V, class S>

@@ -42,7 +42,11 @@ struct Hybrid : Rule {
   struct Coeffs { S lr_in, multiplicative_step, additive_step; };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, double scale) {
-    return {S(p.lr_in), S(p.g_mix * scale * p.lr_out), S((1.0 - p.g_mix) * scale * p.lr)};
+    Coeffs<S> c;
+    c.lr_in = S(p.lr_in);
+    c.multiplicative_step = S(p.g_mix * scale * p.lr_out);
+    c.additive_step = S((1.0 - p.g_mix) * scale * p.lr);
+    return c;
   }
 
   template <class V, class S>

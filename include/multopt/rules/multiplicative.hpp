@@ -36,7 +36,10 @@ struct Multiplicative : Rule {
   struct Coeffs { S lr_in, step; };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, double scale) {
-    return {S(p.lr_in), S(scale * p.lr_out)};
+    Coeffs<S> c;
+    c.lr_in = S(p.lr_in);
+    c.step = S(scale * p.lr_out);
+    return c;
   }
 
   template <class V, class S>
