@@ -1,5 +1,6 @@
 // multopt: any base optimizer with any update rule, over the caller's memory.
-// Adding a base or a rule is one header plus one line in each list below.
+// A new base is its header plus, here, its #include, its entry in AllBases and its four aliases;
+// a new rule its header, its #include and its entry in AllRules (CONTRIBUTING.md).
 #pragma once
 
 #include <stdexcept>
@@ -69,7 +70,9 @@ MULTOPT_EXTERN_INSTANCE(Eigen::half)
 #undef MULTOPT_EXTERN_INSTANCE
 #endif
 
-// The paper's names: no prefix additive, M multiplicative, H hybrid, E exponential.
+// The paper's names: no prefix additive, M multiplicative, H hybrid, E exponential. Each is a
+// base's direction under a rule's update, both stated at the top of their headers: MAdam is
+// bases/adam.hpp under rules/multiplicative.hpp.
 template <class S> using SGD = Optimizer<bases::Sgd, rules::Additive, S>;
 template <class S> using MSGD = Optimizer<bases::Sgd, rules::Multiplicative, S>;
 template <class S> using HSGD = Optimizer<bases::Sgd, rules::Hybrid, S>;

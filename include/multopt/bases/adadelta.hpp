@@ -1,5 +1,9 @@
-// Adadelta, as torch.optim.Adadelta: the step is scaled by the running size of past steps,
-// so that its additive lr defaults to 1.0.
+// Adadelta, as torch.optim.Adadelta (docs/math.md#adadelta): the step is scaled by the running
+// size of past steps, so that its additive lr defaults to 1.0.
+//   a ← ρ·a + (1 − ρ)·g²
+//   d = √(b + ε) / √(a + ε) · g
+//   b ← ρ·b + (1 − ρ)·d²
+//   s = 1
 #pragma once
 
 #include "../keywords.hpp"

@@ -1,4 +1,8 @@
-// Adagrad with learning-rate decay and an initial accumulator, as torch.optim.Adagrad.
+// Adagrad with learning-rate decay and an initial accumulator, as torch.optim.Adagrad
+// (docs/math.md#adagrad):
+//   S ← S + g²                  (S starts at initial_accumulator_value)
+//   d = g / (√S + ε)
+//   s = 1 / (1 + (t − 1)·lr_decay)   the learning-rate decay, applied by the rule
 #pragma once
 
 #include "../keywords.hpp"

@@ -1,4 +1,9 @@
-// Adam with bias correction and optional AMSGrad, as torch.optim.Adam.
+// Adam with bias correction and optional AMSGrad, as torch.optim.Adam (docs/math.md#adam):
+//   m ← β1·m + (1 − β1)·g                  (update_moments, moment_params.hpp)
+//   v ← β2·v + (1 − β2)·g²
+//   v ← max(v_max, v), stored as v_max     (AMSGrad only)
+//   d = m / (√v / √(1 − β2^t) + ε)
+//   s = 1 / (1 − β1^t)                     the first moment's bias correction, applied by the rule
 #pragma once
 
 #include <cmath>

@@ -1,4 +1,8 @@
-// Adamax, Adam's infinity-norm variant, as torch.optim.Adamax.
+// Adamax, Adam's infinity-norm variant, as torch.optim.Adamax (docs/math.md#adamax):
+//   m ← β1·m + (1 − β1)·g
+//   u ← max(β2·u, |g| + ε)
+//   d = m / u
+//   s = 1 / (1 − β1^t)   the first moment's bias correction, applied by the rule
 #pragma once
 
 #include <cmath>

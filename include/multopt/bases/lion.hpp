@@ -1,5 +1,9 @@
 // Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", 2023): the sign of an
-// interpolation of momentum and gradient. Its weight decay is decoupled_weight_decay.
+// interpolation of momentum and gradient (docs/math.md#lion). Its weight decay is
+// decoupled_weight_decay.
+//   d = sign(β1·m + (1 − β1)·g)     (sign(0) = 0)
+//   m ← β2·m + (1 − β2)·g
+//   s = 1
 #pragma once
 
 #include "../keywords.hpp"

@@ -1,5 +1,9 @@
-// NAdam, Adam with Nesterov momentum, as torch.optim.NAdam (torch 2). The product of the
-// momentum coefficients, mu_product, is a per-tensor scalar that coeffs() advances each step.
+// NAdam, Adam with Nesterov momentum, as torch.optim.NAdam of torch 2 (docs/math.md#nadam):
+//   μ_t = β1·(1 − ½·0.96^(t·ψ)),   μ_{t+1} = β1·(1 − ½·0.96^((t + 1)·ψ))
+//   Π ← Π·μ_t                      (mu_product: per-tensor scalar state, advanced by coeffs())
+//   m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²   (update_moments, moment_params.hpp)
+//   d = [(1 − μ_t)/(1 − Π)·g + μ_{t+1}/(1 − Π·μ_{t+1})·m] / (√(v / (1 − β2^t)) + ε)
+//   s = 1
 #pragma once
 
 #include <array>

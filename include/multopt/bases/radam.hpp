@@ -1,5 +1,9 @@
-// RAdam, Adam with its variance rectified, as torch.optim.RAdam: while the rectification
-// term ρ_t is at most 5 the direction is the bare first moment.
+// RAdam, Adam with its variance rectified, as torch.optim.RAdam (docs/math.md#radam):
+//   m, v as Adam's                 (update_moments, moment_params.hpp)
+//   ρ∞ = 2/(1 − β2) − 1,   ρ_t = ρ∞ − 2t·β2^t / (1 − β2^t)
+//   ρ_t > 5:  r = √[(ρ_t − 4)(ρ_t − 2)ρ∞ / ((ρ∞ − 4)(ρ∞ − 2)ρ_t)],  d = m·r·√(1 − β2^t) / (√v + ε)
+//   ρ_t ≤ 5:  d = m
+//   s = 1 / (1 − β1^t)   the first moment's bias correction, applied by the rule
 #pragma once
 
 #include <cmath>

@@ -1,4 +1,9 @@
-// RMSprop, optionally centered and with momentum, as torch.optim.RMSprop.
+// RMSprop, optionally centered and with momentum, as torch.optim.RMSprop (docs/math.md#rmsprop):
+//   q ← α·q + (1 − α)·g²
+//   a ← α·a + (1 − α)·g                 (centered only)
+//   u = g / (√(q − a²) + ε)  (centered)  or  g / (√q + ε)
+//   d = u,  or with μ > 0:  b ← μ·b + u,  d = b
+//   s = 1
 #pragma once
 
 #include "../keywords.hpp"

@@ -1,4 +1,8 @@
-// SGD with momentum, dampening and Nesterov look-ahead, as torch.optim.SGD.
+// SGD with momentum μ, dampening τ and Nesterov look-ahead, as torch.optim.SGD
+// (docs/math.md#sgd):
+//   μ = 0:  d = g
+//   μ > 0:  b ← g on the buffer's first step, then b ← μ·b + (1 − τ)·g;  d = b, or g + μ·b (Nesterov)
+//   s = 1
 #pragma once
 
 #include "../keywords.hpp"

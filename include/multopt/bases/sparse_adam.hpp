@@ -1,7 +1,10 @@
-// SparseAdam, as torch.optim.SparseAdam: Adam whose eps is added to the uncorrected sqrt(v), the
-// correction of both moments being in the step size. Made for gradients given as rows
-// (docs/math.md, "Sparse rows"): a step updates the moments of the rows it touches only (lazy
-// Adam), and the correction counts the tensor's steps.
+// SparseAdam, as torch.optim.SparseAdam (docs/math.md#sparse-rows): Adam whose ε is added to the
+// uncorrected √v, the correction of both moments being in the scale:
+//   m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²   (update_moments, moment_params.hpp)
+//   d = m / (√v + ε)
+//   s = √(1 − β2^t) / (1 − β1^t)
+// Made for gradients given as rows: a step updates the moments of the rows it touches only (lazy
+// Adam), and t counts the tensor's steps.
 #pragma once
 
 #include <cmath>

@@ -1,4 +1,5 @@
-// The usual additive rule: θ ← θ − s·lr·d.
+// The usual additive rule (docs/math.md#rules-from-d-to-the-new-θ):
+//   θ ← θ − s·lr·d
 #pragma once
 
 #include "../validate.hpp"

@@ -1,5 +1,7 @@
-// The exponential rule: θ ← θ·2^(−s·lr_out·sign(θ)·tanh(lr_in·d)). Like the multiplicative
-// rule it keeps signs and zeros, but scales |θ| by a factor in [2^−s·lr_out, 2^s·lr_out].
+// The exponential rule (docs/math.md#rules-from-d-to-the-new-θ):
+//   θ ← θ·2^(−s·lr_out·sign(θ)·tanh(lr_in·d))
+// Like the multiplicative rule it keeps signs and zeros, but scales |θ| by a factor in
+// [2^−s·lr_out, 2^s·lr_out].
 #pragma once
 
 #include <cmath>

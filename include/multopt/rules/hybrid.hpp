@@ -1,6 +1,6 @@
-// The hybrid rule: a g_mix share of the multiplicative step plus a (1 − g_mix) share of the
-// additive one, so that weights can still cross zero:
-// θ ← θ − g_mix·s·lr_out·|θ|·tanh(lr_in·d) − (1 − g_mix)·s·lr·d.
+// The hybrid rule (docs/math.md#rules-from-d-to-the-new-θ): a g_mix share of the multiplicative step plus a
+// (1 − g_mix) share of the additive one, so that weights can still cross zero:
+//   θ ← θ − g_mix·s·lr_out·|θ|·tanh(lr_in·d) − (1 − g_mix)·s·lr·d
 #pragma once
 
 #include "../validate.hpp"

@@ -1,4 +1,5 @@
-// The multiplicative rule of Kirtas, Passalis and Tefas: θ ← θ − s·lr_out·|θ|·tanh(lr_in·d).
+// The multiplicative rule of Kirtas, Passalis and Tefas (docs/math.md#rules-from-d-to-the-new-θ):
+//   θ ← θ − s·lr_out·|θ|·tanh(lr_in·d)
 // The step is proportional to |θ|: no weight changes sign, zeros stay zero, and the relative
 // change per step is at most s·lr_out.
 #pragma once
