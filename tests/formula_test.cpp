@@ -134,7 +134,7 @@ double worst_error_against_model(const std::string& base, const std::string& rul
 
 }  // namespace
 
-TEST_CASE("every base and rule follows REFERENCE.md's formulas: 3 steps within 1e-13 (double) and 1e-5 (float) "
+TEST_CASE("every base and rule follows docs/math.md's formulas: 3 steps within 1e-13 (double) and 1e-5 (float) "
           "of an independent long-double model",
           "[property][formula]") {
   struct Combination {
@@ -161,7 +161,7 @@ TEST_CASE("every base and rule follows REFERENCE.md's formulas: 3 steps within 1
   }
 }
 
-TEST_CASE("the version-2 bases with every rule follow REFERENCE.md: 20 steps within 1e-12 (double) of an "
+TEST_CASE("the version-2 bases with every rule follow docs/math.md: 20 steps within 1e-12 (double) of an "
           "independent long-double model",
           "[bases][formula]") {
   Draw rng(2025);
