@@ -154,7 +154,7 @@ struct Hyper {
   }
 
   // What the decoupled decay takes from θ this step: θ ← θ·(1 − decoupled_decay_step()).
-  double decoupled_decay_step() const { return lr_factor * Rule::rate(rule) * decoupled_weight_decay; }
+  double decoupled_decay_step() const { return lr_factor * Rule::decay_rate(rule) * decoupled_weight_decay; }
 
   // Every field by name, in the order of fields(); booleans as 0 or 1.
   NamedValues values() const {

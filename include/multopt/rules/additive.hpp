@@ -22,7 +22,7 @@ struct Additive : Rule {
   };
 
   // The step size that the decoupled weight decay scales by.
-  static double rate(const Params& p) { return p.lr; }
+  static double decay_rate(const Params& p) { return p.lr; }
 
   template <class S>
   struct Coeffs { S step; };

@@ -20,7 +20,7 @@ struct Exponential : Rule {
   using Params = Multiplicative::Params;
 
   // The step size that the decoupled weight decay scales by.
-  static double rate(const Params& p) { return p.lr_out; }
+  static double decay_rate(const Params& p) { return p.lr_out; }
 
   // 2^x is computed as e^(x·ln 2), so the step carries the factor ln 2.
   template <class S>

@@ -36,7 +36,7 @@ struct Hybrid : Rule {
   };
 
   // The step size that the decoupled weight decay scales by: the mix of the two.
-  static double rate(const Params& p) { return p.g_mix * p.lr_out + (1.0 - p.g_mix) * p.lr; }
+  static double decay_rate(const Params& p) { return p.g_mix * p.lr_out + (1.0 - p.g_mix) * p.lr; }
 
   template <class S>
   struct Coeffs { S lr_in, multiplicative_step, additive_step; };

@@ -31,7 +31,7 @@ struct Multiplicative : Rule {
   };
 
   // The step size that the decoupled weight decay scales by.
-  static double rate(const Params& p) { return p.lr_out; }
+  static double decay_rate(const Params& p) { return p.lr_out; }
 
   template <class S>
   struct Coeffs { S lr_in, step; };
