@@ -91,7 +91,7 @@ struct Hyper {
   typename Rule::Params rule;
   typename Base::Params base;
   double weight_decay = 0.0;            // coupled L2: g ← g + weight_decay·θ
-  double decoupled_weight_decay = 0.0;  // θ ← θ·(1 − lr_factor·rate·decoupled_weight_decay)
+  double decoupled_weight_decay = 0.0;  // θ ← θ·(1 − lr_factor·decay_rate·decoupled_weight_decay)
   double lr_factor = 1.0;               // multiplies lr and lr_out (and so the decoupled decay)
   bool maximize = false;                // g ← −g
 
