@@ -47,21 +47,29 @@ using MainRulesOn = std::tuple<multopt::Optimizer<Base, multopt::rules::Additive
                                multopt::Optimizer<Base, multopt::rules::Hybrid, S>,
                                multopt::Optimizer<Base, multopt::rules::Exponential, S>>;
 
-// The bases beyond the paper's four (Adamax, NAdam, RAdam, Adadelta, Lion, SparseAdam) with the
-// four rules, in S.
-template <class S>
-using NewBaseOptimizers = decltype(std::tuple_cat(
-    std::declval<MainRulesOn<multopt::bases::Adamax, S>>(), std::declval<MainRulesOn<multopt::bases::Nadam, S>>(),
-    std::declval<MainRulesOn<multopt::bases::Radam, S>>(), std::declval<MainRulesOn<multopt::bases::Adadelta, S>>(),
-    std::declval<MainRulesOn<multopt::bases::Lion, S>>(), std::declval<MainRulesOn<multopt::bases::SparseAdam, S>>()));
+// Whether Base is one of the paper's four bases (the others came with version 2).
+template <class Base>
+inline constexpr bool paper_base = std::is_same_v<Base, multopt::bases::Sgd> || std::is_same_v<Base, multopt::bases::Adam> ||
+                                   std::is_same_v<Base, multopt::bases::Adagrad> ||
+                                   std::is_same_v<Base, multopt::bases::Rmsprop>;
 
-// Every base × rule combination the library defines, in S (the version-2 bases with the four
-// main rules; the non-negative rules on them are the same code as on the first four).
+// From the library's list of bases (AllBases): the bases beyond the paper's four with the four
+// main rules, and every combination (the paper's bases with every rule, tanh momentum, then the
+// others with the four main rules; the non-negative rules on them are the same code as on the
+// first four), in S.
+template <class S, class... Bases>
+auto new_base_optimizers(multopt::TypeList<Bases...>)
+    -> decltype(std::tuple_cat(std::declval<std::conditional_t<paper_base<Bases>, std::tuple<>, MainRulesOn<Bases, S>>>()...));
+template <class S, class... Bases>
+auto every_optimizer(multopt::TypeList<Bases...>)
+    -> decltype(std::tuple_cat(std::declval<std::conditional_t<paper_base<Bases>, RulesOn<Bases, S>, std::tuple<>>>()...,
+                               std::declval<std::tuple<multopt::MSGDTanhMomentum<S>>>(),
+                               std::declval<std::conditional_t<paper_base<Bases>, std::tuple<>, MainRulesOn<Bases, S>>>()...));
+
 template <class S>
-using EveryOptimizer = decltype(std::tuple_cat(
-    std::declval<RulesOn<multopt::bases::Sgd, S>>(), std::declval<RulesOn<multopt::bases::Adam, S>>(),
-    std::declval<RulesOn<multopt::bases::Adagrad, S>>(), std::declval<RulesOn<multopt::bases::Rmsprop, S>>(),
-    std::declval<std::tuple<multopt::MSGDTanhMomentum<S>>>(), std::declval<NewBaseOptimizers<S>>()));
+using NewBaseOptimizers = decltype(new_base_optimizers<S>(multopt::AllBases{}));
+template <class S>
+using EveryOptimizer = decltype(every_optimizer<S>(multopt::AllBases{}));
 
 inline bool is_word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.'; }
 

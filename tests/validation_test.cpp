@@ -42,7 +42,7 @@ using SgdOptimizers =
 
 // The generic tests below iterate over Hyper::names(); this pins those lists to docs/math.md,
 // so that no setting the contract names can slip out of them.
-TEST_CASE("each combination's settings are exactly those REFERENCE.md gives its base and rule",
+TEST_CASE("each combination's settings are exactly those docs/math.md gives its base and rule",
           "[validation]") {
   const std::map<std::string, std::vector<std::string>> base_settings = {
       {"sgd", {"momentum", "dampening", "nesterov"}},

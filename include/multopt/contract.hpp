@@ -54,7 +54,7 @@ MULTOPT_DETECT(has_slot_names, decltype(static_cast<const char*>(T::slot_names[0
 MULTOPT_DETECT(has_uses_slot, decltype(bool(T::uses_slot(std::declval<const typename T::Params&>(), 0))))
 MULTOPT_DETECT(has_initial_value,
                decltype(double(T::initial_value(std::declval<const typename T::Params&>(), 0))))
-MULTOPT_DETECT(has_rate, decltype(double(T::rate(std::declval<const typename T::Params&>()))))
+MULTOPT_DETECT(has_decay_rate, decltype(double(T::decay_rate(std::declval<const typename T::Params&>()))))
 MULTOPT_DETECT(has_scalar_names, decltype(static_cast<const char*>(T::scalar_names[0])))
 MULTOPT_DETECT(has_scalar_initial, decltype(double(T::scalar_initial[0])))
 #undef MULTOPT_DETECT
@@ -160,7 +160,7 @@ constexpr bool check_rule() {
   static_assert(has_params<Rule>::value, "multopt rule: needs a nested `struct Params`");
   if constexpr (has_params<Rule>::value) {
     static_assert(has_params_validate<Rule>::value, "multopt rule: needs `void Params::validate() const`");
-    static_assert(has_rate<Rule>::value, "multopt rule: needs `static double rate(const Params&)`");
+    static_assert(has_decay_rate<Rule>::value, "multopt rule: needs `static double decay_rate(const Params&)`");
     static_assert(has_rule_coeffs<Rule, S>::value,
                   "multopt rule: needs `template <class S> struct Coeffs` and `template <class S> static Coeffs<S> "
                   "coeffs(const Params&, double scale)`");

@@ -91,7 +91,7 @@ struct Hyper {
   typename Rule::Params rule;
   typename Base::Params base;
   double weight_decay = 0.0;            // coupled L2: g ← g + weight_decay·θ
-  double decoupled_weight_decay = 0.0;  // θ ← θ·(1 − lr_factor·rate·decoupled_weight_decay)
+  double decoupled_weight_decay = 0.0;  // θ ← θ·(1 − lr_factor·decay_rate·decoupled_weight_decay)
   double lr_factor = 1.0;               // multiplies lr and lr_out (and so the decoupled decay)
   bool maximize = false;                // g ← −g
 
@@ -154,7 +154,7 @@ struct Hyper {
   }
 
   // What the decoupled decay takes from θ this step: θ ← θ·(1 − decoupled_decay_step()).
-  double decoupled_decay_step() const { return lr_factor * Rule::rate(rule) * decoupled_weight_decay; }
+  double decoupled_decay_step() const { return lr_factor * Rule::decay_rate(rule) * decoupled_weight_decay; }
 
   // Every field by name, in the order of fields(); booleans as 0 or 1.
   NamedValues values() const {

@@ -1,5 +1,6 @@
 // multopt: any base optimizer with any update rule, over the caller's memory.
-// Adding a base or a rule is one header plus one line in each list below.
+// A new base is its header plus, here, its #include, its entry in AllBases and its four aliases;
+// a new rule its header, its #include and its entry in AllRules (CONTRIBUTING.md).
 #pragma once
 
 #include <stdexcept>
@@ -39,10 +40,10 @@ using AllRules = TypeList<rules::Additive, rules::Multiplicative, rules::Hybrid,
                           rules::TanhMomentum, rules::NonNegativeClip, rules::NonNegativeReflect>;
 
 // Chooses base and rule by name; see runtime.hpp for the names and Settings.
-template <class S>
-std::unique_ptr<AnyOptimizer<S>> make_optimizer(const std::string& base, const std::string& rule,
+template <class P>
+std::unique_ptr<AnyOptimizer<P>> make_optimizer(const std::string& base, const std::string& rule,
                                                 const Settings& settings = {}) {
-  return make_optimizer_from<S>(AllBases{}, AllRules{}, base, rule, settings);
+  return make_optimizer_from<P>(AllBases{}, AllRules{}, base, rule, settings);
 }
 
 // The public step (step_tensors) of the named base and rule, for adapters: see named_step.hpp.
@@ -55,8 +56,8 @@ std::unique_ptr<NamedStep<P>> make_named_step(const std::string& base, const std
 // A program that calls it from several files can compile it once (docs/integration.md,
 // "Compile time"): define MULTOPT_EXTERN_MAKE_OPTIMIZER for every file, and in one file per
 // parameter type write MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(float) at namespace scope.
-#define MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(S)                                          \
-  template std::unique_ptr<::multopt::AnyOptimizer<S>> multopt::make_optimizer<S>(   \
+#define MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(P)                                          \
+  template std::unique_ptr<::multopt::AnyOptimizer<P>> multopt::make_optimizer<P>(   \
       const std::string&, const std::string&, const ::multopt::Settings&);
 #ifdef MULTOPT_EXTERN_MAKE_OPTIMIZER
 #define MULTOPT_EXTERN_INSTANCE(P)                                                                   \
@@ -69,48 +70,50 @@ MULTOPT_EXTERN_INSTANCE(Eigen::half)
 #undef MULTOPT_EXTERN_INSTANCE
 #endif
 
-// The paper's names: no prefix additive, M multiplicative, H hybrid, E exponential.
-template <class S> using SGD = Optimizer<bases::Sgd, rules::Additive, S>;
-template <class S> using MSGD = Optimizer<bases::Sgd, rules::Multiplicative, S>;
-template <class S> using HSGD = Optimizer<bases::Sgd, rules::Hybrid, S>;
-template <class S> using ESGD = Optimizer<bases::Sgd, rules::Exponential, S>;
-template <class S> using MSGDTanhMomentum = Optimizer<bases::Sgd, rules::TanhMomentum, S>;
-template <class S> using Adam = Optimizer<bases::Adam, rules::Additive, S>;
-template <class S> using MAdam = Optimizer<bases::Adam, rules::Multiplicative, S>;
-template <class S> using HAdam = Optimizer<bases::Adam, rules::Hybrid, S>;
-template <class S> using EAdam = Optimizer<bases::Adam, rules::Exponential, S>;
-template <class S> using Adagrad = Optimizer<bases::Adagrad, rules::Additive, S>;
-template <class S> using MAdagrad = Optimizer<bases::Adagrad, rules::Multiplicative, S>;
-template <class S> using HAdagrad = Optimizer<bases::Adagrad, rules::Hybrid, S>;
-template <class S> using EAdagrad = Optimizer<bases::Adagrad, rules::Exponential, S>;
-template <class S> using RMSprop = Optimizer<bases::Rmsprop, rules::Additive, S>;
-template <class S> using MRMSprop = Optimizer<bases::Rmsprop, rules::Multiplicative, S>;
-template <class S> using HRMSprop = Optimizer<bases::Rmsprop, rules::Hybrid, S>;
-template <class S> using ERMSprop = Optimizer<bases::Rmsprop, rules::Exponential, S>;
-template <class S> using Adamax = Optimizer<bases::Adamax, rules::Additive, S>;
-template <class S> using MAdamax = Optimizer<bases::Adamax, rules::Multiplicative, S>;
-template <class S> using HAdamax = Optimizer<bases::Adamax, rules::Hybrid, S>;
-template <class S> using EAdamax = Optimizer<bases::Adamax, rules::Exponential, S>;
-template <class S> using NAdam = Optimizer<bases::Nadam, rules::Additive, S>;
-template <class S> using MNAdam = Optimizer<bases::Nadam, rules::Multiplicative, S>;
-template <class S> using HNAdam = Optimizer<bases::Nadam, rules::Hybrid, S>;
-template <class S> using ENAdam = Optimizer<bases::Nadam, rules::Exponential, S>;
-template <class S> using RAdam = Optimizer<bases::Radam, rules::Additive, S>;
-template <class S> using MRAdam = Optimizer<bases::Radam, rules::Multiplicative, S>;
-template <class S> using HRAdam = Optimizer<bases::Radam, rules::Hybrid, S>;
-template <class S> using ERAdam = Optimizer<bases::Radam, rules::Exponential, S>;
-template <class S> using Adadelta = Optimizer<bases::Adadelta, rules::Additive, S>;
-template <class S> using MAdadelta = Optimizer<bases::Adadelta, rules::Multiplicative, S>;
-template <class S> using HAdadelta = Optimizer<bases::Adadelta, rules::Hybrid, S>;
-template <class S> using EAdadelta = Optimizer<bases::Adadelta, rules::Exponential, S>;
-template <class S> using Lion = Optimizer<bases::Lion, rules::Additive, S>;
-template <class S> using MLion = Optimizer<bases::Lion, rules::Multiplicative, S>;
-template <class S> using HLion = Optimizer<bases::Lion, rules::Hybrid, S>;
-template <class S> using ELion = Optimizer<bases::Lion, rules::Exponential, S>;
-template <class S> using SparseAdam = Optimizer<bases::SparseAdam, rules::Additive, S>;
-template <class S> using MSparseAdam = Optimizer<bases::SparseAdam, rules::Multiplicative, S>;
-template <class S> using HSparseAdam = Optimizer<bases::SparseAdam, rules::Hybrid, S>;
-template <class S> using ESparseAdam = Optimizer<bases::SparseAdam, rules::Exponential, S>;
+// The paper's names: no prefix additive, M multiplicative, H hybrid, E exponential. Each is a
+// base's direction under a rule's update, both stated at the top of their headers: MAdam is
+// bases/adam.hpp under rules/multiplicative.hpp.
+template <class P> using SGD = Optimizer<bases::Sgd, rules::Additive, P>;
+template <class P> using MSGD = Optimizer<bases::Sgd, rules::Multiplicative, P>;
+template <class P> using HSGD = Optimizer<bases::Sgd, rules::Hybrid, P>;
+template <class P> using ESGD = Optimizer<bases::Sgd, rules::Exponential, P>;
+template <class P> using MSGDTanhMomentum = Optimizer<bases::Sgd, rules::TanhMomentum, P>;
+template <class P> using Adam = Optimizer<bases::Adam, rules::Additive, P>;
+template <class P> using MAdam = Optimizer<bases::Adam, rules::Multiplicative, P>;
+template <class P> using HAdam = Optimizer<bases::Adam, rules::Hybrid, P>;
+template <class P> using EAdam = Optimizer<bases::Adam, rules::Exponential, P>;
+template <class P> using Adagrad = Optimizer<bases::Adagrad, rules::Additive, P>;
+template <class P> using MAdagrad = Optimizer<bases::Adagrad, rules::Multiplicative, P>;
+template <class P> using HAdagrad = Optimizer<bases::Adagrad, rules::Hybrid, P>;
+template <class P> using EAdagrad = Optimizer<bases::Adagrad, rules::Exponential, P>;
+template <class P> using RMSprop = Optimizer<bases::Rmsprop, rules::Additive, P>;
+template <class P> using MRMSprop = Optimizer<bases::Rmsprop, rules::Multiplicative, P>;
+template <class P> using HRMSprop = Optimizer<bases::Rmsprop, rules::Hybrid, P>;
+template <class P> using ERMSprop = Optimizer<bases::Rmsprop, rules::Exponential, P>;
+template <class P> using Adamax = Optimizer<bases::Adamax, rules::Additive, P>;
+template <class P> using MAdamax = Optimizer<bases::Adamax, rules::Multiplicative, P>;
+template <class P> using HAdamax = Optimizer<bases::Adamax, rules::Hybrid, P>;
+template <class P> using EAdamax = Optimizer<bases::Adamax, rules::Exponential, P>;
+template <class P> using NAdam = Optimizer<bases::Nadam, rules::Additive, P>;
+template <class P> using MNAdam = Optimizer<bases::Nadam, rules::Multiplicative, P>;
+template <class P> using HNAdam = Optimizer<bases::Nadam, rules::Hybrid, P>;
+template <class P> using ENAdam = Optimizer<bases::Nadam, rules::Exponential, P>;
+template <class P> using RAdam = Optimizer<bases::Radam, rules::Additive, P>;
+template <class P> using MRAdam = Optimizer<bases::Radam, rules::Multiplicative, P>;
+template <class P> using HRAdam = Optimizer<bases::Radam, rules::Hybrid, P>;
+template <class P> using ERAdam = Optimizer<bases::Radam, rules::Exponential, P>;
+template <class P> using Adadelta = Optimizer<bases::Adadelta, rules::Additive, P>;
+template <class P> using MAdadelta = Optimizer<bases::Adadelta, rules::Multiplicative, P>;
+template <class P> using HAdadelta = Optimizer<bases::Adadelta, rules::Hybrid, P>;
+template <class P> using EAdadelta = Optimizer<bases::Adadelta, rules::Exponential, P>;
+template <class P> using Lion = Optimizer<bases::Lion, rules::Additive, P>;
+template <class P> using MLion = Optimizer<bases::Lion, rules::Multiplicative, P>;
+template <class P> using HLion = Optimizer<bases::Lion, rules::Hybrid, P>;
+template <class P> using ELion = Optimizer<bases::Lion, rules::Exponential, P>;
+template <class P> using SparseAdam = Optimizer<bases::SparseAdam, rules::Additive, P>;
+template <class P> using MSparseAdam = Optimizer<bases::SparseAdam, rules::Multiplicative, P>;
+template <class P> using HSparseAdam = Optimizer<bases::SparseAdam, rules::Hybrid, P>;
+template <class P> using ESparseAdam = Optimizer<bases::SparseAdam, rules::Exponential, P>;
 
 // The rules whose optimizers have the aliases above: the rule's alias_prefix before the base's alias.
 using AliasedRules = TypeList<rules::Additive, rules::Multiplicative, rules::Hybrid, rules::Exponential>;

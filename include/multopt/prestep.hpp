@@ -11,13 +11,13 @@ namespace multopt {
 template <class S>
 struct Prestep {
   S gradient_scale = S(1);  // min(1, max_grad_norm / (‖g‖ + 1e-6)), negated to maximize
-  S keep = S(1);            // 1 − lr_factor·rate·decoupled_weight_decay
+  S decay_factor = S(1);    // 1 − lr_factor·decay_rate·decoupled_weight_decay
   S weight_decay = S(0);
 
   // θ as the base and the rule see it.
   simd::Vec<S> theta(const S* param) const {
     const auto theta = simd::Vec<S>::load(param);
-    return keep != S(1) ? keep * theta : theta;
+    return decay_factor != S(1) ? decay_factor * theta : theta;
   }
 
   // g as the base sees it.

@@ -247,7 +247,9 @@ class StepWork {
     if constexpr (has_scalars) std::copy(t.scalars, t.scalars + scalars.size(), scalars.begin());
     args.base = detail::base_coeffs<Base, S>(h.base, *t.steps + 1, t.new_arrays, scalars);
     args.rule = Rule::template coeffs<S>(h.rule, args.base.scale * h.lr_factor);
-    args.prestep = {S(h.maximize ? -clip : clip), S(1.0 - h.decoupled_decay_step()), S(h.weight_decay)};
+    args.prestep.gradient_scale = S(h.maximize ? -clip : clip);
+    args.prestep.decay_factor = S(1.0 - h.decoupled_decay_step());
+    args.prestep.weight_decay = S(h.weight_decay);
     detail::refuse_overflow(args, h, t.group, *t.steps + 1);
     if constexpr (has_scalars) next_scalars_[k] = scalars;
   }

@@ -175,7 +175,7 @@ BASES = {
 }
 
 
-# --- Rules: the rate the decoupled decay scales by, and the update of theta (in place) from the
+# --- Rules: the decay rate the decoupled decay scales by, and the update of theta (in place) from the
 # direction d and scale s (rules/*.hpp).
 
 def _multiplicative_step(theta, d, step, lr_in):
@@ -371,15 +371,15 @@ class Step:
     def run(self, state):
         """Steps every bucket and writes what was made into `state` (opt.state)."""
         direction = BASES[self.base]
-        rate, update = RULES[self.rule]
+        decay_rate, update = RULES[self.rule]
         for bucket in self.buckets.values():
             s, theta, g = bucket.settings, bucket.theta, bucket.grads
             # The prestep (prestep.hpp): maximize, decoupled decay, coupled decay.
             if s.get("maximize"):
                 g = torch._foreach_neg(g)
-            keep = 1.0 - rate(s) * s.get("decoupled_weight_decay", 0.0)
-            if keep != 1.0:
-                torch._foreach_mul_(theta, keep)
+            decay_factor = 1.0 - decay_rate(s) * s.get("decoupled_weight_decay", 0.0)
+            if decay_factor != 1.0:
+                torch._foreach_mul_(theta, decay_factor)
             if s.get("weight_decay", 0.0) != 0.0:
                 g = torch._foreach_add(g, theta, alpha=s["weight_decay"])
             d, scale = direction(g, bucket.arrays, s, bucket.count)

@@ -25,7 +25,7 @@ import torch
 
 from . import _foreach, _multopt
 
-__all__ = ["ExponentialMix"]  # and every optimizer class, added below
+__all__ = ["ExponentialMix"]  # and every optimizer class, added as it is made
 
 # Group keys that are torch.optim's but no setting of multopt's: the constructor's backend picks
 # the implementation, and steps read their step counts on the CPU, with no capture.
@@ -84,6 +84,24 @@ class _Optimizer(torch.optim.Optimizer):
     _arguments = ()  # (name, default) in positional order after params
     _keyword_only = ()  # (name, default): torch.optim's keyword-only arguments (1.13 and 2.x)
     _decoupled = False  # weight_decay is the decoupled kind (AdamW, Lion)
+
+    def __init_subclass__(cls, base, rule, arguments=None, keyword_only=None, decoupled=None, **kwargs):
+        """A class below names its base and rule; its arguments, unless it gives them, are the
+        rule's (the paper's package's) and then the base's (torch.optim's, in its order), and its
+        docstring gains the formulas of both (docs/math.md) and its signature."""
+        super().__init_subclass__(**kwargs)
+        lr, own, torch_keywords = _BASES[base]
+        if arguments is None and rule == "additive":
+            arguments, keyword_only = [("lr", lr)] + own, torch_keywords
+        elif arguments is None:  # the paper's package has no maximize or foreach: its own arguments only
+            arguments, keyword_only = _RULES[rule][1] + [a for a in own if a[0] != "foreach"], []
+        cls._base, cls._rule = base, rule
+        cls._arguments, cls._keyword_only = tuple(arguments), tuple(keyword_only)
+        cls._decoupled = base == "lion" if decoupled is None else decoupled
+        cls.__doc__ = "{}\n\n    {}\n    {}\n\n    {}(params, {}, rounding=None, rounding_seed=None, backend='auto')".format(
+            cls.__doc__, _BASES_MATH[base], _RULES[rule][0], cls.__name__,
+            ", ".join("{}={!r}".format(n, d) for n, d in cls._arguments + cls._keyword_only))
+        __all__.append(cls.__name__)
 
     def __init__(self, params, *args, rounding=None, rounding_seed=None, backend="auto", **kwargs):
         names = [name for name, _ in self._arguments]
@@ -277,58 +295,143 @@ def _curve(make):
 linear, cosine, exponential, step_decay, warmup_cosine = map(_curve, (
     _multopt.linear, _multopt.cosine, _multopt.exponential, _multopt.step_decay, _multopt.warmup_cosine))
 
-# The bases: multopt's name, the torch.optim class name, the additive lr's default, the base's
-# own arguments in torch.optim's order, torch.optim's keyword-only ones.
+# Each base's additive lr default (torch.optim's), its own arguments in torch.optim's order and
+# torch.optim's keyword-only ones, by multopt's name.
 _BETAS = ("betas", (0.9, 0.999))
 # torch 2.x's keyword-only arguments of the classes it has; torch 1.13's are among them.
 _ADAM_KEYWORDS = [("foreach", None), ("maximize", False), ("capturable", False), ("differentiable", False),
                   ("fused", None)]
 _CAPTURABLE_KEYWORDS = [("maximize", False), ("differentiable", False), ("capturable", False)]
 _DECOUPLED_KEYWORDS = [("decoupled_weight_decay", False)] + _CAPTURABLE_KEYWORDS
-_BASES = [
-    ("sgd", "SGD", 1e-3, [("momentum", 0), ("dampening", 0), ("weight_decay", 0), ("nesterov", False)],
-     [("maximize", False), ("foreach", None), ("differentiable", False), ("fused", None)]),
-    ("adam", "Adam", 1e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("amsgrad", False)], _ADAM_KEYWORDS),
-    ("adagrad", "Adagrad", 1e-2,
-     [("lr_decay", 0), ("weight_decay", 0), ("initial_accumulator_value", 0), ("eps", 1e-10), ("foreach", None)],
-     [("maximize", False), ("differentiable", False), ("fused", None)]),
-    ("rmsprop", "RMSprop", 1e-2,
-     [("alpha", 0.99), ("eps", 1e-8), ("weight_decay", 0), ("momentum", 0), ("centered", False), ("foreach", None)],
-     _CAPTURABLE_KEYWORDS),
-    ("adamax", "Adamax", 2e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("foreach", None)], _CAPTURABLE_KEYWORDS),
-    ("nadam", "NAdam", 2e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("momentum_decay", 4e-3),
-                              ("foreach", None)], _DECOUPLED_KEYWORDS),
-    ("radam", "RAdam", 1e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("foreach", None)], _DECOUPLED_KEYWORDS),
-    ("adadelta", "Adadelta", 1.0, [("rho", 0.9), ("eps", 1e-6), ("weight_decay", 0), ("foreach", None)],
-     _CAPTURABLE_KEYWORDS),
-    ("lion", "Lion", 1e-4, [("betas", (0.9, 0.99)), ("weight_decay", 0)], [("maximize", False)]),
-    ("sparse_adam", "SparseAdam", 1e-3, [_BETAS, ("eps", 1e-8), ("maximize", False)], []),
-]
-# The rules: class-name prefix and the arguments of the paper's package, before the base's.
-_RULES = [
-    ("additive", "", lambda lr: [("lr", lr)]),
-    ("multiplicative", "M", lambda lr: [("lr_in", 1.0), ("lr_out", 1e-3)]),
-    ("hybrid", "H", lambda lr: [("lr_in", 1.0), ("lr_out", 1e-3), ("lr", 1e-3), ("g", 1.0)]),
-]
+_BASES = {
+    "sgd": (1e-3, [("momentum", 0), ("dampening", 0), ("weight_decay", 0), ("nesterov", False)],
+            [("maximize", False), ("foreach", None), ("differentiable", False), ("fused", None)]),
+    "adam": (1e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("amsgrad", False)], _ADAM_KEYWORDS),
+    "adagrad": (1e-2, [("lr_decay", 0), ("weight_decay", 0), ("initial_accumulator_value", 0), ("eps", 1e-10),
+                       ("foreach", None)], [("maximize", False), ("differentiable", False), ("fused", None)]),
+    "rmsprop": (1e-2, [("alpha", 0.99), ("eps", 1e-8), ("weight_decay", 0), ("momentum", 0), ("centered", False),
+                       ("foreach", None)], _CAPTURABLE_KEYWORDS),
+    "adamax": (2e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("foreach", None)], _CAPTURABLE_KEYWORDS),
+    "nadam": (2e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("momentum_decay", 4e-3), ("foreach", None)],
+              _DECOUPLED_KEYWORDS),
+    "radam": (1e-3, [_BETAS, ("eps", 1e-8), ("weight_decay", 0), ("foreach", None)], _DECOUPLED_KEYWORDS),
+    "adadelta": (1.0, [("rho", 0.9), ("eps", 1e-6), ("weight_decay", 0), ("foreach", None)], _CAPTURABLE_KEYWORDS),
+    "lion": (1e-4, [("betas", (0.9, 0.99)), ("weight_decay", 0)], [("maximize", False)]),
+    "sparse_adam": (1e-3, [_BETAS, ("eps", 1e-8), ("maximize", False)], []),
+}
+# Each base's direction d and scale s, as docs/math.md states them (weight decay and the other
+# stages before the base are in its "One step, in order").
+_BASES_MATH = {
+    "sgd": "b ← μ·b + (1 − dampening)·g (b ← g on its first step), d = b, or g + μ·b with nesterov "
+           "(d = g without momentum); s = 1. (docs/math.md#sgd)",
+    "adam": "m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g² (v ← max(v_max, v) with amsgrad), "
+            "d = m / (√v / √(1 − β2^t) + ε); s = 1 / (1 − β1^t). (docs/math.md#adam)",
+    "adagrad": "S ← S + g², d = g / (√S + ε); s = 1 / (1 + (t − 1)·lr_decay). (docs/math.md#adagrad)",
+    "rmsprop": "q ← α·q + (1 − α)·g², a ← α·a + (1 − α)·g (centered), d = g / (√(q − a²) + ε) "
+               "(not centered: g / (√q + ε)), with momentum b ← μ·b + d, d = b; s = 1. (docs/math.md#rmsprop)",
+    "adamax": "m ← β1·m + (1 − β1)·g, u ← max(β2·u, |g| + ε), d = m / u; s = 1 / (1 − β1^t). "
+              "(docs/math.md#adamax)",
+    "nadam": "μ_t = β1·(1 − ½·0.96^(t·ψ)), Π ← Π·μ_t, m and v as Adam's, d = [(1 − μ_t)/(1 − Π)·g + "
+             "μ_{t+1}/(1 − Π·μ_{t+1})·m] / (√(v / (1 − β2^t)) + ε); s = 1. (docs/math.md#nadam)",
+    "radam": "m and v as Adam's; where the rectification ρ_t > 5, d = m·r_t·√(1 − β2^t) / (√v + ε), "
+             "else d = m; s = 1 / (1 − β1^t). (docs/math.md#radam)",
+    "adadelta": "a ← ρ·a + (1 − ρ)·g², d = √(b + ε) / √(a + ε)·g, b ← ρ·b + (1 − ρ)·d²; s = 1. "
+                "(docs/math.md#adadelta)",
+    "lion": "d = sign(β1·m + (1 − β1)·g), m ← β2·m + (1 − β2)·g; s = 1; weight_decay is decoupled. "
+            "(docs/math.md#lion)",
+    "sparse_adam": "m and v as Adam's, at the rows a sparse gradient touches, d = m / (√v + ε); "
+                   "s = √(1 − β2^t) / (1 − β1^t). (docs/math.md#sparse-rows)",
+}
+# Each rule's update of θ from d and s, and the arguments of the paper's package, before the base's.
+_RULES = {
+    "additive": ("θ ← θ − s·lr·d", None),
+    "multiplicative": ("θ ← θ − s·lr_out·|θ|·tanh(lr_in·d)", [("lr_in", 1.0), ("lr_out", 1e-3)]),
+    "hybrid": ("θ ← θ − g·s·lr_out·|θ|·tanh(lr_in·d) − (1 − g)·s·lr·d",
+               [("lr_in", 1.0), ("lr_out", 1e-3), ("lr", 1e-3), ("g", 1.0)]),
+}
 
 
-def _make_class(name, base, rule, arguments, keyword_only, decoupled=False):
-    doc = "multopt's {} base with the {} rule: {}(params, {}, rounding=None, rounding_seed=None)".format(
-        base, rule, name, ", ".join("{}={!r}".format(n, d) for n, d in arguments + keyword_only))
-    cls = type(name, (_Optimizer,), {"_base": base, "_rule": rule, "_arguments": tuple(arguments),
-                                     "_keyword_only": tuple(keyword_only), "_decoupled": decoupled,
-                                     "__doc__": doc, "__module__": __name__})
-    globals()[name] = cls
-    __all__.append(name)
+# torch.optim's optimizers, each also with the multiplicative (M) and hybrid (H) rule.
+class SGD(_Optimizer, base="sgd", rule="additive"):
+    """SGD with momentum, dampening and Nesterov look-ahead, as torch.optim.SGD."""
+class MSGD(_Optimizer, base="sgd", rule="multiplicative"):
+    """SGD's direction with the multiplicative update."""
+class HSGD(_Optimizer, base="sgd", rule="hybrid"):
+    """SGD's direction with the hybrid update."""
 
 
-for _base, _torch_name, _lr, _own, _keyword_only in _BASES:
-    for _rule, _prefix, _rule_arguments in _RULES:
-        if _prefix:  # the paper's package has no maximize or foreach: its own arguments only
-            _arguments, _keywords = _rule_arguments(_lr) + [a for a in _own if a[0] != "foreach"], []
-        else:
-            _arguments, _keywords = _rule_arguments(_lr) + _own, _keyword_only
-        _make_class(_prefix + _torch_name, _base, _rule, _arguments, _keywords, decoupled=_base == "lion")
-# torch.optim.AdamW: Adam with the decoupled weight decay.
-_make_class("AdamW", "adam", "additive", [("lr", 1e-3), _BETAS, ("eps", 1e-8), ("weight_decay", 1e-2),
-                                          ("amsgrad", False)], _ADAM_KEYWORDS, decoupled=True)
+class Adam(_Optimizer, base="adam", rule="additive"):
+    """Adam, with optional AMSGrad, as torch.optim.Adam."""
+class MAdam(_Optimizer, base="adam", rule="multiplicative"):
+    """Adam's direction with the multiplicative update."""
+class HAdam(_Optimizer, base="adam", rule="hybrid"):
+    """Adam's direction with the hybrid update."""
+
+
+class AdamW(_Optimizer, base="adam", rule="additive", decoupled=True, keyword_only=_ADAM_KEYWORDS,
+            arguments=[("lr", 1e-3), _BETAS, ("eps", 1e-8), ("weight_decay", 1e-2), ("amsgrad", False)]):
+    """Adam with the decoupled weight decay θ ← θ·(1 − lr·weight_decay), as torch.optim.AdamW."""
+
+
+class Adagrad(_Optimizer, base="adagrad", rule="additive"):
+    """Adagrad with learning-rate decay and an initial accumulator, as torch.optim.Adagrad."""
+class MAdagrad(_Optimizer, base="adagrad", rule="multiplicative"):
+    """Adagrad's direction with the multiplicative update."""
+class HAdagrad(_Optimizer, base="adagrad", rule="hybrid"):
+    """Adagrad's direction with the hybrid update."""
+
+
+class RMSprop(_Optimizer, base="rmsprop", rule="additive"):
+    """RMSprop, optionally centered and with momentum, as torch.optim.RMSprop."""
+class MRMSprop(_Optimizer, base="rmsprop", rule="multiplicative"):
+    """RMSprop's direction with the multiplicative update."""
+class HRMSprop(_Optimizer, base="rmsprop", rule="hybrid"):
+    """RMSprop's direction with the hybrid update."""
+
+
+class Adamax(_Optimizer, base="adamax", rule="additive"):
+    """Adamax, Adam's infinity-norm variant, as torch.optim.Adamax."""
+class MAdamax(_Optimizer, base="adamax", rule="multiplicative"):
+    """Adamax's direction with the multiplicative update."""
+class HAdamax(_Optimizer, base="adamax", rule="hybrid"):
+    """Adamax's direction with the hybrid update."""
+
+
+class NAdam(_Optimizer, base="nadam", rule="additive"):
+    """NAdam, Adam with Nesterov momentum, as torch.optim.NAdam of torch 2."""
+class MNAdam(_Optimizer, base="nadam", rule="multiplicative"):
+    """NAdam's direction with the multiplicative update."""
+class HNAdam(_Optimizer, base="nadam", rule="hybrid"):
+    """NAdam's direction with the hybrid update."""
+
+
+class RAdam(_Optimizer, base="radam", rule="additive"):
+    """RAdam, Adam with its variance rectified, as torch.optim.RAdam."""
+class MRAdam(_Optimizer, base="radam", rule="multiplicative"):
+    """RAdam's direction with the multiplicative update."""
+class HRAdam(_Optimizer, base="radam", rule="hybrid"):
+    """RAdam's direction with the hybrid update."""
+
+
+class Adadelta(_Optimizer, base="adadelta", rule="additive"):
+    """Adadelta, as torch.optim.Adadelta."""
+class MAdadelta(_Optimizer, base="adadelta", rule="multiplicative"):
+    """Adadelta's direction with the multiplicative update."""
+class HAdadelta(_Optimizer, base="adadelta", rule="hybrid"):
+    """Adadelta's direction with the hybrid update."""
+
+
+class Lion(_Optimizer, base="lion", rule="additive"):
+    """Lion (Chen et al., 2023): the sign of an interpolation of momentum and gradient."""
+class MLion(_Optimizer, base="lion", rule="multiplicative"):
+    """Lion's direction with the multiplicative update."""
+class HLion(_Optimizer, base="lion", rule="hybrid"):
+    """Lion's direction with the hybrid update."""
+
+
+class SparseAdam(_Optimizer, base="sparse_adam", rule="additive"):
+    """Lazy Adam for sparse gradients, as torch.optim.SparseAdam."""
+class MSparseAdam(_Optimizer, base="sparse_adam", rule="multiplicative"):
+    """SparseAdam's direction with the multiplicative update."""
+class HSparseAdam(_Optimizer, base="sparse_adam", rule="hybrid"):
+    """SparseAdam's direction with the hybrid update."""

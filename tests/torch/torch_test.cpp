@@ -98,7 +98,7 @@ TEST_CASE("TorchOptimizer with the additive rule trains a model as torch::optim:
   }
 }
 
-TEST_CASE("TorchOptimizer with the multiplicative rule is REFERENCE.md's MAdam", "[torch]") {
+TEST_CASE("TorchOptimizer with the multiplicative rule is docs/math.md's MAdam", "[torch]") {
   auto mine = model(torch::kFloat64), theirs = model(torch::kFloat64);
   TorchOptimizer opt(mine->parameters(), "adam", "multiplicative", {{"lr_in", 0.7}, {"lr_out", 0.02}});
   ReferenceMAdam reference(theirs->parameters(), 0.7, 0.02);

@@ -17,11 +17,11 @@ namespace multopt::adapters {
 // a torch dtype becomes a multopt storage type.
 using TorchStorageTypes = TypeList<float, double, Eigen::bfloat16, Eigen::half>;
 
-// The C++ type torch keeps a dtype's values in: S, or for 16-bit S c10's type of the same bits
+// The C++ type torch keeps a dtype's values in: P, or for 16-bit P c10's type of the same bits
 // (bfloat16: the upper half of a float; half: IEEE binary16).
-template <class S>
+template <class P>
 struct TorchElement {
-  using type = S;
+  using type = P;
 };
 template <>
 struct TorchElement<Eigen::bfloat16> {
@@ -32,15 +32,15 @@ struct TorchElement<Eigen::half> {
   using type = c10::Half;
 };
 
-template <class S>
-constexpr c10::ScalarType torch_dtype() { return c10::CppTypeToScalarType<typename TorchElement<S>::type>::value; }
+template <class P>
+constexpr c10::ScalarType torch_dtype() { return c10::CppTypeToScalarType<typename TorchElement<P>::type>::value; }
 
-// A tensor's values as S: torch's 16-bit types and Eigen's are the same bits, so the pointer is
+// A tensor's values as P: torch's 16-bit types and Eigen's are the same bits, so the pointer is
 // reinterpreted.
-template <class S, class T = typename TorchElement<S>::type>
-S* data_as(const at::Tensor& tensor) {
-  static_assert(sizeof(T) == sizeof(S) && alignof(T) == alignof(S), "torch's and multopt's types differ in layout");
-  return reinterpret_cast<S*>(tensor.data_ptr<T>());
+template <class P, class T = typename TorchElement<P>::type>
+P* data_as(const at::Tensor& tensor) {
+  static_assert(sizeof(T) == sizeof(P) && alignof(T) == alignof(P), "torch's and multopt's types differ in layout");
+  return reinterpret_cast<P*>(tensor.data_ptr<T>());
 }
 
 // Calls f(tag) with decltype(tag)::type the storage type of `dtype`; refuses any other dtype.
@@ -48,8 +48,8 @@ template <class F>
 void with_storage_type(c10::ScalarType dtype, F&& f) {
   bool found = false;
   for_each_type(TorchStorageTypes{}, [&](auto tag) {
-    using S = typename decltype(tag)::type;
-    if (!found && dtype == torch_dtype<S>()) {
+    using P = typename decltype(tag)::type;
+    if (!found && dtype == torch_dtype<P>()) {
       found = true;
       f(tag);
     }

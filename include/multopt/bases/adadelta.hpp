@@ -1,5 +1,9 @@
-// Adadelta, as torch.optim.Adadelta: the step is scaled by the running size of past steps,
-// so that its additive lr defaults to 1.0.
+// Adadelta, as torch.optim.Adadelta (docs/math.md#adadelta): the step is scaled by the running
+// size of past steps, so that its additive lr defaults to 1.0.
+//   a ← ρ·a + (1 − ρ)·g²
+//   d = √(b + ε) / √(a + ε) · g
+//   b ← ρ·b + (1 − ρ)·d²
+//   s = 1
 #pragma once
 
 #include "../keywords.hpp"
@@ -31,8 +35,8 @@ struct Adadelta {
     }
   };
 
-  // Slots: 0 the mean square gradient a, 1 the mean square step b.
-  static constexpr int slot_count = 2;
+  // State arrays, named as torch.optim's: the mean square gradient a and the mean square step b.
+  enum Slot : int { square_avg, acc_delta, slot_count };
   static constexpr const char* slot_names[slot_count] = {"square_avg", "acc_delta"};
   static bool uses_slot(const Params&, int /*slot*/) { return true; }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
@@ -44,15 +48,20 @@ struct Adadelta {
   };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*new_state_arrays*/) {
-    return {1.0, S(p.rho), S(1.0 - p.rho), S(p.eps)};
+    Coeffs<S> c;
+    c.scale = 1.0;
+    c.rho = S(p.rho);
+    c.one_minus_rho = S(1.0 - p.rho);
+    c.eps = S(p.eps);
+    return c;
   }
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V a = c.rho * slot.load(0) + c.one_minus_rho * g * g, b = slot.load(1);
+    const V a = c.rho * slot.load(square_avg) + c.one_minus_rho * g * g, b = slot.load(acc_delta);
     const V d = sqrt(b + c.eps) / sqrt(a + c.eps) * g;
-    slot.store(0, a);
-    slot.store(1, c.rho * b + c.one_minus_rho * d * d);
+    slot.store(square_avg, a);
+    slot.store(acc_delta, c.rho * b + c.one_minus_rho * d * d);
     return d;
   }
 };

@@ -1,4 +1,8 @@
-// Adagrad with learning-rate decay and an initial accumulator, as torch.optim.Adagrad.
+// Adagrad with learning-rate decay and an initial accumulator, as torch.optim.Adagrad
+// (docs/math.md#adagrad):
+//   S ← S + g²                  (S starts at initial_accumulator_value)
+//   d = g / (√S + ε)
+//   s = 1 / (1 + (t − 1)·lr_decay)   the learning-rate decay, applied by the rule
 #pragma once
 
 #include "../keywords.hpp"
@@ -33,8 +37,8 @@ struct Adagrad {
     }
   };
 
-  // Slot 0: the sum of squared gradients S.
-  static constexpr int slot_count = 1;
+  // State array, named as torch.optim's: the sum of squared gradients S.
+  enum Slot : int { sum, slot_count };
   static constexpr const char* slot_names[slot_count] = {"sum"};
   static bool uses_slot(const Params&, int /*slot*/) { return true; }
   static double initial_value(const Params& p, int /*slot*/) { return p.initial_accumulator_value; }
@@ -46,14 +50,17 @@ struct Adagrad {
   };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/) {
-    return {1.0 / (1.0 + double(step - 1) * p.lr_decay), S(p.eps)};
+    Coeffs<S> c;
+    c.scale = 1.0 / (1.0 + double(step - 1) * p.lr_decay);
+    c.eps = S(p.eps);
+    return c;
   }
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V sum = slot.load(0) + g * g;
-    slot.store(0, sum);
-    return g / (sqrt(sum) + c.eps);
+    const V total = slot.load(sum) + g * g;
+    slot.store(sum, total);
+    return g / (sqrt(total) + c.eps);
   }
 };
 

@@ -1,4 +1,9 @@
-// Adam with bias correction and optional AMSGrad, as torch.optim.Adam.
+// Adam with bias correction and optional AMSGrad, as torch.optim.Adam (docs/math.md#adam):
+//   m ← β1·m + (1 − β1)·g                  (update_moments, moment_params.hpp)
+//   v ← β2·v + (1 − β2)·g²
+//   v ← max(v_max, v), stored as v_max     (AMSGrad only)
+//   d = m / (√v / √(1 − β2^t) + ε)
+//   s = 1 / (1 − β1^t)                     the first moment's bias correction, applied by the rule
 #pragma once
 
 #include <cmath>
@@ -26,32 +31,37 @@ struct Adam {
     }
   };
 
-  // Slots: 0 the first moment m, 1 the second moment v, 2 the running max of v (AMSGrad).
-  static constexpr int slot_count = 3;
+  // State arrays, named as torch.optim's: m, v and the running max of v (AMSGrad).
+  enum Slot : int { exp_avg, exp_avg_sq, max_exp_avg_sq, slot_count };
   static constexpr const char* slot_names[slot_count] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
-  static bool uses_slot(const Params& p, int slot) { return slot < 2 || p.amsgrad; }
+  static bool uses_slot(const Params& p, int slot) { return slot != max_exp_avg_sq || p.amsgrad; }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
 
   template <class S>
   struct Coeffs {
     double scale;
-    S beta1, one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bias2, eps;
+    MomentCoeffs<S> moments;
+    S inv_sqrt_bias2, eps;
     bool amsgrad;
   };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/) {
     const double t = double(step);
-    return {1.0 / (1.0 - std::pow(p.beta1, t)),
-            S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(1.0 - p.beta2),
-            S(1.0 / std::sqrt(1.0 - std::pow(p.beta2, t))), S(p.eps), p.amsgrad};
+    Coeffs<S> c;
+    c.scale = 1.0 / (1.0 - std::pow(p.beta1, t));
+    c.moments = MomentCoeffs<S>::of(p);
+    c.inv_sqrt_bias2 = S(1.0 / std::sqrt(1.0 - std::pow(p.beta2, t)));
+    c.eps = S(p.eps);
+    c.amsgrad = p.amsgrad;
+    return c;
   }
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    auto [m, v] = update_moments(g, slot, c);
+    auto [m, v] = update_moments<Adam>(g, slot, c.moments);
     if (c.amsgrad) {
-      v = max(slot.load(2), v);
-      slot.store(2, v);
+      v = max(slot.load(max_exp_avg_sq), v);
+      slot.store(max_exp_avg_sq, v);
     }
     return m / (sqrt(v) * c.inv_sqrt_bias2 + c.eps);
   }

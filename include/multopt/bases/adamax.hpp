@@ -1,4 +1,8 @@
-// Adamax, Adam's infinity-norm variant, as torch.optim.Adamax.
+// Adamax, Adam's infinity-norm variant, as torch.optim.Adamax (docs/math.md#adamax):
+//   m ← β1·m + (1 − β1)·g
+//   u ← max(β2·u, |g| + ε)
+//   d = m / u
+//   s = 1 / (1 − β1^t)   the first moment's bias correction, applied by the rule
 #pragma once
 
 #include <cmath>
@@ -14,8 +18,8 @@ struct Adamax {
 
   using Params = MomentParams;
 
-  // Slots: 0 the first moment m, 1 the exponentially weighted infinity norm u.
-  static constexpr int slot_count = 2;
+  // State arrays, named as torch.optim's: m and the exponentially weighted infinity norm u.
+  enum Slot : int { exp_avg, exp_inf, slot_count };
   static constexpr const char* slot_names[slot_count] = {"exp_avg", "exp_inf"};
   static bool uses_slot(const Params&, int /*slot*/) { return true; }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
@@ -27,15 +31,21 @@ struct Adamax {
   };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/) {
-    return {1.0 / (1.0 - std::pow(p.beta1, double(step))), S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(p.eps)};
+    Coeffs<S> c;
+    c.scale = 1.0 / (1.0 - std::pow(p.beta1, double(step)));
+    c.beta1 = S(p.beta1);
+    c.one_minus_beta1 = S(1.0 - p.beta1);
+    c.beta2 = S(p.beta2);
+    c.eps = S(p.eps);
+    return c;
   }
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V m = c.beta1 * slot.load(0) + c.one_minus_beta1 * g;
-    const V u = max(c.beta2 * slot.load(1), abs(g) + c.eps);
-    slot.store(0, m);
-    slot.store(1, u);
+    const V m = c.beta1 * slot.load(exp_avg) + c.one_minus_beta1 * g;
+    const V u = max(c.beta2 * slot.load(exp_inf), abs(g) + c.eps);
+    slot.store(exp_avg, m);
+    slot.store(exp_inf, u);
     return m / u;
   }
 };

@@ -1,5 +1,9 @@
 // Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", 2023): the sign of an
-// interpolation of momentum and gradient. Its weight decay is decoupled_weight_decay.
+// interpolation of momentum and gradient (docs/math.md#lion). Its weight decay is
+// decoupled_weight_decay.
+//   d = sign(β1·m + (1 − β1)·g)     (sign(0) = 0)
+//   m ← β2·m + (1 − β2)·g
+//   s = 1
 #pragma once
 
 #include "../keywords.hpp"
@@ -28,8 +32,8 @@ struct Lion {
     }
   };
 
-  // Slot 0: the momentum m.
-  static constexpr int slot_count = 1;
+  // State array: the momentum m, named as Adam's first moment.
+  enum Slot : int { exp_avg, slot_count };
   static constexpr const char* slot_names[slot_count] = {"exp_avg"};
   static bool uses_slot(const Params&, int /*slot*/) { return true; }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
@@ -41,13 +45,19 @@ struct Lion {
   };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*new_state_arrays*/) {
-    return {1.0, S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(1.0 - p.beta2)};
+    Coeffs<S> c;
+    c.scale = 1.0;
+    c.beta1 = S(p.beta1);
+    c.one_minus_beta1 = S(1.0 - p.beta1);
+    c.beta2 = S(p.beta2);
+    c.one_minus_beta2 = S(1.0 - p.beta2);
+    return c;
   }
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V m = slot.load(0);
-    slot.store(0, c.beta2 * m + c.one_minus_beta2 * g);
+    const V m = slot.load(exp_avg);
+    slot.store(exp_avg, c.beta2 * m + c.one_minus_beta2 * g);
     return sign(c.beta1 * m + c.one_minus_beta1 * g);
   }
 };

@@ -31,14 +31,29 @@ struct Moments {
   V m, v;
 };
 
-// The moments after gradient g, stored in state arrays 0 and 1: m = beta1 m + (1 - beta1) g and
-// v = beta2 v + (1 - beta2) g^2.
-template <class V, class Slots, class C>
-Moments<V> update_moments(const V& g, const Slots& slot, const C& c) {
-  const V m = c.beta1 * slot.load(0) + c.one_minus_beta1 * g;
-  const V v = c.beta2 * slot.load(1) + c.one_minus_beta2 * g * g;
-  slot.store(0, m);
-  slot.store(1, v);
+// The coefficients of update_moments, filled from the settings by name.
+template <class S>
+struct MomentCoeffs {
+  S beta1, one_minus_beta1, beta2, one_minus_beta2;
+
+  static MomentCoeffs of(const MomentParams& p) {
+    MomentCoeffs c;
+    c.beta1 = S(p.beta1);
+    c.one_minus_beta1 = S(1.0 - p.beta1);
+    c.beta2 = S(p.beta2);
+    c.one_minus_beta2 = S(1.0 - p.beta2);
+    return c;
+  }
+};
+
+// The moments after gradient g, stored in Base's state arrays exp_avg and exp_avg_sq:
+// m = beta1 m + (1 - beta1) g and v = beta2 v + (1 - beta2) g^2.
+template <class Base, class V, class Slots, class S>
+Moments<V> update_moments(const V& g, const Slots& slot, const MomentCoeffs<S>& c) {
+  const V m = c.beta1 * slot.load(Base::exp_avg) + c.one_minus_beta1 * g;
+  const V v = c.beta2 * slot.load(Base::exp_avg_sq) + c.one_minus_beta2 * g * g;
+  slot.store(Base::exp_avg, m);
+  slot.store(Base::exp_avg_sq, v);
   return {m, v};
 }
 

@@ -1,5 +1,9 @@
-// NAdam, Adam with Nesterov momentum, as torch.optim.NAdam (torch 2). The product of the
-// momentum coefficients, mu_product, is a per-tensor scalar that coeffs() advances each step.
+// NAdam, Adam with Nesterov momentum, as torch.optim.NAdam of torch 2 (docs/math.md#nadam):
+//   μ_t = β1·(1 − ½·0.96^(t·ψ)),   μ_{t+1} = β1·(1 − ½·0.96^((t + 1)·ψ))
+//   Π ← Π·μ_t                      (mu_product: per-tensor scalar state, advanced by coeffs())
+//   m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²   (update_moments, moment_params.hpp)
+//   d = [(1 − μ_t)/(1 − Π)·g + μ_{t+1}/(1 − Π·μ_{t+1})·m] / (√(v / (1 − β2^t)) + ε)
+//   s = 1
 #pragma once
 
 #include <array>
@@ -33,34 +37,41 @@ struct Nadam {
     }
   };
 
-  // Slots: 0 the first moment m, 1 the second moment v. Scalar 0: Π, the product of every μ_t.
-  static constexpr int slot_count = 2;
+  // State arrays, named as torch.optim's: m and v. Scalar state: Π, the product of every μ_t.
+  enum Slot : int { exp_avg, exp_avg_sq, slot_count };
   static constexpr const char* slot_names[slot_count] = {"exp_avg", "exp_avg_sq"};
   static bool uses_slot(const Params&, int /*slot*/) { return true; }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
-  static constexpr int scalar_count = 1;
+  enum Scalar : int { mu_product, scalar_count };
   static constexpr const char* scalar_names[scalar_count] = {"mu_product"};
   static constexpr double scalar_initial[scalar_count] = {1.0};
 
   template <class S>
   struct Coeffs {
     double scale;
-    S beta1, one_minus_beta1, beta2, one_minus_beta2, inv_bias2, eps, grad_weight, avg_weight;
+    MomentCoeffs<S> moments;
+    S inv_bias2, eps, grad_weight, avg_weight;
   };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/, std::array<double, 1>& scalar) {
+  static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/,
+                          std::array<double, scalar_count>& scalar) {
     const double t = double(step);
     const double mu = p.beta1 * (1.0 - 0.5 * std::pow(0.96, t * p.momentum_decay));
     const double mu_next = p.beta1 * (1.0 - 0.5 * std::pow(0.96, (t + 1.0) * p.momentum_decay));
-    const double product = scalar[0] *= mu;
-    return {1.0, S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(1.0 - p.beta2),
-            S(1.0 / (1.0 - std::pow(p.beta2, t))), S(p.eps),
-            S((1.0 - mu) / (1.0 - product)), S(mu_next / (1.0 - product * mu_next))};
+    const double product = scalar[mu_product] *= mu;
+    Coeffs<S> c;
+    c.scale = 1.0;
+    c.moments = MomentCoeffs<S>::of(p);
+    c.inv_bias2 = S(1.0 / (1.0 - std::pow(p.beta2, t)));
+    c.eps = S(p.eps);
+    c.grad_weight = S((1.0 - mu) / (1.0 - product));
+    c.avg_weight = S(mu_next / (1.0 - product * mu_next));
+    return c;
   }
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const auto [m, v] = update_moments(g, slot, c);
+    const auto [m, v] = update_moments<Nadam>(g, slot, c.moments);
     return (c.grad_weight * g + c.avg_weight * m) / (sqrt(v * c.inv_bias2) + c.eps);
   }
 };

@@ -1,5 +1,9 @@
-// RAdam, Adam with its variance rectified, as torch.optim.RAdam: while the rectification
-// term ρ_t is at most 5 the direction is the bare first moment.
+// RAdam, Adam with its variance rectified, as torch.optim.RAdam (docs/math.md#radam):
+//   m, v as Adam's                 (update_moments, moment_params.hpp)
+//   ρ∞ = 2/(1 − β2) − 1,   ρ_t = ρ∞ − 2t·β2^t / (1 − β2^t)
+//   ρ_t > 5:  r = √[(ρ_t − 4)(ρ_t − 2)ρ∞ / ((ρ∞ − 4)(ρ∞ − 2)ρ_t)],  d = m·r·√(1 − β2^t) / (√v + ε)
+//   ρ_t ≤ 5:  d = m
+//   s = 1 / (1 − β1^t)   the first moment's bias correction, applied by the rule
 #pragma once
 
 #include <cmath>
@@ -15,8 +19,8 @@ struct Radam {
 
   using Params = MomentParams;
 
-  // Slots: 0 the first moment m, 1 the second moment v.
-  static constexpr int slot_count = 2;
+  // State arrays, named as torch.optim's: m and v.
+  enum Slot : int { exp_avg, exp_avg_sq, slot_count };
   static constexpr const char* slot_names[slot_count] = {"exp_avg", "exp_avg_sq"};
   static bool uses_slot(const Params&, int /*slot*/) { return true; }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
@@ -24,7 +28,8 @@ struct Radam {
   template <class S>
   struct Coeffs {
     double scale;
-    S beta1, one_minus_beta1, beta2, one_minus_beta2, rect, eps;  // rect: r·√(1−β2^t)
+    MomentCoeffs<S> moments;
+    S rect, eps;  // rect: r·√(1−β2^t)
     bool rectified;
   };
   template <class S>
@@ -36,13 +41,18 @@ struct Radam {
     const double r = rectified ? std::sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf /
                                            ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
                                : 0.0;
-    return {1.0 / (1.0 - std::pow(p.beta1, t)), S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(1.0 - p.beta2),
-            S(r * std::sqrt(1.0 - beta2_t)), S(p.eps), rectified};
+    Coeffs<S> c;
+    c.scale = 1.0 / (1.0 - std::pow(p.beta1, t));
+    c.moments = MomentCoeffs<S>::of(p);
+    c.rect = S(r * std::sqrt(1.0 - beta2_t));
+    c.eps = S(p.eps);
+    c.rectified = rectified;
+    return c;
   }
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const auto [m, v] = update_moments(g, slot, c);
+    const auto [m, v] = update_moments<Radam>(g, slot, c.moments);
     return c.rectified ? m * c.rect / (sqrt(v) + c.eps) : m;
   }
 };

@@ -1,4 +1,9 @@
-// RMSprop, optionally centered and with momentum, as torch.optim.RMSprop.
+// RMSprop, optionally centered and with momentum, as torch.optim.RMSprop (docs/math.md#rmsprop):
+//   q ← α·q + (1 − α)·g²
+//   a ← α·a + (1 − α)·g                 (centered only)
+//   u = g / (√(q − a²) + ε)  (centered)  or  g / (√q + ε)
+//   d = u,  or with μ > 0:  b ← μ·b + u,  d = b
+//   s = 1
 #pragma once
 
 #include "../keywords.hpp"
@@ -35,11 +40,12 @@ struct Rmsprop {
     }
   };
 
-  // Slots: 0 the mean square q, 1 the momentum buffer b, 2 the mean gradient a (centered).
-  static constexpr int slot_count = 3;
+  // State arrays, named as torch.optim's: the mean square q, the momentum buffer b and the mean
+  // gradient a (centered).
+  enum Slot : int { square_avg, momentum_buffer, grad_avg, slot_count };
   static constexpr const char* slot_names[slot_count] = {"square_avg", "momentum_buffer", "grad_avg"};
   static bool uses_slot(const Params& p, int slot) {
-    return slot == 0 || (slot == 1 && p.momentum > 0.0) || (slot == 2 && p.centered);
+    return slot == square_avg || (slot == momentum_buffer && p.momentum > 0.0) || (slot == grad_avg && p.centered);
   }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
 
@@ -51,24 +57,31 @@ struct Rmsprop {
   };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned /*new_state_arrays*/) {
-    return {1.0, S(p.alpha), S(1.0 - p.alpha), S(p.eps), S(p.momentum),
-            p.centered, p.momentum > 0.0};
+    Coeffs<S> c;
+    c.scale = 1.0;
+    c.alpha = S(p.alpha);
+    c.one_minus_alpha = S(1.0 - p.alpha);
+    c.eps = S(p.eps);
+    c.momentum = S(p.momentum);
+    c.centered = p.centered;
+    c.has_momentum = p.momentum > 0.0;
+    return c;
   }
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V q = c.alpha * slot.load(0) + c.one_minus_alpha * g * g;
-    slot.store(0, q);
+    const V q = c.alpha * slot.load(square_avg) + c.one_minus_alpha * g * g;
+    slot.store(square_avg, q);
     V avg = q;
     if (c.centered) {
-      const V a = c.alpha * slot.load(2) + c.one_minus_alpha * g;
-      slot.store(2, a);
+      const V a = c.alpha * slot.load(grad_avg) + c.one_minus_alpha * g;
+      slot.store(grad_avg, a);
       avg = q - a * a;
     }
     const V d = g / (sqrt(avg) + c.eps);
     if (!c.has_momentum) return d;
-    const V b = c.momentum * slot.load(1) + d;
-    slot.store(1, b);
+    const V b = c.momentum * slot.load(momentum_buffer) + d;
+    slot.store(momentum_buffer, b);
     return b;
   }
 };

@@ -1,4 +1,8 @@
-// SGD with momentum, dampening and Nesterov look-ahead, as torch.optim.SGD.
+// SGD with momentum μ, dampening τ and Nesterov look-ahead, as torch.optim.SGD
+// (docs/math.md#sgd):
+//   μ = 0:  d = g
+//   μ > 0:  b ← g on the buffer's first step, then b ← μ·b + (1 − τ)·g;  d = b, or g + μ·b (Nesterov)
+//   s = 1
 #pragma once
 
 #include "../keywords.hpp"
@@ -34,8 +38,8 @@ struct Sgd {
     }
   };
 
-  // Slot 0: the momentum buffer b. Names as torch.optim's state.
-  static constexpr int slot_count = 1;
+  // State array, named as torch.optim's: the momentum buffer b.
+  enum Slot : int { momentum_buffer, slot_count };
   static constexpr const char* slot_names[slot_count] = {"momentum_buffer"};
   static bool uses_slot(const Params& p, int /*slot*/) { return p.momentum > 0.0; }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
@@ -48,15 +52,21 @@ struct Sgd {
   };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, long /*step*/, unsigned new_state_arrays) {
-    return {1.0, S(p.momentum), S(1.0 - p.dampening), p.momentum > 0.0, p.nesterov,
-            (new_state_arrays & 1u) != 0};
+    Coeffs<S> c;
+    c.scale = 1.0;
+    c.momentum = S(p.momentum);
+    c.one_minus_dampening = S(1.0 - p.dampening);
+    c.has_momentum = p.momentum > 0.0;
+    c.nesterov = p.nesterov;
+    c.fresh_buffer = (new_state_arrays & (1u << momentum_buffer)) != 0;
+    return c;
   }
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
     if (!c.has_momentum) return g;
-    const V b = c.fresh_buffer ? g : c.momentum * slot.load(0) + c.one_minus_dampening * g;
-    slot.store(0, b);
+    const V b = c.fresh_buffer ? g : c.momentum * slot.load(momentum_buffer) + c.one_minus_dampening * g;
+    slot.store(momentum_buffer, b);
     return c.nesterov ? g + c.momentum * b : b;
   }
 };

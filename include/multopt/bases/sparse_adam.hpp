@@ -1,7 +1,10 @@
-// SparseAdam, as torch.optim.SparseAdam: Adam whose eps is added to the uncorrected sqrt(v), the
-// correction of both moments being in the step size. Made for gradients given as rows
-// (docs/math.md, "Sparse rows"): a step updates the moments of the rows it touches only (lazy
-// Adam), and the correction counts the tensor's steps.
+// SparseAdam, as torch.optim.SparseAdam (docs/math.md#sparse-rows): Adam whose ε is added to the
+// uncorrected √v, the correction of both moments being in the scale:
+//   m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²   (update_moments, moment_params.hpp)
+//   d = m / (√v + ε)
+//   s = √(1 − β2^t) / (1 − β1^t)
+// Made for gradients given as rows: a step updates the moments of the rows it touches only (lazy
+// Adam), and t counts the tensor's steps.
 #pragma once
 
 #include <cmath>
@@ -18,8 +21,8 @@ struct SparseAdam {
     constexpr Params() noexcept {}  // not an aggregate: fields are set by name, never by position
   };
 
-  // Slots: 0 the first moment m, 1 the second moment v.
-  static constexpr int slot_count = 2;
+  // State arrays, named as torch.optim's: m and v.
+  enum Slot : int { exp_avg, exp_avg_sq, slot_count };
   static constexpr const char* slot_names[slot_count] = {"exp_avg", "exp_avg_sq"};
   static bool uses_slot(const Params&, int /*slot*/) { return true; }
   static double initial_value(const Params&, int /*slot*/) { return 0.0; }
@@ -27,18 +30,22 @@ struct SparseAdam {
   template <class S>
   struct Coeffs {
     double scale;
-    S beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
+    MomentCoeffs<S> moments;
+    S eps;
   };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, long step, unsigned /*new_state_arrays*/) {
     const double t = double(step);
-    return {std::sqrt(1.0 - std::pow(p.beta2, t)) / (1.0 - std::pow(p.beta1, t)),
-            S(p.beta1), S(1.0 - p.beta1), S(p.beta2), S(1.0 - p.beta2), S(p.eps)};
+    Coeffs<S> c;
+    c.scale = std::sqrt(1.0 - std::pow(p.beta2, t)) / (1.0 - std::pow(p.beta1, t));
+    c.moments = MomentCoeffs<S>::of(p);
+    c.eps = S(p.eps);
+    return c;
   }
 
   template <class V, class Slots, class S>
   static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const auto [m, v] = update_moments(g, slot, c);
+    const auto [m, v] = update_moments<SparseAdam>(g, slot, c.moments);
     return m / (sqrt(v) + c.eps);
   }
 };

@@ -1,4 +1,5 @@
-// The usual additive rule: θ ← θ − s·lr·d.
+// The usual additive rule (docs/math.md#rules-from-d-to-the-new-θ):
+//   θ ← θ − s·lr·d
 #pragma once
 
 #include "../validate.hpp"
@@ -21,12 +22,16 @@ struct Additive : Rule {
   };
 
   // The step size that the decoupled weight decay scales by.
-  static double rate(const Params& p) { return p.lr; }
+  static double decay_rate(const Params& p) { return p.lr; }
 
   template <class S>
   struct Coeffs { S step; };
   template <class S>
-  static Coeffs<S> coeffs(const Params& p, double scale) { return {S(scale * p.lr)}; }
+  static Coeffs<S> coeffs(const Params& p, double scale) {
+    Coeffs<S> c;
+    c.step = S(scale * p.lr);
+    return c;
+  }
 
   template <class V, class S>
   static V apply(const V& theta, const V& d, const Coeffs<S>& c) { return theta - c.step * d; }

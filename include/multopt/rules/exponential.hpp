@@ -1,5 +1,7 @@
-// The exponential rule: θ ← θ·2^(−s·lr_out·sign(θ)·tanh(lr_in·d)). Like the multiplicative
-// rule it keeps signs and zeros, but scales |θ| by a factor in [2^−s·lr_out, 2^s·lr_out].
+// The exponential rule (docs/math.md#rules-from-d-to-the-new-θ):
+//   θ ← θ·2^(−s·lr_out·sign(θ)·tanh(lr_in·d))
+// Like the multiplicative rule it keeps signs and zeros, but scales |θ| by a factor in
+// [2^−s·lr_out, 2^s·lr_out].
 #pragma once
 
 #include <cmath>
@@ -18,14 +20,17 @@ struct Exponential : Rule {
   using Params = Multiplicative::Params;
 
   // The step size that the decoupled weight decay scales by.
-  static double rate(const Params& p) { return p.lr_out; }
+  static double decay_rate(const Params& p) { return p.lr_out; }
 
   // 2^x is computed as e^(x·ln 2), so the step carries the factor ln 2.
   template <class S>
   struct Coeffs { S lr_in, step_ln2; };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, double scale) {
-    return {S(p.lr_in), S(scale * p.lr_out * std::log(2.0))};
+    Coeffs<S> c;
+    c.lr_in = S(p.lr_in);
+    c.step_ln2 = S(scale * p.lr_out * std::log(2.0));
+    return c;
   }
 
   template <class V, class S>

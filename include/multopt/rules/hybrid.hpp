@@ -1,6 +1,6 @@
-// The hybrid rule: a g_mix share of the multiplicative step plus a (1 − g_mix) share of the
-// additive one, so that weights can still cross zero:
-// θ ← θ − g_mix·s·lr_out·|θ|·tanh(lr_in·d) − (1 − g_mix)·s·lr·d.
+// The hybrid rule (docs/math.md#rules-from-d-to-the-new-θ): a g_mix share of the multiplicative step plus a
+// (1 − g_mix) share of the additive one, so that weights can still cross zero:
+//   θ ← θ − g_mix·s·lr_out·|θ|·tanh(lr_in·d) − (1 − g_mix)·s·lr·d
 #pragma once
 
 #include "../validate.hpp"
@@ -36,13 +36,17 @@ struct Hybrid : Rule {
   };
 
   // The step size that the decoupled weight decay scales by: the mix of the two.
-  static double rate(const Params& p) { return p.g_mix * p.lr_out + (1.0 - p.g_mix) * p.lr; }
+  static double decay_rate(const Params& p) { return p.g_mix * p.lr_out + (1.0 - p.g_mix) * p.lr; }
 
   template <class S>
   struct Coeffs { S lr_in, multiplicative_step, additive_step; };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, double scale) {
-    return {S(p.lr_in), S(p.g_mix * scale * p.lr_out), S((1.0 - p.g_mix) * scale * p.lr)};
+    Coeffs<S> c;
+    c.lr_in = S(p.lr_in);
+    c.multiplicative_step = S(p.g_mix * scale * p.lr_out);
+    c.additive_step = S((1.0 - p.g_mix) * scale * p.lr);
+    return c;
   }
 
   template <class V, class S>

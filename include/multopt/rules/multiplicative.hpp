@@ -1,4 +1,5 @@
-// The multiplicative rule of Kirtas, Passalis and Tefas: θ ← θ − s·lr_out·|θ|·tanh(lr_in·d).
+// The multiplicative rule of Kirtas, Passalis and Tefas (docs/math.md#rules-from-d-to-the-new-θ):
+//   θ ← θ − s·lr_out·|θ|·tanh(lr_in·d)
 // The step is proportional to |θ|: no weight changes sign, zeros stay zero, and the relative
 // change per step is at most s·lr_out.
 #pragma once
@@ -30,13 +31,16 @@ struct Multiplicative : Rule {
   };
 
   // The step size that the decoupled weight decay scales by.
-  static double rate(const Params& p) { return p.lr_out; }
+  static double decay_rate(const Params& p) { return p.lr_out; }
 
   template <class S>
   struct Coeffs { S lr_in, step; };
   template <class S>
   static Coeffs<S> coeffs(const Params& p, double scale) {
-    return {S(p.lr_in), S(scale * p.lr_out)};
+    Coeffs<S> c;
+    c.lr_in = S(p.lr_in);
+    c.step = S(scale * p.lr_out);
+    return c;
   }
 
   template <class V, class S>

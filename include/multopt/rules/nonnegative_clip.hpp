@@ -1,5 +1,5 @@
-// Additive rule for weights that must stay non-negative (analog hardware):
-// θ ← max(θ − s·lr·d, 0).
+// Additive rule for weights that must stay non-negative (analog hardware; docs/math.md#rules-from-d-to-the-new-θ):
+//   θ ← max(θ − s·lr·d, 0)
 #pragma once
 
 #include "additive.hpp"

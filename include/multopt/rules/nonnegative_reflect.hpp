@@ -1,5 +1,5 @@
-// Additive rule for weights that must stay non-negative, reflecting at zero:
-// θ ← |θ − s·lr·d|.
+// Additive rule for weights that must stay non-negative, reflecting at zero (docs/math.md#rules-from-d-to-the-new-θ):
+//   θ ← |θ − s·lr·d|
 #pragma once
 
 #include "additive.hpp"

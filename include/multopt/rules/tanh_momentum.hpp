@@ -1,5 +1,6 @@
-// Multiplicative SGD with the tanh moved inside the momentum: SGD runs on tanh(lr_in·g),
-// and its direction d updates θ ← θ − s·lr_out·|θ|·d with no further tanh.
+// Multiplicative SGD with the tanh moved inside the momentum (docs/math.md#rules-from-d-to-the-new-θ): SGD runs on
+// g ← tanh(lr_in·g), and its direction d updates, with no further tanh,
+//   θ ← θ − s·lr_out·|θ|·d
 #pragma once
 
 #include <type_traits>
