@@ -28,11 +28,13 @@ struct ThreadSettings {
 };
 
 // Splits tensors of these sizes into chunks of about `chunk` elements, cut at packet bounds, or
-// at row bounds for a tensor k of rows (row_widths[k] > 0).
+// at row bounds for a tensor k of rows (row_widths[k] > 0). The packet bounds are those of the
+// widest packet of any kernel (64 bytes, AVX-512's): in a program that dispatches
+// (dispatch.hpp), a kernel's packets may be wider than those of the code that cuts the chunks.
 template <class S>
 void make_chunks(const std::vector<std::size_t>& sizes, const std::vector<std::size_t>& row_widths, std::size_t chunk,
                  std::vector<Chunk>& chunks) {
-  constexpr std::size_t width = simd::Vec<S>::size;
+  constexpr std::size_t width = std::max<std::size_t>(simd::Vec<S>::size, 64 / sizeof(S));
   const std::size_t packets = std::max(width, chunk - chunk % width);
   chunks.clear();
   for (std::size_t k = 0; k < sizes.size(); ++k) {

@@ -74,14 +74,15 @@ Overflow find_overflow(const Arithmetic<P>* param, const Arithmetic<P>* const* s
 
 // Settings each valid alone can together make a step overflow (Adam's lr = 1e308 and its bias
 // correction 1/(1 − β1) = 10, weight_decay = 1e308 under a square): the coefficients are tried
-// on a packet of unit data (θ and g = ±1, the state as new) before the step changes anything,
-// once per set of coefficients, and a result beyond half the range of S is refused
-// (find_overflow, refuse_overflow_of).
+// on 64 bytes of unit data (θ and g = ±1, the state as new), through the kernel that will step
+// (16-bit parameters: on fp32 master weights), before the step changes anything, once per set of
+// coefficients, and a result beyond half the range of S is refused (find_overflow,
+// refuse_overflow_of).
 template <class Base, class Rule, class P, class Hyper>
-void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, std::size_t group, long step) {
+void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, std::size_t group, long step,
+                     ChunkStep kernel) {
   using S = Arithmetic<P>;
-  constexpr std::size_t width = simd::Vec<S>::size;
-  const TensorStepArgs<Base, Rule, S> coeffs{nullptr, nullptr, width, {}, args.base, args.rule, args.prestep};
+  constexpr std::size_t width = 64 / sizeof(S);  // whole packets of every instruction set
   alignas(64) S param[width], grad[width], state[Base::slot_count][width];
   std::array<S*, Base::slot_count> slots{};
   for (std::size_t i = 0; i < width; ++i) {
@@ -93,7 +94,23 @@ void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, 
     slots[std::size_t(slot)] = state[slot];
     std::fill_n(state[slot], width, S(Base::initial_value(h.base, slot)));
   }
-  detail::step_packets(coeffs, param, grad, slots, 0, width);
+  TensorStepArgs<Base, Rule, P> unit{};
+  unit.size = width;
+  unit.slots = slots;
+  unit.base = args.base;
+  unit.rule = args.rule;
+  unit.prestep = args.prestep;
+  [[maybe_unused]] alignas(64) P narrow[width];
+  if constexpr (is_16bit<P>) {
+    unit.param = narrow;
+    unit.grad.wide = grad;
+    unit.master = param;
+    unit.rounding = Rounding::master;
+  } else {
+    unit.param = param;
+    unit.grad = grad;
+  }
+  kernel(&unit, Chunk{0, 0, width}, nullptr);
   const Overflow overflow = find_overflow<P>(param, slots.data(), Base::slot_count, width);
   if (!overflow.found) return;
   const bool in_param = overflow.slot < 0;

@@ -14,17 +14,20 @@ struct Prestep {
   S decay_factor = S(1);    // 1 − lr_factor·decay_rate·decoupled_weight_decay
   S weight_decay = S(0);
 
-  // θ as the base and the rule see it.
-  simd::Vec<S> theta(const S* param) const {
-    const auto theta = simd::Vec<S>::load(param);
+  // θ as the base and the rule see it. (Templates, so that the packet type, which differs
+  // between instruction sets, is part of their symbols: dispatch.hpp.)
+  template <class V = simd::Vec<S>>
+  V theta(const S* param) const {
+    const auto theta = V::load(param);
     return decay_factor != S(1) ? decay_factor * theta : theta;
   }
 
   // g as the base sees it.
-  simd::Vec<S> gradient(const S* grad, const S* param) const {
-    auto g = simd::Vec<S>::load(grad);
+  template <class V = simd::Vec<S>>
+  V gradient(const S* grad, const S* param) const {
+    auto g = V::load(grad);
     if (gradient_scale != S(1)) g = gradient_scale * g;
-    if (weight_decay != S(0)) g = g + weight_decay * theta(param);
+    if (weight_decay != S(0)) g = g + weight_decay * theta<V>(param);
     return g;
   }
 };

@@ -18,7 +18,25 @@
 
 #include <Eigen/Core>
 
+// In a kernel translation unit (dispatch.hpp), compiled for one instruction set with its own
+// flags, everything whose compiled code depends on those flags lives in an inline namespace of
+// that instruction set: MULTOPT_KERNEL_ISA=avx2 puts simd::Vec, the step loop and the storage
+// conversions in multopt::...::isa_avx2. Their symbols then differ from every other kernel's and
+// from the program's own, so that the linker, which keeps one copy of each inline function and
+// template instantiation, can never hand an AVX-512 copy to code that runs on a CPU without it.
+// Everywhere else the macros are empty and nothing changes.
+#if defined(MULTOPT_KERNEL_ISA)
+#define MULTOPT_ISA_CAT_(a, b) a##b
+#define MULTOPT_ISA_CAT(a, b) MULTOPT_ISA_CAT_(a, b)
+#define MULTOPT_ISA_BEGIN inline namespace MULTOPT_ISA_CAT(isa_, MULTOPT_KERNEL_ISA) {
+#define MULTOPT_ISA_END }
+#else
+#define MULTOPT_ISA_BEGIN
+#define MULTOPT_ISA_END
+#endif
+
 namespace multopt::simd {
+MULTOPT_ISA_BEGIN
 
 namespace ei = Eigen::internal;
 
@@ -165,6 +183,7 @@ inline Vec<double> tanh(const Vec<double>& x) {
   return Vec<double>::from_packet(detail::tanh_double(x.packet()));
 }
 
+MULTOPT_ISA_END
 }  // namespace multopt::simd
 
 #if defined(__GNUC__) && !defined(__clang__)

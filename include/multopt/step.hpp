@@ -54,7 +54,10 @@ struct TensorStepArgs {
   std::size_t row_width = 0;
 };
 
+// Everything below but ChunkStep runs in the step's kernels: compiled per instruction set
+// (simd.hpp, dispatch.hpp).
 namespace detail {
+MULTOPT_ISA_BEGIN
 
 // A base's view of its state arrays at the current packet.
 template <class S, std::size_t N>
@@ -187,14 +190,18 @@ void prefetch_chunk(const TensorStepArgs<Base, Rule, P>& t, const Chunk& chunk, 
   prefetch_elements(t, chunk.begin, std::min(chunk.end, chunk.begin + bytes / sizeof(Arithmetic<P>)), true);
 }
 
+MULTOPT_ISA_END
 }  // namespace detail
 
+MULTOPT_ISA_BEGIN
 // Steps elements [begin, end) of a tensor; begin is a multiple of the packet width (of the
 // row width, where the gradient is given as rows).
 template <class Base, class Rule, class P>
 void step_range(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end);
+MULTOPT_ISA_END
 
 namespace detail {
+MULTOPT_ISA_BEGIN
 
 // Rows [begin, end) / row_width of the rows a gradient touches, each stepped as a tensor of one
 // row: the same loop, so that every element sees what it would see in a dense step. The rows lie
@@ -222,14 +229,17 @@ void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::s
   }
 }
 
+MULTOPT_ISA_END
 }  // namespace detail
 
+MULTOPT_ISA_BEGIN
 template <class Base, class Rule, class P>
 void step_range(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
   if (t.rows) detail::step_rows(t, begin, end);
   else if constexpr (is_16bit<P>) detail::step_16bit(t, begin, end);
   else detail::step_float(t, begin, end);
 }
+MULTOPT_ISA_END
 
 namespace detail {
 
@@ -239,12 +249,14 @@ namespace detail {
 // after the last chunk).
 using ChunkStep = void (*)(const void* tensors, const Chunk& chunk, const Chunk* next);
 
+MULTOPT_ISA_BEGIN
 template <class Base, class Rule, class P>
 void step_chunk(const void* tensors, const Chunk& chunk, const Chunk* next) {
   const auto* args = static_cast<const TensorStepArgs<Base, Rule, P>*>(tensors);
   if (next) prefetch_chunk(args[next->tensor], *next, 4096);
   step_range(args[chunk.tensor], chunk.begin, chunk.end);
 }
+MULTOPT_ISA_END
 
 }  // namespace detail
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "contract.hpp"
+#include "dispatch.hpp"
 #include "gradient_rows.hpp"
 #include "gradient_scan.hpp"
 #include "hyper.hpp"
@@ -185,6 +186,7 @@ class StepWork {
   void plan(const Refs* tensors, std::size_t count, const Hyper* groups, std::size_t group_count,
             const StepOptions& options) {
     detail::check_step_options<P>(options);
+    kernel_ = detail::chunk_kernel<Base, Rule, P>();
     for (std::size_t g = 0; g < group_count; ++g) groups[g].template validate_for<S>();
     for (std::size_t k = 0; k < count; ++k) detail::check_tensor_refs(k, tensors[k], groups, group_count, options.storage);
     chunked_.clear_tensors();
@@ -198,7 +200,7 @@ class StepWork {
   // Steps the tensors that plan() did not skip (ChunkedStep::commit); then every tensor stepped
   // counts its step and takes its new scalars; a tensor skipped keeps all it had.
   const StepReport& commit(const Refs* tensors, std::size_t count) noexcept {
-    const StepReport& report = chunked_.commit(step_args_.data(), &detail::step_chunk<Base, Rule, P>);
+    const StepReport& report = chunked_.commit(step_args_.data(), kernel_);
     for (std::size_t k = 0; k < count; ++k) {
       if (chunked_.skipped(k)) continue;
       ++*tensors[k].steps;
@@ -250,7 +252,7 @@ class StepWork {
     args.prestep.gradient_scale = S(h.maximize ? -clip : clip);
     args.prestep.decay_factor = S(1.0 - h.decoupled_decay_step());
     args.prestep.weight_decay = S(h.weight_decay);
-    detail::refuse_overflow(args, h, t.group, *t.steps + 1);
+    detail::refuse_overflow(args, h, t.group, *t.steps + 1, kernel_);
     if constexpr (has_scalars) next_scalars_[k] = scalars;
   }
 
@@ -262,6 +264,7 @@ class StepWork {
   }
 
   detail::ChunkedStep<P> chunked_;
+  detail::ChunkStep kernel_ = nullptr;  // the kernel this plan's commit steps with (dispatch.hpp)
   std::vector<TensorStepArgs<Base, Rule, P>> step_args_;  // per tensor: its arrays and this step's coefficients
   std::vector<contract::Scalars<Base>> next_scalars_;      // per tensor: its scalar state after the step
 };

@@ -78,7 +78,9 @@ struct Gradient16 {
 template <class P>
 using GradientPointer = std::conditional_t<is_16bit<P>, Gradient16<P>, const P*>;
 
+// The conversions below run in the step's kernels: compiled per instruction set (simd.hpp).
 namespace detail {
+MULTOPT_ISA_BEGIN
 
 inline std::uint32_t float_bits(float x) {
   std::uint32_t u;
@@ -179,7 +181,10 @@ inline std::uint16_t stochastic_bits(float x, std::uint32_t random, Eigen::half)
   return std::uint16_t(select(magnitude >= 0x7f800000u, non_finite, low + up) | sign);
 }
 
+MULTOPT_ISA_END
 }  // namespace detail
+
+MULTOPT_ISA_BEGIN
 
 // How values of type P go between memory and packets of Arithmetic<P>. float, double: as they are.
 template <class P>
@@ -243,4 +248,5 @@ struct Storage<Eigen::bfloat16> : Storage16<Eigen::bfloat16> {};
 template <>
 struct Storage<Eigen::half> : Storage16<Eigen::half> {};
 
+MULTOPT_ISA_END
 }  // namespace multopt
