@@ -203,29 +203,66 @@ MULTOPT_ISA_END
 namespace detail {
 MULTOPT_ISA_BEGIN
 
-// Rows [begin, end) / row_width of the rows a gradient touches, each stepped as a tensor of one
-// row: the same loop, so that every element sees what it would see in a dense step. The rows lie
-// here and there in memory, where no prefetcher finds them: each asks for a later row's lines
-// first, which arrive while it is stepped (docs/performance.md, "Sparse rows").
+// Rows [begin, end) / row_width of the rows a gradient touches, stepped by the same loop as a
+// dense tensor's, so that every element sees what it would see in a dense step. The rows lie here
+// and there in memory, where no prefetcher finds them. Narrow rows of float or double are copied,
+// a block of them at a time, into arrays on the stack, stepped there as one small tensor and
+// copied back: the copies put many rows' loads in flight at once, where stepping one row after
+// another waited for each row's in turn, and the next block's lines are asked for while a block
+// is stepped (docs/performance.md, "Sparse rows"). The SIMD arithmetic is lane by lane, so where
+// an element sits in a packet changes nothing. Wide rows, and 16-bit ones (whose stochastic
+// rounding keys each element by its place), are stepped one at a time, each asking for a later
+// row's lines first.
 template <class Base, class Rule, class P>
 void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
-  constexpr std::size_t ahead = 4;
+  using S = Arithmetic<P>;
+  constexpr std::size_t room = 1024, ahead = 4;
   const std::size_t width = t.row_width, first = begin / width, last = end / width;
-  TensorStepArgs<Base, Rule, P> row = t;
-  row.rows = nullptr;
-  row.size = width;
   const auto prefetch_row = [&](std::size_t r) { prefetch_elements(t, t.rows[r] * width, t.rows[r] * width + width, false); };
+  TensorStepArgs<Base, Rule, P> rows = t;
+  rows.rows = nullptr;
+  if constexpr (!is_16bit<P>) {
+    if (width <= room / 2) {
+      alignas(64) S param[room], state[Base::slot_count][room];
+      for (std::size_t k = 0; k < rows.slots.size(); ++k) rows.slots[k] = t.slots[k] ? state[k] : nullptr;
+      rows.param = param;
+      const std::size_t per_block = room / width;
+      for (std::size_t r = first; r < last; r += per_block) {
+        const std::size_t count = std::min(last - r, per_block);
+        const auto copy_rows = [&](bool in) {
+          for (std::size_t k = 0; k < count; ++k) {
+            const std::size_t at = t.rows[r + k] * width;
+            const auto copy = [&](S* table, S* block) {
+              if (in) std::copy_n(table + at, width, block + k * width);
+              else std::copy_n(block + k * width, width, table + at);
+            };
+            copy(t.param, param);
+            for (std::size_t s = 0; s < rows.slots.size(); ++s)
+              if (t.slots[s]) copy(t.slots[s], state[s]);
+          }
+        };
+        copy_rows(true);
+        for (std::size_t next = r + count; next < std::min(last, r + count + per_block); ++next) prefetch_row(next);
+        rows.grad = t.grad + r * width;
+        rows.size = count * width;
+        step_float(rows, 0, rows.size);
+        copy_rows(false);
+      }
+      return;
+    }
+  }
+  rows.size = width;
   for (std::size_t r = first; r < std::min(last, first + ahead); ++r) prefetch_row(r);
   for (std::size_t r = first; r < last; ++r) {
     if (r + ahead < last) prefetch_row(r + ahead);
     const std::size_t at = t.rows[r] * width;
-    row.param = t.param + at;
-    if constexpr (is_16bit<P>) row.grad.wide = t.grad.wide + r * width;  // coalesced rows are wide
-    else row.grad = t.grad + r * width;
-    for (std::size_t k = 0; k < row.slots.size(); ++k) row.slots[k] = t.slots[k] ? t.slots[k] + at : nullptr;
-    row.master = t.master ? t.master + at : nullptr;
-    row.offset = at;
-    step_range(row, 0, width);
+    rows.param = t.param + at;
+    if constexpr (is_16bit<P>) rows.grad.wide = t.grad.wide + r * width;  // coalesced rows are wide
+    else rows.grad = t.grad + r * width;
+    for (std::size_t k = 0; k < rows.slots.size(); ++k) rows.slots[k] = t.slots[k] ? t.slots[k] + at : nullptr;
+    rows.master = t.master ? t.master + at : nullptr;
+    rows.offset = at;
+    step_range(rows, 0, width);
   }
 }
 
