@@ -137,11 +137,11 @@ struct Run {
   Run(const Flags& flags, Hyper hyper_, bool dense_ = false)
       : model(flags), hyper(hyper_), dense(dense_), refs(2) {
     options.threading.threads = 1;
-    for (Table* table : {&model.users, &model.items})
-      for (const multopt::StateArrayInfo& array : multopt::state_arrays<Base, float>(hyper.base)) {
-        table->state.resize(std::size_t(Base::slot_count));
+    for (Table* table : {&model.users, &model.items}) {
+      table->state.resize(std::size_t(Base::slot_count));
+      for (const multopt::StateArrayInfo& array : multopt::state_arrays<Base, float>(hyper.base))
         table->state[std::size_t(array.slot)].assign(table->values.size(), float(array.initial));
-      }
+    }
     if (dense) {
       user_dense.resize(model.users.values.size());
       item_dense.resize(model.items.values.size());

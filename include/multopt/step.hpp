@@ -229,24 +229,21 @@ void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::s
       const std::size_t per_block = room / width;
       for (std::size_t r = first; r < last; r += per_block) {
         const std::size_t count = std::min(last - r, per_block);
-        const auto copy_rows = [&](bool in) {
+        // move(row in the table, row in the block) for each array of each of the block's rows
+        const auto each_row = [&](const auto& move) {
           for (std::size_t k = 0; k < count; ++k) {
             const std::size_t at = t.rows[r + k] * width;
-            const auto copy = [&](S* table, S* block) {
-              if (in) std::copy_n(table + at, width, block + k * width);
-              else std::copy_n(block + k * width, width, table + at);
-            };
-            copy(t.param, param);
+            move(t.param + at, param + k * width);
             for (std::size_t s = 0; s < rows.slots.size(); ++s)
-              if (t.slots[s]) copy(t.slots[s], state[s]);
+              if (t.slots[s]) move(t.slots[s] + at, state[s] + k * width);
           }
         };
-        copy_rows(true);
+        each_row([&](const S* table, S* block) { std::copy_n(table, width, block); });
         for (std::size_t next = r + count; next < std::min(last, r + count + per_block); ++next) prefetch_row(next);
         rows.grad = t.grad + r * width;
         rows.size = count * width;
         step_float(rows, 0, rows.size);
-        copy_rows(false);
+        each_row([&](S* table, const S* block) { std::copy_n(block, width, table); });
       }
       return;
     }
