@@ -26,6 +26,8 @@ struct NamedTensorRefs {
   std::size_t size = 0;
   S* const* state = nullptr;  // slot_count() arrays by slot; null where the settings use none
   S* master = nullptr;
+  S* ema = nullptr;  // TensorRefs::ema and new_ema
+  bool new_ema = false;
   long* steps = nullptr;
   double* scalars = nullptr;
   unsigned new_arrays = 0;
@@ -43,9 +45,10 @@ class NamedStep {
   virtual int slot_count() const = 0;
   virtual std::vector<std::string> scalar_names() const = 0;
   virtual std::vector<double> initial_scalars() const = 0;
-  // The arrays a tensor needs under a group's settings; the settings are checked (an unknown
-  // name or an invalid value is refused).
-  virtual std::vector<StateArrayInfo> state_arrays(const NamedValues& settings, const StorageMode& storage) const = 0;
+  // The arrays a tensor needs under a group's settings (with `ema` a moving average of the
+  // weights); the settings are checked (an unknown name or an invalid value is refused).
+  virtual std::vector<StateArrayInfo> state_arrays(const NamedValues& settings, const StorageMode& storage,
+                                                   bool ema) const = 0;
   // Checks everything and plans the step (StepWork::plan): throws, and changes nothing, or
   // leaves a step that commit() makes.
   virtual void plan(const std::vector<NamedTensorRefs<P>>& tensors, const std::vector<NamedValues>& groups,
@@ -68,8 +71,9 @@ class NamedStepOf final : public NamedStep<P> {
     const auto initial = contract::initial_scalars<Base>();
     return {initial.begin(), initial.end()};
   }
-  std::vector<StateArrayInfo> state_arrays(const NamedValues& settings, const StorageMode& storage) const override {
-    return multopt::state_arrays<Base, P>(hyper_of(settings).base, storage);
+  std::vector<StateArrayInfo> state_arrays(const NamedValues& settings, const StorageMode& storage,
+                                           bool ema) const override {
+    return multopt::state_arrays<Base, P>(hyper_of(settings).base, storage, ema);
   }
 
   void plan(const std::vector<NamedTensorRefs<P>>& tensors, const std::vector<NamedValues>& groups,
@@ -84,6 +88,8 @@ class NamedStepOf final : public NamedStep<P> {
       refs.size = t.size;
       if (t.state) std::copy(t.state, t.state + Base::slot_count, refs.state.begin());
       refs.master = t.master;
+      refs.ema = t.ema;
+      refs.new_ema = t.new_ema;
       refs.steps = t.steps;
       refs.scalars = t.scalars;
       refs.new_arrays = t.new_arrays;

@@ -14,6 +14,7 @@ namespace multopt {
 enum class NonFinitePolicy {
   propagate,    // step as usual: the NaN or infinity reaches parameters and state (torch.optim's way)
   skip,         // leave that tensor's parameters, state and step count as they are; step the others
+  skip_all,     // leave every tensor as it is if any gradient holds one (a loss scaler's skipped step)
   throw_error,  // throw NonFiniteGradient before anything changes
 };
 
@@ -21,6 +22,7 @@ inline const char* policy_name(NonFinitePolicy policy) {
   switch (policy) {
     case NonFinitePolicy::propagate: return "propagate";
     case NonFinitePolicy::skip: return "skip";
+    case NonFinitePolicy::skip_all: return "skip_all";
     case NonFinitePolicy::throw_error: return "throw_error";
   }
   return "unknown";

@@ -1,5 +1,5 @@
-// The stages every step applies before the base, in the order of docs/math.md: the clipping
-// factor and maximize scale the gradient, the decoupled decay shrinks θ, the coupled decay adds
+// The stages every step applies before the base, in the order of docs/math.md: a loss-scaled
+// gradient is unscaled, the clipping factor and maximize scale it, the decoupled decay shrinks θ, the coupled decay adds
 // weight_decay·θ (the shrunk θ) to the gradient. The step loop loads θ and g through here; a
 // stage that is off costs one well-predicted branch a packet.
 #pragma once
@@ -10,6 +10,7 @@ namespace multopt {
 
 template <class S>
 struct Prestep {
+  S unscale = S(1);         // 1 / grad_scale (StepOptions), a multiply of its own as torch unscales
   S gradient_scale = S(1);  // min(1, max_grad_norm / (‖g‖ + 1e-6)), negated to maximize
   S decay_factor = S(1);    // 1 − lr_factor·decay_rate·decoupled_weight_decay
   S weight_decay = S(0);
@@ -26,6 +27,7 @@ struct Prestep {
   template <class V = simd::Vec<S>>
   V gradient(const S* grad, const S* param) const {
     auto g = V::load(grad);
+    if (unscale != S(1)) g = unscale * g;
     if (gradient_scale != S(1)) g = gradient_scale * g;
     if (weight_decay != S(0)) g = g + weight_decay * theta<V>(param);
     return g;

@@ -17,6 +17,7 @@
 #include "prestep.hpp"
 #include "simd.hpp"
 #include "storage.hpp"
+#include "weight_average.hpp"
 
 // One compiled copy of a function: never inlined, and with GCC never cloned either (its
 // interprocedural passes would otherwise make a copy for a call with constant bounds, such as
@@ -44,6 +45,8 @@ struct TensorStepArgs {
   typename Rule::template Coeffs<S> rule;
   Prestep<S> prestep;
   S* master = nullptr;                  // 16-bit P under Rounding::master: the fp32 weights
+  S* ema = nullptr;                     // the weights' moving average (StepOptions::ema_decay), or null
+  WeightAverage<S> averaging{};         // how it moves, where there is one
   Rounding rounding = Rounding::master;  // 16-bit P: how the result is stored
   std::uint64_t rounding_key = 0;        // Rounding::stochastic: this tensor's step's key
   std::size_t offset = 0;                // Rounding::stochastic: the place of param[0] in its tensor
@@ -77,9 +80,11 @@ struct StateAtPacket {
 // One compiled copy: a compiler may fuse multiplies and adds differently in each place a
 // function is inlined or cloned (GCC does by default), so the full packets and the padded tail,
 // wherever a tensor is cut, must run this one compiled loop.
+// Where the tensor has a moving average of its weights, each block's is updated from θ right
+// after the block's update (weight_average.hpp).
 template <class Base, class Rule, class S>
 MULTOPT_SINGLE_COPY void step_packets(const TensorStepArgs<Base, Rule, S>& t, S* param, const S* grad,
-                                      const std::array<S*, Base::slot_count>& slots, std::size_t begin,
+                                      const std::array<S*, Base::slot_count>& slots, S* ema, std::size_t begin,
                                       std::size_t end) {
   using V = simd::Vec<S>;
   constexpr std::size_t width = V::size, block = 32 * width;
@@ -100,6 +105,7 @@ MULTOPT_SINGLE_COPY void step_packets(const TensorStepArgs<Base, Rule, S>& t, S*
     }
     for (std::size_t i = first; i < last; i += width)
       Rule::apply(t.prestep.theta(param + i), V::load(direction + (i - first)), rule).store(param + i);
+    if (ema) t.averaging.update(param + first, ema + first, last - first);
   }
 }
 
@@ -108,17 +114,19 @@ template <class Base, class Rule, class S>
 void step_tail(const TensorStepArgs<Base, Rule, S>& t, std::size_t full) {
   constexpr std::size_t width = simd::Vec<S>::size;
   const std::size_t rest = t.size - full;
-  S param[width] = {}, grad[width] = {}, state[Base::slot_count][width] = {};
+  S param[width] = {}, grad[width] = {}, state[Base::slot_count][width] = {}, ema[width] = {};
   std::array<S*, Base::slot_count> slots{};
   std::copy_n(t.param + full, rest, param);
   std::copy_n(t.grad + full, rest, grad);
+  if (t.ema) std::copy_n(t.ema + full, rest, ema);
   for (std::size_t k = 0; k < slots.size(); ++k) {
     if (!t.slots[k]) continue;
     slots[k] = state[k];
     std::copy_n(t.slots[k] + full, rest, state[k]);
   }
-  step_packets(t, param, grad, slots, 0, width);
+  step_packets(t, param, grad, slots, t.ema ? ema : nullptr, 0, width);
   std::copy_n(param, rest, t.param + full);
+  if (t.ema) std::copy_n(ema, rest, t.ema + full);
   for (std::size_t k = 0; k < slots.size(); ++k)
     if (slots[k]) std::copy_n(state[k], rest, t.slots[k] + full);
 }
@@ -128,7 +136,7 @@ template <class Base, class Rule, class S>
 void step_float(const TensorStepArgs<Base, Rule, S>& t, std::size_t begin, std::size_t end) {
   constexpr std::size_t width = simd::Vec<S>::size;
   const std::size_t full = std::min(end, t.size - t.size % width);
-  if (begin < full) step_packets(t, t.param, t.grad, t.slots, begin, full);
+  if (begin < full) step_packets(t, t.param, t.grad, t.slots, t.ema, begin, full);
   if (end == t.size && full < end) step_tail(t, full);
 }
 
@@ -136,7 +144,8 @@ void step_float(const TensorStepArgs<Base, Rule, S>& t, std::size_t begin, std::
 // weights, and the gradients where they are fp32), stepped by the float loop above, the same
 // compiled code as Optimizer<Base, Rule, float>'s (so that the master weights follow it bit for
 // bit, however a compiler fuses multiplies and adds), and stored rounded. The buffers stay in
-// the L1 cache: memory sees one read and one write of each 16-bit element.
+// the L1 cache: memory sees one read and one write of each 16-bit element. The moving average,
+// fp32, follows the fp32 result: the master weights, or θ before it is rounded.
 template <class Base, class Rule, class P>
 void step_16bit(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
   constexpr std::size_t block = 1024;  // a multiple of every packet width
@@ -149,6 +158,8 @@ void step_16bit(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::
     if (!t.grad.wide) Storage<P>::widen(t.grad.narrow + first, gradient, n);
     TensorStepArgs<Base, Rule, float> view{param, grad, n, {}, t.base, t.rule, t.prestep};
     for (std::size_t k = 0; k < view.slots.size(); ++k) view.slots[k] = t.slots[k] ? t.slots[k] + first : nullptr;
+    view.ema = t.ema ? t.ema + first : nullptr;
+    view.averaging = t.averaging;
     step_float(view, 0, n);
     if (t.rounding == Rounding::stochastic)
       Storage<P>::narrow_stochastic(param, t.param + first, n, t.rounding_key, t.offset + first);
@@ -173,6 +184,7 @@ void prefetch_elements(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin
     }
     for (S* slot : t.slots)
       if (slot) __builtin_prefetch(slot + i, 1);
+    if (t.ema) __builtin_prefetch(t.ema + i, 1);
   }
 #else
   (void)t, (void)begin, (void)end, (void)gradient;
@@ -212,7 +224,8 @@ MULTOPT_ISA_BEGIN
 // is stepped (docs/performance.md, "Sparse rows"). The SIMD arithmetic is lane by lane, so where
 // an element sits in a packet changes nothing. Wide rows, and 16-bit ones (whose stochastic
 // rounding keys each element by its place), are stepped one at a time, each asking for a later
-// row's lines first.
+// row's lines first. (A moving average of the weights would move every row: the step refuses
+// one with rows, check_tensor_refs.)
 template <class Base, class Rule, class P>
 void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
   using S = Arithmetic<P>;

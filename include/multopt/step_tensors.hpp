@@ -123,9 +123,9 @@ class ChunkedStep {
   }
 
   // Reads the gradients as far as must be known before the step: the tensors whose gradient
-  // holds a NaN or an infinity (under throw_error it throws for the first) and, when clipping,
-  // the norm of the others. Under skip without clipping, a tensor of one chunk is left to
-  // commit(). Returns the clipping factor.
+  // holds a NaN or an infinity (under throw_error it throws for the first; under skip_all every
+  // tensor is then skipped) and, when clipping, the norm of the others, unscaled. Under skip
+  // without clipping, a tensor of one chunk is left to commit(). Returns the clipping factor.
   double scan_gradients(const StepOptions& options) {
     const NonFinitePolicy policy = options.non_finite_policy;
     const bool checking = policy != NonFinitePolicy::propagate;
@@ -144,8 +144,10 @@ class ChunkedStep {
       });
     }
     if (checking) scan_.for_each_non_finite([&](std::size_t k) { skip_[k] = 1; });
+    if (policy == NonFinitePolicy::skip_all && std::find(skip_.begin(), skip_.end(), 1) != skip_.end())
+      std::fill(skip_.begin(), skip_.end(), 1);
     if (!clipping) return 1.0;
-    grad_norm_ = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !skip_[k]; }));
+    grad_norm_ = std::sqrt(scan_.sum_of_squares([this](std::size_t k) { return !skip_[k]; })) / options.grad_scale;
     return clip_factor(options.max_grad_norm, grad_norm_);
   }
 
@@ -188,13 +190,13 @@ class StepWork {
     detail::check_step_options<P>(options);
     kernel_ = detail::chunk_kernel<Base, Rule, P>();
     for (std::size_t g = 0; g < group_count; ++g) groups[g].template validate_for<S>();
-    for (std::size_t k = 0; k < count; ++k) detail::check_tensor_refs(k, tensors[k], groups, group_count, options.storage);
+    for (std::size_t k = 0; k < count; ++k) detail::check_tensor_refs(k, tensors[k], groups, group_count, options);
     chunked_.clear_tensors();
     for (std::size_t k = 0; k < count; ++k) chunked_.add_tensor(tensors[k].size, tensors[k].grad, tensors[k].rows);
     step_args_.resize(count);
     if constexpr (has_scalars) next_scalars_.resize(count);
     const double clip = chunked_.plan(options);
-    for (std::size_t k = 0; k < count; ++k) make_step_args(tensors, k, groups, clip, options.storage);
+    for (std::size_t k = 0; k < count; ++k) make_step_args(tensors, k, groups, clip, options);
   }
 
   // Steps the tensors that plan() did not skip (ChunkedStep::commit); then every tensor stepped
@@ -221,7 +223,9 @@ class StepWork {
   // coefficients: computing them (Adam: two pow) costs about as much as stepping a tensor of a
   // hundred elements. A new set is tried on unit data first (refuse_overflow); the scalar state
   // that it advances waits in next_scalars_ until commit().
-  void make_step_args(const Refs* tensors, std::size_t k, const Hyper* groups, double clip, const StorageMode& storage) {
+  void make_step_args(const Refs* tensors, std::size_t k, const Hyper* groups, double clip,
+                      const StepOptions& options) {
+    const StorageMode& storage = options.storage;
     const Refs& t = tensors[k];
     const Hyper& h = groups[t.group];
     TensorStepArgs<Base, Rule, P>& args = step_args_[k];
@@ -237,6 +241,8 @@ class StepWork {
       args.master = storage.rounding == Rounding::master ? t.master : nullptr;
       args.rounding_key = detail::rounding_key(storage.seed, k, std::uint64_t(*t.steps + 1));
     }
+    args.ema = options.ema_decay ? t.ema : nullptr;
+    if (options.ema_decay) args.averaging = {S(*options.ema_decay), S(1.0 - *options.ema_decay), t.new_ema};
     if (k > 0 && shares_coeffs(tensors[k - 1], t)) {
       const TensorStepArgs<Base, Rule, P>& same = step_args_[k - 1];
       args.base = same.base;
@@ -249,6 +255,7 @@ class StepWork {
     if constexpr (has_scalars) std::copy(t.scalars, t.scalars + scalars.size(), scalars.begin());
     args.base = detail::base_coeffs<Base, S>(h.base, *t.steps + 1, t.new_arrays, scalars);
     args.rule = Rule::template coeffs<S>(h.rule, args.base.scale * h.lr_factor);
+    args.prestep.unscale = S(1.0 / options.grad_scale);
     args.prestep.gradient_scale = S(h.maximize ? -clip : clip);
     args.prestep.decay_factor = S(1.0 - h.decoupled_decay_step());
     args.prestep.weight_decay = S(h.weight_decay);

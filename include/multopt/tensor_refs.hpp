@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -39,6 +40,10 @@ struct TensorRefs {
   // the group's settings do not use one (a non-null array they do not use is left alone).
   std::array<S*, std::size_t(Base::slot_count)> state{};
   S* master = nullptr;  // 16-bit P under Rounding::master: the fp32 weights ("master_weights")
+  // The moving average of the weights ("ema"), `size` values, where StepOptions::ema_decay is set;
+  // new_ema: it was made since the tensor's last step, and the step sets it to θ.
+  S* ema = nullptr;
+  bool new_ema = false;
   long* steps = nullptr;  // the steps the tensor has taken
   double* scalars = nullptr;  // Base's scalar state (NAdam's mu_product); null for a base without
   // Bit k: state array k was made since the tensor's last step and holds its initial value. SGD
@@ -60,10 +65,16 @@ struct StepOptions {
   NonFinitePolicy non_finite_policy = NonFinitePolicy::propagate;
   StorageMode storage{};  // 16-bit parameters only; float and double take the default
   ThreadSettings threading{};
+  // The exponential moving average of the weights (weight_average.hpp), d in [0, 1): every
+  // tensor stepped updates its "ema" array, ema ← d·ema + (1 − d)·θ. Unset: none.
+  std::optional<double> ema_decay{};
+  // The factor the loss was multiplied by (loss scaling): gradients are divided by it as they
+  // are read, before clipping; the norm clipped by is the unscaled gradients'. 1: none.
+  double grad_scale = 1.0;
 };
 
 // What a call did: the norm it clipped by (NaN when not clipping) and the tensors it left alone
-// because of a non-finite gradient (policy skip), in increasing order.
+// because of a non-finite gradient (policies skip and skip_all), in increasing order.
 struct StepReport {
   double grad_norm = std::numeric_limits<double>::quiet_NaN();
   std::vector<std::size_t> skipped;
@@ -76,14 +87,18 @@ struct StateArrayInfo {
   double initial;    // every element's value when it is made; the master weights start as the parameters
 };
 inline constexpr int master_slot = -1;
+inline constexpr int ema_slot = -2;  // the moving average of the weights: set to θ at its first step
 
-// The arrays a tensor of parameters P needs with these settings (Base::Params) and storage mode.
+// The arrays a tensor of parameters P needs with these settings (Base::Params) and storage mode,
+// and with `ema` a moving average of the weights.
 template <class Base, class P>
-std::vector<StateArrayInfo> state_arrays(const typename Base::Params& params, const StorageMode& storage = {}) {
+std::vector<StateArrayInfo> state_arrays(const typename Base::Params& params, const StorageMode& storage = {},
+                                         bool ema = false) {
   std::vector<StateArrayInfo> arrays;
   for (int slot = 0; slot < Base::slot_count; ++slot)
     if (Base::uses_slot(params, slot)) arrays.push_back({Base::slot_names[slot], slot, Base::initial_value(params, slot)});
   if (is_16bit<P> && storage.rounding == Rounding::master) arrays.push_back({"master_weights", master_slot, 0.0});
+  if (ema) arrays.push_back({"ema", ema_slot, 0.0});
   return arrays;
 }
 
@@ -102,8 +117,20 @@ inline void check_max_grad_norm(double max_norm) {
   if (!(max_norm > 0.0)) reject("max_grad_norm", max_norm, "> 0 (+inf turns clipping off)");
 }
 inline void check_non_finite_policy(NonFinitePolicy policy) {
-  if (policy != NonFinitePolicy::propagate && policy != NonFinitePolicy::skip && policy != NonFinitePolicy::throw_error)
-    reject("non_finite_policy", double(policy), "propagate, skip or throw_error");
+  if (policy != NonFinitePolicy::propagate && policy != NonFinitePolicy::skip &&
+      policy != NonFinitePolicy::skip_all && policy != NonFinitePolicy::throw_error)
+    reject("non_finite_policy", double(policy), "propagate, skip, skip_all or throw_error");
+}
+inline void check_ema_decay(const std::optional<double>& decay) {
+  if (decay) require_in_half_open_unit_interval("ema_decay", *decay);
+}
+// A scale whose reciprocal, the factor the step multiplies by, is a normal number of S.
+template <class S>
+void check_grad_scale(double scale) {
+  const double unscale = 1.0 / scale;
+  if (!(scale > 0.0 && unscale >= double(std::numeric_limits<S>::min()) &&
+        unscale <= double(std::numeric_limits<S>::max())))
+    reject("grad_scale", scale, "> 0, with 1/grad_scale a normal number of the type the step computes in");
 }
 inline void check_threading(const ThreadSettings& threading) {
   if (threading.threads < 0 || threading.threads > ThreadSettings::max_threads)
@@ -118,6 +145,8 @@ void check_step_options(const StepOptions& options) {
   if (is_16bit<P> || options.storage.rounding != Rounding::master || options.storage.seed != 0)
     check_storage<P>(options.storage);
   check_threading(options.threading);
+  check_ema_decay(options.ema_decay);
+  check_grad_scale<Arithmetic<P>>(options.grad_scale);
 }
 
 // Tensor k of a call but its state arrays: a group of the call, a step count that can advance,
@@ -161,7 +190,8 @@ void check_tensor_fields(std::size_t k, std::size_t group, std::size_t group_cou
 // Tensor k of a call: check_tensor_fields, and every state array its group's settings use.
 template <class Base, class P, class Hyper>
 void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const Hyper* groups, std::size_t group_count,
-                       const StorageMode& storage) {
+                       const StepOptions& options) {
+  const StorageMode& storage = options.storage;
   const char* const* scalar_names = nullptr;
   if constexpr (contract::scalar_count<Base> > 0) scalar_names = Base::scalar_names;
   check_tensor_fields<P>(k, t.group, group_count, t.steps, t.scalars, scalar_names, contract::scalar_count<Base>,
@@ -173,8 +203,13 @@ void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const Hyper*
       if (decay != 0.0)
         refuse_tensor(k, "has a gradient given as rows, and " + std::string(name) + " = " + std::to_string(decay) +
                              " (group " + std::to_string(t.group) + ") would change every row");
+    if (options.ema_decay)
+      refuse_tensor(k, "has a gradient given as rows, and ema_decay = " + std::to_string(*options.ema_decay) +
+                           " would move every row's average");
   }
   if (t.size == 0) return;
+  if (options.ema_decay && !t.ema)
+    refuse_tensor(k, "has no ema, which ema_decay = " + std::to_string(*options.ema_decay) + " updates");
   for (int slot = 0; slot < Base::slot_count; ++slot)
     if (Base::uses_slot(groups[t.group].base, slot) && !t.state[std::size_t(slot)])
       refuse_missing_state(k, Base::slot_names[slot], t.group);

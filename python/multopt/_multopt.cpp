@@ -187,7 +187,7 @@ PYBIND11_MODULE(_multopt, m) {
       [](const std::string& base, const std::string& rule, const NamedValues& settings) {
         const auto named = multopt::make_named_step<double>(base, rule);
         std::vector<std::pair<std::string, double>> arrays, scalars;
-        for (const multopt::StateArrayInfo& info : named->state_arrays(settings, {}))
+        for (const multopt::StateArrayInfo& info : named->state_arrays(settings, {}, false))
           arrays.emplace_back(info.name, info.initial);
         const std::vector<double> initial = named->initial_scalars();
         const std::vector<std::string> names = named->scalar_names();

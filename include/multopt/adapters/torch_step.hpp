@@ -108,7 +108,7 @@ inline void prepare_all(const std::string& base, const std::string& rule, const 
       }
       if (lane.arrays.empty())
         for (const NamedValues& settings : groups)
-          lane.arrays.push_back(lane.step->state_arrays(settings, is_16bit<P> ? storage : StorageMode{}));
+          lane.arrays.push_back(lane.step->state_arrays(settings, is_16bit<P> ? storage : StorageMode{}, false));
       prepared[k].release();
       if (stepping) read_gradient(p, base, groups[p.group], prepared[k]);
       prepare(p, lane.arrays[p.group], lane.step->slot_count(), lane.scalar_names, lane.initial_scalars, stepping,
@@ -127,8 +127,8 @@ inline void check_torch_settings(const std::string& base, const std::string& rul
   const auto narrow = make_named_step<Eigen::bfloat16>(base, rule);
   const auto wide = make_named_step<double>(base, rule);
   for (const NamedValues& settings : groups) {
-    narrow->state_arrays(settings, storage);
-    wide->state_arrays(settings, {});
+    narrow->state_arrays(settings, storage, false);
+    wide->state_arrays(settings, {}, false);
   }
 }
 
