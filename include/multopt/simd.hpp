@@ -97,9 +97,16 @@ Vec<S> keep_zeros(const Vec<S>& theta, const Vec<S>& updated) {
 
 namespace detail {
 // Eigen's rational tanh for float (a few ulp); its clamp turns NaN into ±1, so NaN is put back.
+// Eigen's NEON version ends at ±(1 − 2⁻²⁴) where tanh rounds to ±1 (|x| ≥ 9.02, and ±inf), which
+// the multiplicative rule would carry into every saturated step: there ±1 is put in.
 template <class Packet>
 Packet tanh_float(const Packet& x) {
-  return ei::pselect(ei::pcmp_eq(x, x), ei::ptanh(x), x);
+  Packet y = ei::ptanh(x);
+#if defined(EIGEN_VECTORIZE_NEON)
+  const Packet unit = ei::por(ei::pset1<Packet>(1.0f), ei::pand(x, ei::pset1<Packet>(-0.0f)));  // ±1 by x's sign
+  y = ei::pselect(ei::pcmp_le(ei::pset1<Packet>(9.1f), ei::pabs(x)), unit, y);
+#endif
+  return ei::pselect(ei::pcmp_eq(x, x), y, x);
 }
 
 // a[0] + a[1]·x + … + a[11]·x¹¹ by Estrin's scheme: pairs, then pairs of pairs, so that a
