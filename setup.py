@@ -12,6 +12,11 @@ those of the extension: libtorch-dev, python3-torch, pybind11-dev, python3-dev.
 --no-build-isolation: pip uses these instead of downloading setuptools and wheel; --no-deps: it
 does not look for torch on PyPI. The extension _multopt is built by CMake (the target _multopt,
 MULTOPT_TORCH=ON, for the Python that runs pip) in build-pip/; nothing is downloaded.
+
+The module is compiled for the CPU that builds it (-march=native), as a source install runs
+where it is built. MULTOPT_PORTABLE=1 in the environment builds it for any x86-64 instead, with
+the step's kernels compiled per instruction set and chosen at run time (-DMULTOPT_NATIVE=OFF):
+what a wheel for other machines needs.
 """
 
 import os
@@ -29,7 +34,9 @@ BUILD = os.path.join(ROOT, "build-pip")
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
         cmake = os.path.join(BUILD, "cmake")
+        native = "OFF" if os.environ.get("MULTOPT_PORTABLE", "0") not in ("", "0") else "ON"
         subprocess.check_call(["cmake", "-S", ROOT, "-B", cmake, "-DCMAKE_BUILD_TYPE=Release", "-DMULTOPT_TORCH=ON",
+                               "-DMULTOPT_NATIVE=" + native,
                                "-DMULTOPT_BUILD_TESTS=OFF", "-DMULTOPT_BUILD_BENCHMARKS=OFF",
                                "-DMULTOPT_BUILD_EXAMPLES=OFF", "-DMULTOPT_BUILD_TOOLS=OFF",
                                "-DPython_EXECUTABLE=" + sys.executable])
