@@ -196,7 +196,7 @@ PYBIND11_MODULE(_multopt, m) {
         for (const NamedValues& group : groups) settings.push_back(multopt::adapters::torch_settings(rule, group));
         multopt::adapters::check_torch_settings(base, rule, options_of(storage, ema_decay, grad_scale), settings);
       },
-      py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("ema_decay") = py::none(),
+      py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("ema_decay"),
       py::arg("grad_scale") = 1.0);
   m.attr("max_step_count") = multopt::max_step_count;
   // What the steps of other devices (multopt/_foreach.py) take from the fused step's own rules: a

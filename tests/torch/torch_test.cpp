@@ -346,6 +346,8 @@ TEST_CASE("TorchOptimizer keeps a moving average of the weights in its state, sa
     CHECK(torch::equal(opt.state_of(params[p])->entries.at("ema"), resumed.state_of(again[p])->entries.at("ema")));
   CHECK_THROWS_WITH(TorchOptimizer(net->parameters(), "adam", "additive", {}, {{"ema_decay", "1"}}),
                     Catch::Contains("ema_decay = 1 is invalid"));
+  CHECK_THROWS_WITH(TorchOptimizer(net->parameters(), "adam", "additive", {}, {{"ema", "0.5"}}),
+                    Catch::Contains("'ema' is none of TorchOptimizer's own settings"));
 }
 
 TEST_CASE("TorchOptimizer unscales loss-scaled gradients and skips a step with an infinite one", "[torch]") {
@@ -378,5 +380,10 @@ TEST_CASE("TorchOptimizer unscales loss-scaled gradients and skips a step with a
   for (std::size_t p = 0; p < params.size(); ++p) CHECK(torch::equal(params[p], before[p]));
   CHECK(scaled_opt.state_of(params[0])->entries.at("step").item<double>() == step_count);
   CHECK_THROWS_WITH(scaled_opt.set_grad_scale(0.0), Catch::Contains("grad_scale = 0 is invalid"));
+  scaled_opt.step();  // the refused scale changed nothing: the infinite gradient skips again
+  CHECK(scaled_opt.skipped());
   scaled_opt.set_grad_scale(std::nullopt);
+  scaled_opt.step();  // gradients read as they are: the infinity reaches the parameter
+  CHECK_FALSE(scaled_opt.skipped());
+  CHECK(params[1].isnan().any().item<bool>());
 }

@@ -94,7 +94,9 @@ inline StepOptions torch_step_options(const Settings& own) {
   Settings storage;
   for (const auto& [name, text] : own) {
     if (name == "ema_decay") options.ema_decay = multopt::detail::parse_number(name, text);
-    else storage.emplace_back(name, text);
+    else if (name == "rounding" || name == "rounding_seed") storage.emplace_back(name, text);
+    else throw std::invalid_argument("multopt: '" + name + "' is none of TorchOptimizer's own settings: ema_decay, "
+                                     "rounding, rounding_seed");
   }
   options.storage = storage_mode(storage);
   return options;
