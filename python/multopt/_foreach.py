@@ -9,7 +9,8 @@ multopt.torch steps with it the parameters that the fused CPU loop does not (bac
 or backend="auto" and a parameter off the CPU). The state is the fused loop's, by the same names
 and dtypes: arrays on the parameter's device, "step" (0-dim float32) and NAdam's "mu_product"
 (0-dim float64) on the CPU, where torch.optim keeps its step counts, so that reading them does
-not wait for the device.
+not wait for the device. With ema_decay, the moving average of the weights ("ema") and a loss
+scaler's grad_scale are the fused loop's too (weight_average.hpp, prestep.hpp).
 """
 
 import math
@@ -207,6 +208,20 @@ RULES = {
     "hybrid": (lambda s: s["g"] * s["lr_out"] + (1.0 - s["g"]) * s["lr"], _hybrid),
 }
 
+EMA = "ema"
+
+
+def _average(ema, theta, decay, new):
+    """The moving average of the weights, after the rule (weight_average.hpp): ema <- theta where
+    it is new, else ema <- decay*ema + (1 - decay)*theta."""
+    if new:
+        for average, values in zip(ema, theta):
+            average.copy_(values)
+        return
+    now = torch._foreach_mul(theta, 1.0 - decay)
+    torch._foreach_mul_(ema, decay)
+    torch._foreach_add_(ema, now)
+
 
 def settings_of(rule, values):
     """A group's settings by multopt's names (torch.py's _group) as the fused step uses them
@@ -260,13 +275,14 @@ class Step:
     state `state` (opt.state) holds: everything is checked and every array made when it is made,
     nothing changes until run(). It takes the parameters for which chosen(param) holds (the
     others are the fused loop's), named by their place in their group. With stepping false it
-    checks the state alone (a state_dict about to be loaded, `state` its entries by parameter)."""
+    checks the state alone (a state_dict about to be loaded, `state` its entries by parameter).
+    With ema_decay, each parameter has a moving average of its weights ("ema")."""
 
-    def __init__(self, base, rule, rounding, groups, state, chosen, stepping=True):
-        self.base, self.rule, self.buckets, self.writes = base, rule, {}, []
+    def __init__(self, base, rule, rounding, groups, state, chosen, ema_decay=None, stepping=True):
+        self.base, self.rule, self.ema_decay, self.buckets, self.writes = base, rule, ema_decay, {}, []
         for group, (params, values) in enumerate(groups):
             settings = settings_of(rule, values)
-            arrays, self.scalars = _multopt.state_of(base, rule, list(settings.items()))
+            arrays, self.scalars = _multopt.state_of(base, rule, list(settings.items()), ema_decay is not None)
             for index, param in enumerate(params):
                 if not chosen(param) or (stepping and param.grad is None):
                     continue
@@ -368,13 +384,25 @@ class Step:
             writes.append((name, array))
         return array
 
-    def run(self, state):
-        """Steps every bucket and writes what was made into `state` (opt.state)."""
+    def non_finite(self):
+        """Whether a gradient to step holds a NaN or an infinity (read once per device)."""
+        found = {}
+        for bucket in self.buckets.values():
+            for grad in bucket.grads:
+                bad = ~torch.isfinite(grad).all()
+                found[grad.device] = found[grad.device] | bad if grad.device in found else bad
+        return any(bool(bad) for bad in found.values())
+
+    def run(self, state, grad_scale=1.0):
+        """Steps every bucket, its gradients divided by grad_scale (a loss scaler's), and writes
+        what was made into `state` (opt.state)."""
         direction = BASES[self.base]
         decay_rate, update = RULES[self.rule]
         for bucket in self.buckets.values():
             s, theta, g = bucket.settings, bucket.theta, bucket.grads
-            # The prestep (prestep.hpp): maximize, decoupled decay, coupled decay.
+            # The prestep (prestep.hpp): unscaling, maximize, decoupled decay, coupled decay.
+            if grad_scale != 1.0:
+                g = torch._foreach_mul(g, 1.0 / grad_scale)
             if s.get("maximize"):
                 g = torch._foreach_neg(g)
             decay_factor = 1.0 - decay_rate(s) * s.get("decoupled_weight_decay", 0.0)
@@ -384,6 +412,8 @@ class Step:
                 g = torch._foreach_add(g, theta, alpha=s["weight_decay"])
             d, scale = direction(g, bucket.arrays, s, bucket.count)
             update(theta, d, scale, s)
+            if self.ema_decay is not None:
+                _average(bucket.arrays[EMA], theta, self.ema_decay, EMA in bucket.count.made)
             for values, wide in bucket.narrow:
                 values.copy_(wide)  # rounded to nearest even, as the fused loop stores it
             for param, held in bucket.steps:

@@ -10,6 +10,7 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -52,6 +53,20 @@ std::string_view name_of(PyObject* key) {
 }
 
 using PyGroups = std::vector<std::pair<py::list, NamedValues>>;
+
+// The step's options from the optimizer's own settings: storage (rounding, rounding_seed as
+// text), ema_decay, and a loss scaler's grad_scale, with which a non-finite gradient skips the
+// whole step (skip_non_finite).
+multopt::StepOptions options_of(const multopt::Settings& storage, std::optional<double> ema_decay,
+                                double grad_scale = 1.0, bool skip_non_finite = false, int threads = 1) {
+  multopt::StepOptions options;
+  options.storage = multopt::storage_mode(storage);
+  options.ema_decay = ema_decay;
+  options.grad_scale = grad_scale;
+  if (skip_non_finite) options.non_finite_policy = multopt::NonFinitePolicy::skip_all;
+  options.threading.threads = threads;
+  return options;
+}
 
 // One call's parameters with their state as `state` (a torch.optim optimizer's opt.state) holds
 // it, read without making entries (a refused call adds none); `keys`: each as a Python object.
@@ -123,10 +138,12 @@ void gather(const std::string& base, const std::string& rule, const PyGroups& gr
 
 // groups: [(params, settings by multopt's names)]; state: the optimizer's opt.state. Steps every
 // parameter that has a gradient; its state, made at its first step, goes into `state` as a dict
-// by torch.optim's names. On an error nothing has changed, state included.
-void step(const std::string& base, const std::string& rule, const multopt::Settings& storage_settings,
-          const PyGroups& groups, py::dict state, int threads) {
-  const multopt::StorageMode storage = multopt::storage_mode(storage_settings);
+// by torch.optim's names. On an error nothing has changed, state included. Returns whether a
+// non-finite gradient skipped the step (skip_non_finite), which then changed nothing either.
+bool step(const std::string& base, const std::string& rule, const multopt::Settings& storage,
+          const PyGroups& groups, py::dict state, int threads, std::optional<double> ema_decay, double grad_scale,
+          bool skip_non_finite) {
+  const multopt::StepOptions options = options_of(storage, ema_decay, grad_scale, skip_non_finite, threads);
   // Kept from call to call for its room, as step_torch_params keeps its lists; it lets go of its
   // tensors and Python objects when the call ends, however it ends.
   thread_local Gathered call;
@@ -135,9 +152,10 @@ void step(const std::string& base, const std::string& rule, const multopt::Setti
     ~Release() { call.release(); }
   } const release{call};
   gather(base, rule, groups, state, true, call);
+  bool skipped = false;
   {
     py::gil_scoped_release unlocked;
-    multopt::adapters::step_torch_params(base, rule, storage, call.settings, call.params, threads);
+    skipped = multopt::adapters::step_torch_params(base, rule, options, call.settings, call.params);
   }
   for (std::size_t k = 0; k < call.params.size(); ++k) {
     const TorchParamStep& p = call.params[k];
@@ -146,6 +164,7 @@ void step(const std::string& base, const std::string& rule, const multopt::Setti
     for (const std::string& name : call.converted[k]) entry[py::str(name)] = *p.state.find(name);
     for (const auto& [name, tensor] : p.updates) entry[py::str(name)] = tensor;
   }
+  return skipped;
 }
 
 }  // namespace
@@ -154,47 +173,50 @@ PYBIND11_MODULE(_multopt, m) {
   m.doc() = "multopt's fused optimizer step over torch tensors and their optimizer state (see multopt.torch)";
 
   m.def("step", &step, py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("state"),
-        py::arg("threads"));
+        py::arg("threads"), py::arg("ema_decay"), py::arg("grad_scale"), py::arg("skip_non_finite"));
   // Refuses what a step would refuse of the groups' settings and of the state `state` holds for
   // their parameters (a state_dict about to be loaded); changes nothing.
   m.def(
       "check_states",
-      [](const std::string& base, const std::string& rule, const multopt::Settings& storage_settings,
-         const PyGroups& groups, py::dict state) {
-        const multopt::StorageMode storage = multopt::storage_mode(storage_settings);
+      [](const std::string& base, const std::string& rule, const multopt::Settings& storage,
+         const PyGroups& groups, py::dict state, std::optional<double> ema_decay) {
         Gathered call;
         gather(base, rule, groups, state, false, call);
-        multopt::adapters::check_torch_states(base, rule, storage, call.settings, std::move(call.params));
+        multopt::adapters::check_torch_states(base, rule, options_of(storage, ema_decay), call.settings,
+                                              std::move(call.params));
       },
-      py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("state"));
-  // Refuses a base, rule, group settings (torch's) or storage mode the step would refuse.
+      py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("state"), py::arg("ema_decay"));
+  // Refuses a base, rule, group settings (torch's), storage mode, ema_decay or grad_scale the step
+  // would refuse.
   m.def(
       "check",
       [](const std::string& base, const std::string& rule, const multopt::Settings& storage,
-         const std::vector<NamedValues>& groups) {
+         const std::vector<NamedValues>& groups, std::optional<double> ema_decay, double grad_scale) {
         std::vector<NamedValues> settings;
         for (const NamedValues& group : groups) settings.push_back(multopt::adapters::torch_settings(rule, group));
-        multopt::adapters::check_torch_settings(base, rule, multopt::storage_mode(storage), settings);
+        multopt::adapters::check_torch_settings(base, rule, options_of(storage, ema_decay, grad_scale), settings);
       },
-      py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"));
+      py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("ema_decay"),
+      py::arg("grad_scale") = 1.0);
   m.attr("max_step_count") = multopt::max_step_count;
   // What the steps of other devices (multopt/_foreach.py) take from the fused step's own rules: a
   // group's settings by multopt's names as the step uses them, and the state a parameter of that
-  // group holds, ([(array, initial value)], [(scalar, initial value)]), master weights aside.
+  // group holds, ([(array, initial value)], [(scalar, initial value)]), master weights aside
+  // (with `ema`, the moving average of the weights among the arrays).
   m.def("torch_settings", &multopt::adapters::torch_settings, py::arg("rule"), py::arg("values"));
   m.def(
       "state_of",
-      [](const std::string& base, const std::string& rule, const NamedValues& settings) {
+      [](const std::string& base, const std::string& rule, const NamedValues& settings, bool ema) {
         const auto named = multopt::make_named_step<double>(base, rule);
         std::vector<std::pair<std::string, double>> arrays, scalars;
-        for (const multopt::StateArrayInfo& info : named->state_arrays(settings, {}, false))
+        for (const multopt::StateArrayInfo& info : named->state_arrays(settings, {}, ema))
           arrays.emplace_back(info.name, info.initial);
         const std::vector<double> initial = named->initial_scalars();
         const std::vector<std::string> names = named->scalar_names();
         for (std::size_t k = 0; k < names.size(); ++k) scalars.emplace_back(names[k], initial[k]);
         return std::make_pair(arrays, scalars);
       },
-      py::arg("base"), py::arg("rule"), py::arg("settings"));
+      py::arg("base"), py::arg("rule"), py::arg("settings"), py::arg("ema"));
 
   // Per-step factors of lr (lr_schedules.hpp), as callables for torch.optim.lr_scheduler.LambdaLR.
   namespace curves = multopt::curves;

@@ -19,7 +19,21 @@ rounding="master" (the default: a float32 copy of them, stepped and stored round
 "nearest" or "stochastic", and rounding_seed (stochastic rounding's key, default 0): the
 optimizer's own settings, not a group's, refused where no parameter is 16-bit. The master
 weights are state, under "master_weights".
+
+ema_decay=d (every class; default None, off) keeps an exponential moving average of each
+parameter's values, in the same pass as the step, in its state under "ema": the parameter
+after its first step, then ema <- d*ema + (1 - d)*p after each step (float32 for bfloat16 and
+float16 parameters, averaging their float32 values). averaged_parameters() puts the averages
+into the parameters for a block of code (evaluation) and their own values back after it.
+
+Loss scaling follows torch 2.x's convention for fused optimizers: a scaler sets the attributes
+grad_scale (the factor the loss was multiplied by) and found_inf (tensors) before step(). With
+found_inf > 0 the step changes nothing; with grad_scale, the gradients are divided by it as the
+step reads them, and a non-finite gradient anywhere leaves every parameter and its state as it
+was and sets found_inf (where given) to 1.
 """
+
+import contextlib
 
 import torch
 
@@ -98,12 +112,16 @@ class _Optimizer(torch.optim.Optimizer):
         cls._base, cls._rule = base, rule
         cls._arguments, cls._keyword_only = tuple(arguments), tuple(keyword_only)
         cls._decoupled = base == "lion" if decoupled is None else decoupled
-        cls.__doc__ = "{}\n\n    {}\n    {}\n\n    {}(params, {}, rounding=None, rounding_seed=None, backend='auto')".format(
+        cls.__doc__ = ("{}\n\n    {}\n    {}\n\n    {}(params, {}, rounding=None, rounding_seed=None, ema_decay=None, "
+                       "backend='auto')").format(
             cls.__doc__, _BASES_MATH[base], _RULES[rule][0], cls.__name__,
             ", ".join("{}={!r}".format(n, d) for n, d in cls._arguments + cls._keyword_only))
         __all__.append(cls.__name__)
 
-    def __init__(self, params, *args, rounding=None, rounding_seed=None, backend="auto", **kwargs):
+    # torch 2.x's GradScaler sets grad_scale and found_inf for step() to read (module docstring).
+    _step_supports_amp_scaling = True
+
+    def __init__(self, params, *args, rounding=None, rounding_seed=None, ema_decay=None, backend="auto", **kwargs):
         names = [name for name, _ in self._arguments]
         if len(args) > len(names):
             raise TypeError("{}() takes at most {} positional arguments after params ({} given)".format(
@@ -122,19 +140,25 @@ class _Optimizer(torch.optim.Optimizer):
         self._backend = backend
         self._storage = [(name, str(value)) for name, value in (("rounding", rounding), ("rounding_seed", rounding_seed))
                          if value is not None]
-        _multopt.check(self._base, self._rule, self._storage, [])
+        if ema_decay is not None:
+            _check_range("ema_decay", ema_decay, 0.0, 1.0, closed=False)
+        self._ema_decay = None if ema_decay is None else float(ema_decay)
+        _multopt.check(self._base, self._rule, self._storage, [], self._ema_decay)
         super().__init__(params, values)
         if self._storage and not any(p.dtype in _NARROW for group in self.param_groups for p in group["params"]):
             raise ValueError("multopt: {} = '{}' is for bfloat16 and float16 parameters, and these have none (float "
                              "and double parameters are stored as computed)".format(*self._storage[0]))
 
+    # The optimizer's own settings, beside the groups: kept by deepcopy and pickle, and by
+    # load_state_dict, which sets the state and the groups alone.
+    _OWN = {"_storage": [], "_backend": "auto", "_ema_decay": None}
+
     def __getstate__(self):
-        return {**super().__getstate__(), "_storage": self._storage, "_backend": self._backend}
+        return {**super().__getstate__(), **{name: getattr(self, name) for name in self._OWN}}
 
     def __setstate__(self, state):
-        # torch.optim's load_state_dict sets the state and the groups alone: storage and backend stay.
-        state.setdefault("_storage", getattr(self, "_storage", []))
-        state.setdefault("_backend", getattr(self, "_backend", "auto"))
+        for name, default in self._OWN.items():
+            state.setdefault(name, getattr(self, name, default))
         super().__setstate__(state)
 
     def _foreach_steps(self, param):
@@ -171,7 +195,7 @@ class _Optimizer(torch.optim.Optimizer):
         _validate(param_group)
         group = {**self.defaults, **{key: value for key, value in param_group.items() if key != "params"}}
         self._complete(group)
-        _multopt.check(self._base, self._rule, self._storage, [self._group({**group, "params": []})[1]])
+        _multopt.check(self._base, self._rule, self._storage, [self._group({**group, "params": []})[1]], self._ema_decay)
         super().add_param_group(param_group)
         try:
             self._check_backend(self.param_groups[-1], len(self.param_groups) - 1)
@@ -207,20 +231,62 @@ class _Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        # A loss scaler's (module docstring): deleted by torch 2.x's GradScaler after the step.
+        grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        if found_inf is not None and found_inf.item() > 0:
+            return loss
+        scaling = grad_scale is not None or found_inf is not None
+        scale = 1.0 if grad_scale is None else float(grad_scale)
         groups = [self._group(group) for group in self.param_groups]
         fused = self._fused_groups(groups)
         if fused is groups:
-            _multopt.step(self._base, self._rule, self._storage, groups, self.state, torch.get_num_threads())
-            return loss
-        # Every parameter is checked, and every array made, before anything changes (the fused
-        # step checks its own before it changes anything).
-        device_step = _foreach.Step(self._base, self._rule, self._rounding(), groups, self.state,
-                                    self._foreach_steps)
-        if device_step.buckets:
-            _multopt.check(self._base, self._rule, self._storage, [settings for _, settings in groups])
-        _multopt.step(self._base, self._rule, self._storage, fused, self.state, torch.get_num_threads())
-        device_step.run(self.state)
+            skipped = _multopt.step(self._base, self._rule, self._storage, groups, self.state, torch.get_num_threads(),
+                                    self._ema_decay, scale, scaling)
+        else:
+            # Every parameter is checked, and every array made, before anything changes (the fused
+            # step checks its own before it changes anything).
+            device_step = _foreach.Step(self._base, self._rule, self._rounding(), groups, self.state,
+                                        self._foreach_steps, ema_decay=self._ema_decay)
+            if device_step.buckets:
+                _multopt.check(self._base, self._rule, self._storage, [settings for _, settings in groups],
+                               self._ema_decay, scale)
+            skipped = scaling and device_step.non_finite()
+            if not skipped:
+                skipped = _multopt.step(self._base, self._rule, self._storage, fused, self.state,
+                                        torch.get_num_threads(), self._ema_decay, scale, scaling)
+            if not skipped:
+                device_step.run(self.state, scale)
+        if skipped and found_inf is not None:
+            found_inf.fill_(1.0)
         return loss
+
+    @contextlib.contextmanager
+    def averaged_parameters(self):
+        """Within the block, every parameter that has a moving average (ema_decay; one made at
+        its first step) holds it, cast to its dtype; after the block, however it ends, each
+        holds its own values again, exactly. For evaluation:
+
+            with opt.averaged_parameters():
+                accuracy = evaluate(model)
+        """
+        if self._ema_decay is None:
+            raise ValueError("multopt: averaged_parameters() needs the moving averages of ema_decay, which this "
+                             "optimizer was made without")
+        own = {}
+        with torch.no_grad():
+            for group in self.param_groups:
+                for param in group["params"]:
+                    average = self.state.get(param, {}).get("ema")
+                    if average is None or param in own:
+                        continue
+                    own[param] = param.detach().clone()
+                    param.copy_(average.reshape(param.shape))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for param, values in own.items():
+                    param.copy_(values)
 
     def load_state_dict(self, state_dict):
         """torch.optim's, with what multopt adds: the whole state is checked before anything
@@ -242,9 +308,11 @@ class _Optimizer(torch.optim.Optimizer):
                     if index in state_dict["state"]:
                         taken[param] = state_dict["state"][index]
             groups = [self._group({**s, "params": o["params"]}) for s, o in zip(saved, self.param_groups)]
-            _multopt.check(self._base, self._rule, self._storage, [settings for _, settings in groups])
-            _multopt.check_states(self._base, self._rule, self._storage, self._fused_groups(groups), taken)
-            _foreach.Step(self._base, self._rule, self._rounding(), groups, taken, self._foreach_steps, stepping=False)
+            _multopt.check(self._base, self._rule, self._storage, [settings for _, settings in groups], self._ema_decay)
+            _multopt.check_states(self._base, self._rule, self._storage, self._fused_groups(groups), taken,
+                                  self._ema_decay)
+            _foreach.Step(self._base, self._rule, self._rounding(), groups, taken, self._foreach_steps,
+                          ema_decay=self._ema_decay, stepping=False)
         super().load_state_dict(state_dict)
         for param, state in taken.items():
             for key, value in state.items():

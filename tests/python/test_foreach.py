@@ -249,6 +249,58 @@ def test_float32_gradients_of_bfloat16_parameters(device):
         assert_close(device_run[1].state[p]["master_weights"], fused[1].state[q]["master_weights"], 1e-5)
 
 
+def run_scaled(pairs, steps, scale):
+    """run()'s steps with the gradients multiplied by `scale`, and the optimizers told so as a
+    loss scaler tells them (grad_scale, found_inf)."""
+    for k in range(steps):
+        for ps, opt in pairs:
+            set_grads(ps, k)
+            for p in ps:
+                p.grad.mul_(scale)
+            opt.grad_scale, opt.found_inf = torch.tensor(scale), torch.zeros(())
+            opt.step()
+            assert opt.found_inf.item() == 0.0
+
+
+EMA_CASES = [("Adam", dict(lr=0.01, weight_decay=0.02)), ("MAdam", dict(lr_in=0.7, lr_out=0.02)),
+             ("HSGD", dict(lr_in=0.7, lr_out=0.02, lr=0.05, g=0.6, momentum=0.9)), ("NAdam", dict(lr=0.01))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype,rel", TOLERANCE)
+@pytest.mark.parametrize("name,settings", EMA_CASES)
+def test_the_moving_average_and_loss_scaling_as_on_the_fused_loop(name, settings, dtype, rel, device):
+    fused, device_run = twins(name, dict(settings, ema_decay=0.9), dtype, device)
+    run_scaled([fused, device_run], 20, 1000.0)
+    assert "ema" in device_run[1].state[device_run[0][0]]
+    assert_same_run(fused, device_run, rel)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("rounding", ["master", "nearest"])
+def test_the_moving_average_of_16bit_parameters_as_on_the_fused_loop(dtype, rounding, device):
+    fused, device_run = narrow_twins(dtype, device, rounding=rounding, ema_decay=0.8)
+    run_scaled([fused, device_run], 10, 256.0)
+    for p, q in zip(device_run[0], fused[0]):
+        assert device_run[1].state[p]["ema"].dtype == torch.float32
+        assert_close(device_run[1].state[p]["ema"], fused[1].state[q]["ema"], 1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_non_finite_gradient_under_a_loss_scale_changes_nothing(device):
+    ps = params(torch.float64, device)
+    opt = mt.Adam(ps, lr=0.01, ema_decay=0.9, backend=BACKEND[device])
+    run([(ps, opt)], 2)
+    before = snapshot(ps, opt)
+    set_grads(ps, 2)
+    ps[2].grad[1, 1, 1] = float("inf")
+    opt.grad_scale, opt.found_inf = torch.tensor(64.0), torch.zeros(())
+    opt.step()
+    assert opt.found_inf.item() == 1.0
+    assert_unchanged(ps, opt, before)
+
+
 def snapshot(ps, opt):
     """Everything a refused call must leave as it was: parameters, groups and every state."""
     groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]

@@ -2,8 +2,9 @@
 // model as torch::optim::Adam does (additive rule) and as docs/math.md's formulas written here
 // in libtorch ops do (multiplicative rule), follows torch's StepLR, keeps its state in
 // torch::optim's state and saves and loads it through torch's serialization, steps strided,
-// complex and bf16 parameters (through fp32 master weights) and sparse embedding gradients, and
-// refuses what it cannot step.
+// complex and bf16 parameters (through fp32 master weights) and sparse embedding gradients,
+// keeps a moving average of the weights, unscales loss-scaled gradients, and refuses what it
+// cannot step.
 #include <multopt/adapters/torch.hpp>
 
 #include <catch2/catch.hpp>
@@ -12,6 +13,8 @@
 #include <torch/serialize.h>
 
 #include <cmath>
+#include <limits>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -309,4 +312,78 @@ TEST_CASE("TorchOptimizer's SparseAdam steps the looked-up rows alone, and refus
   CHECK(torch::equal(other.embedding->weight, before));
   TorchOptimizer dense_sparse_adam(other.out->parameters(), "sparse_adam", "additive", {{"lr", 0.01}});
   CHECK_THROWS_WITH(train_bag(other, dense_sparse_adam, 1), Catch::Contains("which sparse_adam does not step"));
+}
+
+TEST_CASE("TorchOptimizer keeps a moving average of the weights in its state, saved and loaded with it", "[torch]") {
+  const double decay = 0.8;
+  auto net = model(torch::kFloat64);
+  TorchOptimizer opt(net->parameters(), "adam", "multiplicative", {{"lr_out", 0.02}}, {{"ema_decay", "0.8"}});
+  std::vector<torch::Tensor> average;
+  for (int k = 0; k < 5; ++k) {
+    const auto params = train(net, opt, 1, torch::kFloat64, k);
+    for (std::size_t p = 0; p < params.size(); ++p) {
+      if (k == 0) average.push_back(params[p]);  // the parameter after its first step
+      else average[p] = decay * average[p] + (1 - decay) * params[p];
+    }
+  }
+  const auto params = net->parameters();
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    const torch::Tensor& ema = opt.state_of(params[p])->entries.at("ema");
+    CHECK(ema.scalar_type() == torch::kFloat64);
+    CHECK((ema - average[p]).abs().max().item<double>() <= 4 * 0x1p-52 * average[p].abs().max().item<double>());
+  }
+  std::stringstream saved_model, saved_opt;
+  torch::save(net, saved_model);
+  torch::save(opt, saved_opt);
+  train(net, opt, 3, torch::kFloat64, 5);
+  auto resumed_net = model(torch::kFloat64);
+  torch::load(resumed_net, saved_model);
+  TorchOptimizer resumed(resumed_net->parameters(), "adam", "multiplicative", {{"lr_out", 0.02}}, {{"ema_decay", "0.8"}});
+  torch::load(resumed, saved_opt);
+  train(resumed_net, resumed, 3, torch::kFloat64, 5);
+  const auto again = resumed_net->parameters();
+  for (std::size_t p = 0; p < params.size(); ++p)
+    CHECK(torch::equal(opt.state_of(params[p])->entries.at("ema"), resumed.state_of(again[p])->entries.at("ema")));
+  CHECK_THROWS_WITH(TorchOptimizer(net->parameters(), "adam", "additive", {}, {{"ema_decay", "1"}}),
+                    Catch::Contains("ema_decay = 1 is invalid"));
+  CHECK_THROWS_WITH(TorchOptimizer(net->parameters(), "adam", "additive", {}, {{"ema", "0.5"}}),
+                    Catch::Contains("'ema' is none of TorchOptimizer's own settings"));
+}
+
+TEST_CASE("TorchOptimizer unscales loss-scaled gradients and skips a step with an infinite one", "[torch]") {
+  auto scaled = model(torch::kFloat32), plain = model(torch::kFloat32);
+  TorchOptimizer scaled_opt(scaled->parameters(), "adam", "additive", {{"lr", 0.01}});
+  TorchOptimizer plain_opt(plain->parameters(), "adam", "additive", {{"lr", 0.01}});
+  scaled_opt.set_grad_scale(1024.0);  // a power of two: the unscaled gradients are the plain ones
+  for (int k = 0; k < 3; ++k) {
+    torch::manual_seed(uint64_t(1000 + k));
+    const auto x = torch::randn({16, 5});
+    scaled_opt.zero_grad();
+    plain_opt.zero_grad();
+    (1024.0 * scaled->forward(x).square().mean()).backward();
+    plain->forward(x).square().mean().backward();
+    scaled_opt.step();
+    plain_opt.step();
+    CHECK_FALSE(scaled_opt.skipped());
+  }
+  const auto params = scaled->parameters(), others = plain->parameters();
+  for (std::size_t p = 0; p < params.size(); ++p) CHECK(torch::equal(params[p], others[p]));
+  {
+    torch::NoGradGuard no_grad;
+    params[1].mutable_grad()[0] = std::numeric_limits<float>::infinity();
+  }
+  std::vector<torch::Tensor> before;
+  for (const auto& p : params) before.push_back(p.detach().clone());
+  const auto step_count = scaled_opt.state_of(params[0])->entries.at("step").item<double>();
+  scaled_opt.step();
+  CHECK(scaled_opt.skipped());
+  for (std::size_t p = 0; p < params.size(); ++p) CHECK(torch::equal(params[p], before[p]));
+  CHECK(scaled_opt.state_of(params[0])->entries.at("step").item<double>() == step_count);
+  CHECK_THROWS_WITH(scaled_opt.set_grad_scale(0.0), Catch::Contains("grad_scale = 0 is invalid"));
+  scaled_opt.step();  // the refused scale changed nothing: the infinite gradient skips again
+  CHECK(scaled_opt.skipped());
+  scaled_opt.set_grad_scale(std::nullopt);
+  scaled_opt.step();  // gradients read as they are: the infinity reaches the parameter
+  CHECK_FALSE(scaled_opt.skipped());
+  CHECK(params[1].isnan().any().item<bool>());
 }

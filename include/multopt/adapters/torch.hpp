@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,7 +72,7 @@ class TorchOptions : public torch::optim::OptimizerCloneableOptions<TorchOptions
 };
 
 // A parameter's state in torch::optim's per-parameter state: tensors by torch.optim's names
-// ("step", "exp_avg", ..., "mu_product", "master_weights").
+// ("step", "exp_avg", ..., "mu_product", "master_weights", "ema").
 class TorchParamState : public torch::optim::OptimizerCloneableParamState<TorchParamState> {
  public:
   std::map<std::string, at::Tensor> entries;
@@ -85,34 +86,66 @@ class TorchParamState : public torch::optim::OptimizerCloneableParamState<TorchP
   }
 };
 
+// The step options of a TorchOptimizer's own settings, as text: ema_decay (a moving average of
+// the weights, "ema" in each parameter's state) and the storage mode of bf16 and fp16
+// parameters (rounding, rounding_seed).
+inline StepOptions torch_step_options(const Settings& own) {
+  StepOptions options;
+  Settings storage;
+  for (const auto& [name, text] : own) {
+    if (name == "ema_decay") options.ema_decay = multopt::detail::parse_number(name, text);
+    else if (name == "rounding" || name == "rounding_seed") storage.emplace_back(name, text);
+    else throw std::invalid_argument("multopt: '" + name + "' is none of TorchOptimizer's own settings: ema_decay, "
+                                     "rounding, rounding_seed");
+  }
+  options.storage = storage_mode(storage);
+  return options;
+}
+
 // A torch::optim::Optimizer of any multopt base and rule: TorchOptimizer(model->parameters(),
 // "adam", "multiplicative", {{"lr_out", 1e-3}}). A group made with options of its own
-// (TorchOptions) has those; otherwise the defaults. `storage`: how bf16 and fp16 parameters
-// are stored, {{"rounding", "stochastic"}, {"rounding_seed", "7"}} (unset: master weights);
-// the optimizer's own, not a group's, and not saved with its state. Each parameter's state is
-// a TorchParamState in state(), saved and loaded by torch::save and torch::load.
+// (TorchOptions) has those; otherwise the defaults. `own`: the optimizer's own settings, not a
+// group's, and not saved with its state: ema_decay, {{"ema_decay", "0.999"}} (unset: no
+// average), and how bf16 and fp16 parameters are stored, {{"rounding", "stochastic"},
+// {"rounding_seed", "7"}} (unset: master weights). Each parameter's state is a TorchParamState
+// in state(), saved and loaded by torch::save and torch::load.
 class TorchOptimizer : public torch::optim::Optimizer {
  public:
   TorchOptimizer(std::vector<torch::optim::OptimizerParamGroup> groups, const std::string& base,
-                 const std::string& rule, NamedValues defaults = {}, Settings storage = {})
+                 const std::string& rule, NamedValues defaults = {}, Settings own = {})
       : torch::optim::Optimizer(std::move(groups), std::make_unique<TorchOptions>(std::move(defaults))),
         base_(base),
         rule_(rule),
-        storage_(storage_mode(storage)) {
-    check_torch_settings(base_, rule_, storage_, group_settings());
+        options_(torch_step_options(own)) {
+    check_torch_settings(base_, rule_, options_, group_settings());
     bool any_narrow = false;
     for (const auto& group : param_groups_)
       for (const auto& param : group.params())
         any_narrow = any_narrow || param.scalar_type() == at::kBFloat16 || param.scalar_type() == at::kHalf;
-    if (!storage.empty() && !any_narrow)
-      throw std::invalid_argument("multopt: " + storage.front().first + " = '" + storage.front().second +
+    const auto rounding = std::find_if(own.begin(), own.end(), [](const auto& one) { return one.first != "ema_decay"; });
+    if (rounding != own.end() && !any_narrow)
+      throw std::invalid_argument("multopt: " + rounding->first + " = '" + rounding->second +
                                   "' is for bfloat16 and float16 parameters, and these have none (float and double "
                                   "parameters are stored as computed)");
   }
   TorchOptimizer(std::vector<at::Tensor> params, const std::string& base, const std::string& rule,
-                 NamedValues defaults = {}, Settings storage = {})
+                 NamedValues defaults = {}, Settings own = {})
       : TorchOptimizer(std::vector<torch::optim::OptimizerParamGroup>{torch::optim::OptimizerParamGroup(std::move(params))},
-                       base, rule, std::move(defaults), std::move(storage)) {}
+                       base, rule, std::move(defaults), std::move(own)) {}
+
+  // Loss scaling (docs/mixed-precision.md): the factor the loss was multiplied by, which the
+  // steps divide the gradients by as they read them; while it is set, a non-finite gradient
+  // skips the whole step (skipped()). Unset (nullopt, the default): gradients are read as they
+  // are. Checked first: a refused scale changes nothing.
+  void set_grad_scale(std::optional<double> scale) {
+    StepOptions options = options_;
+    options.grad_scale = scale.value_or(1.0);
+    check_torch_settings(base_, rule_, options, {});
+    options_.grad_scale = options.grad_scale;
+    options_.non_finite_policy = scale ? NonFinitePolicy::skip_all : NonFinitePolicy::propagate;
+  }
+  // Whether the last step() left everything as it was, for a non-finite gradient under a grad_scale.
+  bool skipped() const { return skipped_; }
 
   // Steps every parameter that has a gradient; checked first: on an error nothing has changed.
   at::Tensor step(LossClosure closure = nullptr) override {
@@ -131,7 +164,9 @@ class TorchOptimizer : public torch::optim::Optimizer {
         if (held != state_.end()) params.back().state = TorchState(static_cast<const TorchParamState&>(*held->second).entries);
       }
     }
-    step_torch_params(base_, rule_, storage_, group_settings(), params, at::get_num_threads());
+    StepOptions options = options_;
+    options.threading.threads = at::get_num_threads();
+    skipped_ = step_torch_params(base_, rule_, options, group_settings(), params);
     for (const TorchParamStep& p : params) {
       auto& held = state_[key_of(p.param)];
       if (!held) held = std::make_unique<TorchParamState>();
@@ -181,8 +216,8 @@ class TorchOptimizer : public torch::optim::Optimizer {
         states.emplace_back(key_of(group[k]), saved->second->clone());
       }
     }
-    check_torch_settings(base_, rule_, storage_, settings);
-    check_torch_states(base_, rule_, storage_, settings, params);
+    check_torch_settings(base_, rule_, options_, settings);
+    check_torch_states(base_, rule_, options_, settings, params);
     for (std::size_t g = 0; g < saved_groups.size(); ++g) param_groups_[g].set_options(std::move(saved_groups[g].second));
     state_.clear();
     for (auto& [key, state] : states) state_[key] = std::move(state);
@@ -199,7 +234,8 @@ class TorchOptimizer : public torch::optim::Optimizer {
   }
 
   std::string base_, rule_;
-  StorageMode storage_;
+  StepOptions options_;  // of the optimizer's own settings and grad_scale
+  bool skipped_ = false;
 };
 
 }  // namespace multopt::adapters

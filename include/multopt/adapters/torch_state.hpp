@@ -47,7 +47,7 @@ class TorchState {
 };
 
 // One parameter of a call, with its state as torch holds it: tensors by torch.optim's names
-// ("step", "exp_avg", ..., "mu_product", "master_weights"). After the step, `updates` holds the
+// ("step", "exp_avg", ..., "mu_product", "master_weights", "ema"). After the step, `updates` holds the
 // entries to set in that state: what was made or converted for it; the tensors it held are
 // changed in place.
 struct TorchParamStep {
@@ -126,7 +126,7 @@ struct Worked {
 // What a call makes of one parameter before it plans anything. An adapter keeps these from call
 // to call for their room: release() lets go of the tensors and keeps it.
 struct PreparedParam {
-  Worked param, master;
+  Worked param, master, ema;
   std::vector<Worked> arrays;  // by slot; undefined where the settings use none
   at::Tensor grad;             // contiguous and real, read only: the parameter's size, or rows
   at::Tensor rows;             // a sparse gradient's row indices (int64), else undefined
@@ -135,10 +135,12 @@ struct PreparedParam {
   std::vector<double> scalars;
   const std::vector<std::string>* scalar_names = nullptr;  // the base's, held by the call
   unsigned new_arrays = 0;
+  bool new_ema = false;  // `ema` was made for this step, which sets it to the parameter
 
   void release() {
     param = {};
     master = {};
+    ema = {};
     arrays.clear();
     grad.reset();
     rows.reset();
@@ -158,9 +160,10 @@ inline SparseSteps sparse_steps(const std::string& base, const NamedValues& sett
 
 // Reads the parameter's gradient into `prepared`, if the step can read it: dense, contiguous and
 // real, or a sparse COO gradient as rows (a table's rows: the places of its sparse dimensions,
-// each of the values of its dense dimensions) where the group steps rows.
+// each of the values of its dense dimensions) where the group steps rows and no moving average
+// of the weights (options.ema_decay) would move every row.
 inline void read_gradient(const TorchParamStep& p, const std::string& base, const NamedValues& settings,
-                          PreparedParam& prepared) {
+                          const StepOptions& options, PreparedParam& prepared) {
   const at::Tensor& param = p.param;
   const at::Tensor& grad = param.grad();
   if (!grad.device().is_cpu()) refuse(p, "has its gradient on " + grad.device().str());
@@ -181,6 +184,9 @@ inline void read_gradient(const TorchParamStep& p, const std::string& base, cons
   const SparseSteps steps = sparse_steps(base, settings);
   if (steps == SparseSteps::refused)
     refuse(p, "has a sparse gradient, which " + base + " does not step (SGD, Adagrad and SparseAdam do, as in torch.optim)");
+  if (options.ema_decay)
+    refuse(p, "has a sparse gradient, and ema_decay = " + std::to_string(*options.ema_decay) +
+                  " would move the average of every row, which a step of rows leaves alone");
   const NamedHyper given(settings);
   for (const char* decay : {"weight_decay", "decoupled_weight_decay"})
     if (given.has(decay) && given.get(decay) != 0.0)
@@ -228,6 +234,7 @@ inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays
     refuse(p, std::string("has master weights in its state, which are for bfloat16 and float16 parameters, not ") +
                   c10::toString(param.scalar_type()));
   prepared.new_arrays = 0;
+  prepared.new_ema = false;
   prepared.steps = 0;
   prepared.param = Worked::of(param);
   const c10::ScalarType dtype = state_dtype(param.scalar_type());
@@ -241,12 +248,13 @@ inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays
                                      : at::full(param.sizes(), info.initial, param.options().dtype(dtype).requires_grad(false));
       p.updates.emplace_back(info.name, made);
       array = {made, {}};
-      if (!master) prepared.new_arrays |= 1u << info.slot;
+      if (info.slot >= 0) prepared.new_arrays |= 1u << info.slot;
+      if (info.slot == ema_slot) prepared.new_ema = true;
     } else {
       array = Worked::of(held_array(p, info.name, *held, dtype));
     }
-    if (master) {
-      prepared.master = array;
+    if (master || info.slot == ema_slot) {
+      (master ? prepared.master : prepared.ema) = array;
       continue;
     }
     if (prepared.arrays.empty()) prepared.arrays.resize(std::size_t(slot_count));

@@ -61,6 +61,8 @@ NamedTensorRefs<P> refs_of(PreparedParam& prepared, std::size_t group) {
     refs.grad = data_as<P>(prepared.grad);
   }
   if (prepared.master.defined()) refs.master = prepared.master.data<S>();
+  if (prepared.ema.defined()) refs.ema = prepared.ema.data<S>();
+  refs.new_ema = prepared.new_ema;
   if (prepared.rows.defined())
     refs.rows = {prepared.rows.data_ptr<std::int64_t>(), std::size_t(prepared.rows.numel()), prepared.row_width};
   refs.steps = &prepared.steps;
@@ -87,7 +89,7 @@ using Lanes = std::tuple<Lane<float>, Lane<double>, Lane<Eigen::bfloat16>, Lane<
 
 // Checks each parameter and its state, each in the lane of its storage type; with `stepping`,
 // its gradient too, and completes its state (prepare).
-inline void prepare_all(const std::string& base, const std::string& rule, const StorageMode& storage,
+inline void prepare_all(const std::string& base, const std::string& rule, const StepOptions& options,
                         const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params, bool stepping,
                         Lanes& lanes, std::vector<PreparedParam>& prepared) {
   std::apply([](auto&... lane) { (lane.begin_call(), ...); }, lanes);
@@ -108,9 +110,10 @@ inline void prepare_all(const std::string& base, const std::string& rule, const 
       }
       if (lane.arrays.empty())
         for (const NamedValues& settings : groups)
-          lane.arrays.push_back(lane.step->state_arrays(settings, is_16bit<P> ? storage : StorageMode{}, false));
+          lane.arrays.push_back(lane.step->state_arrays(settings, is_16bit<P> ? options.storage : StorageMode{},
+                                                        options.ema_decay.has_value()));
       prepared[k].release();
-      if (stepping) read_gradient(p, base, groups[p.group], prepared[k]);
+      if (stepping) read_gradient(p, base, groups[p.group], options, prepared[k]);
       prepare(p, lane.arrays[p.group], lane.step->slot_count(), lane.scalar_names, lane.initial_scalars, stepping,
               prepared[k]);
       lane.members.push_back(k);
@@ -120,26 +123,31 @@ inline void prepare_all(const std::string& base, const std::string& rule, const 
 
 }  // namespace detail
 
-// Refuses group settings (by multopt's names) that a step would refuse: an unknown name, a
-// value out of range, in any storage type.
-inline void check_torch_settings(const std::string& base, const std::string& rule, const StorageMode& storage,
+// Refuses options and group settings (by multopt's names) that a step would refuse: an unknown
+// name, a value out of range, in any storage type (a grad_scale whose reciprocal is no normal
+// float, the narrowest type a step computes in).
+inline void check_torch_settings(const std::string& base, const std::string& rule, const StepOptions& options,
                                  const std::vector<NamedValues>& groups) {
+  StepOptions wide_options = options;
+  wide_options.storage = {};
+  multopt::detail::check_step_options<Eigen::bfloat16>(options);
+  multopt::detail::check_step_options<double>(wide_options);
   const auto narrow = make_named_step<Eigen::bfloat16>(base, rule);
   const auto wide = make_named_step<double>(base, rule);
   for (const NamedValues& settings : groups) {
-    narrow->state_arrays(settings, storage, false);
+    narrow->state_arrays(settings, options.storage, false);
     wide->state_arrays(settings, {}, false);
   }
 }
 
 // Refuses, naming the parameter, state that a step would refuse (as a loaded state_dict's is
 // checked before it is taken); changes nothing.
-inline void check_torch_states(const std::string& base, const std::string& rule, const StorageMode& storage,
+inline void check_torch_states(const std::string& base, const std::string& rule, const StepOptions& options,
                                const std::vector<NamedValues>& groups, std::vector<TorchParamStep> params) {
   at::NoGradGuard no_grad;
   detail::Lanes lanes;
   std::vector<detail::PreparedParam> prepared;
-  detail::prepare_all(base, rule, storage, groups, params, false, lanes, prepared);
+  detail::prepare_all(base, rule, options, groups, params, false, lanes, prepared);
 }
 
 namespace detail {
@@ -171,14 +179,19 @@ struct ReleaseTensors {
   }
 };
 
-// Steps each parameter, none listed twice, once (step_torch_params).
-inline void step_once(const std::string& base, const std::string& rule, const StorageMode& storage,
-                      const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params, int threads,
+// Steps each parameter, none listed twice, once (step_torch_params); returns whether a
+// non-finite gradient skipped the step (NonFinitePolicy::skip_all).
+inline bool step_once(const std::string& base, const std::string& rule, const StepOptions& options,
+                      const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params,
                       CallBuffers& buffers) {
   Lanes& lanes = buffers.lanes;
   std::vector<PreparedParam>& prepared = buffers.prepared;
   const ReleaseTensors release{buffers};
-  prepare_all(base, rule, storage, groups, params, true, lanes, prepared);
+  prepare_all(base, rule, options, groups, params, true, lanes, prepared);
+  // A lane is one call of the step, and skip_all would skip within it alone: each lane throws
+  // at a non-finite gradient instead, before it changes anything, so that any one skips all.
+  const bool skip_all = options.non_finite_policy == NonFinitePolicy::skip_all;
+  bool skipped = false;
   const auto for_each_lane = [&](auto&& f) { std::apply([&](auto&... lane) { (f(lane), ...); }, lanes); };
   for_each_lane([&](auto& lane) {
     using L = std::decay_t<decltype(lane)>;
@@ -193,11 +206,21 @@ inline void step_once(const std::string& base, const std::string& rule, const St
       lane.refs.push_back(detail::refs_of<P>(one, params[lane.members[m]].group));
       lane.refs.back().state = lane.slots.data() + m * slots;
     }
-    StepOptions options;
-    if constexpr (is_16bit<P>) options.storage = storage;
-    options.threading.threads = std::clamp(threads, 1, ThreadSettings::max_threads);
-    lane.step->plan(lane.refs, groups, options);
+    StepOptions lane_options = options;
+    if constexpr (!is_16bit<P>) lane_options.storage = {};
+    if (skip_all) lane_options.non_finite_policy = NonFinitePolicy::throw_error;
+    lane_options.threading.threads = std::clamp(options.threading.threads, 1, ThreadSettings::max_threads);
+    try {
+      lane.step->plan(lane.refs, groups, lane_options);
+    } catch (const NonFiniteGradient&) {
+      if (!skip_all) throw;
+      skipped = true;
+    }
   });
+  if (skipped) {
+    for (TorchParamStep& p : params) p.updates.clear();
+    return true;
+  }
   for_each_lane([&](auto& lane) {
     if (!lane.members.empty()) lane.step->commit();
   });
@@ -207,6 +230,7 @@ inline void step_once(const std::string& base, const std::string& rule, const St
     one.param.finish();
     for (const detail::Worked& array : one.arrays) array.finish();
     one.master.finish();
+    one.ema.finish();
     torch::autograd::impl::bump_version(p.param);
     // The step count in place where the state has one (a 0-dim float32 tensor where it is made,
     // as torch makes it), and the scalars in place where they are double, as multopt computes
@@ -225,20 +249,23 @@ inline void step_once(const std::string& base, const std::string& rule, const St
         p.updates.emplace_back(name, at::full({}, one.scalars[s], at::TensorOptions().dtype(at::kDouble)));
     }
   }
+  return false;
 }
 
 
 }  // namespace detail
 
 // Steps each parameter with groups[p.group] (settings by multopt's names), as the base and rule
-// of these names, on `threads` threads. Everything is checked, and every array made, before
-// anything changes: a call that throws has changed no parameter and no state (and `updates` is
-// to be ignored). A parameter listed n times is stepped n times with its one state, as
-// torch.optim steps it: its second steps come after all the first ones (a refusal there, for a
-// step count that cannot advance, leaves the first steps made).
-inline void step_torch_params(const std::string& base, const std::string& rule, const StorageMode& storage,
-                              const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params,
-                              int threads) {
+// of these names, with `options` (the storage mode for 16-bit parameters, threads, ema_decay,
+// grad_scale, the non-finite policy). Everything is checked, and every
+// array made, before anything changes: a call that throws has changed no parameter and no state
+// (and `updates` is to be ignored). Under NonFinitePolicy::skip_all a non-finite gradient, of any
+// parameter, leaves everything as it was (no state is made) and the call returns true. A
+// parameter listed n times is stepped n times with its one state (and its average moves n
+// times), as torch.optim steps it: its second steps come after all the first ones (a refusal
+// there, for a step count that cannot advance, leaves the first steps made).
+inline bool step_torch_params(const std::string& base, const std::string& rule, const StepOptions& options,
+                              const std::vector<NamedValues>& groups, std::vector<TorchParamStep>& params) {
   at::NoGradGuard no_grad;
   detail::CallBuffers& buffers = detail::call_buffers(base, rule);
   detail::first_places(params, buffers.order, buffers.first);
@@ -246,7 +273,7 @@ inline void step_torch_params(const std::string& base, const std::string& rule, 
   std::vector<std::size_t> later;  // the places of the parameters listed before
   for (std::size_t k = 0; k < params.size(); ++k)
     if (first[k] != k) later.push_back(k);
-  if (later.empty()) return detail::step_once(base, rule, storage, groups, params, threads, buffers);
+  if (later.empty()) return detail::step_once(base, rule, options, groups, params, buffers);
   std::vector<TorchParamStep> round;
   std::vector<std::size_t> places;  // where each of `round` was first listed in `params`
   for (std::size_t k = 0; k < params.size(); ++k) {
@@ -255,7 +282,8 @@ inline void step_torch_params(const std::string& base, const std::string& rule, 
     places.push_back(k);
   }
   while (!round.empty()) {
-    detail::step_once(base, rule, storage, groups, round, threads, buffers);
+    // The gradient of a parameter listed again is the one its first steps read.
+    if (detail::step_once(base, rule, options, groups, round, buffers)) return true;
     std::vector<TorchParamStep> next;
     std::vector<std::size_t> next_places;
     for (std::size_t r = 0; r < round.size(); ++r) {
@@ -275,6 +303,7 @@ inline void step_torch_params(const std::string& base, const std::string& rule, 
     round = std::move(next);
     places = std::move(next_places);
   }
+  return false;
 }
 
 }  // namespace multopt::adapters
