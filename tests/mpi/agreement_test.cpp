@@ -1,7 +1,7 @@
 // ShardedOptimizer under mpirun, what the ranks must agree on beyond the step itself (run by
 // multopt_mpi_tests, tests/mpi/CMakeLists.txt, on 2 and 3 ranks):
-//   - a non-finite gradient that reaches one rank's shard only is skipped, or thrown for, on
-//     every rank alike;
+//   - a non-finite gradient that reaches one rank's shard only is skipped (its tensor, or under
+//     skip_all every tensor), or thrown for, on every rank alike;
 //   - schedules apply to the sharded optimizer itself, as to a plain one, and are checkpointed.
 #include <limits>
 #include <sstream>
@@ -41,6 +41,19 @@ void check_non_finite_agreement(int ranks) {
       fail(what + ": step " + std::to_string(step) + " skipped other tensors than expected");
   }
   expect_same_values(tensors, both.reference_tensors, what + " (skip)");
+
+  // Under skip_all every rank leaves every tensor alone, its own pieces of them included.
+  sharded.inner().set_non_finite_policy(multopt::NonFinitePolicy::skip_all);
+  reference.set_non_finite_policy(multopt::NonFinitePolicy::skip_all);
+  tensors.fill_gradients(3);
+  if (rank_here == 0) tensors.grad(0)[element] = std::numeric_limits<S>::infinity();
+  const std::vector<S> unskipped = tensors.values;
+  both.step();
+  std::vector<std::size_t> every(tensors.sizes.size());
+  for (std::size_t k = 0; k < every.size(); ++k) every[k] = k;
+  if (sharded.skipped_tensors() != every || reference.skipped_tensors() != every)
+    fail(what + ": skip_all did not skip every tensor");
+  if (tensors.values != unskipped) fail(what + ": skip_all changed parameters");
 
   sharded.inner().set_non_finite_policy(multopt::NonFinitePolicy::throw_error);
   tensors.fill_gradients(3);
