@@ -303,7 +303,7 @@ TEMPLATE_TEST_CASE("a power-of-two grad_scale steps as gradients divided by it, 
   }
 }
 
-TEMPLATE_TEST_CASE("skip_all leaves every tensor as it was when any gradient is not finite", "[non_finite]", float,
+TEMPLATE_TEST_CASE("skip_all leaves every tensor as it was when any gradient is not finite", "[non-finite]", float,
                    double, Eigen::bfloat16) {
   using C = multopt::Arithmetic<TestType>;
   for (const auto& combination : test::every_combination()) {
