@@ -119,12 +119,15 @@ class ShardedOptimizer {
   // register none through it.
   Opt& inner() { return inner_; }
   const Opt& inner() const { return inner_; }
-  // Bytes of optimizer state this rank holds now (state is allocated on the first step).
+  // Bytes of optimizer state this rank holds now (state is allocated on the first step), the
+  // moving averages of the weights included.
   std::size_t state_bytes() const {
     std::size_t elements = 0;
-    for (std::size_t k = 0; k < inner_.tensor_count(); ++k)
+    for (std::size_t k = 0; k < inner_.tensor_count(); ++k) {
       for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot)
         if (inner_.state(k, slot)) elements += inner_.size(k);
+      if (inner_.ema(k)) elements += inner_.size(k);
+    }
     return elements * sizeof(Scalar);
   }
 
