@@ -187,8 +187,8 @@ TEMPLATE_TEST_CASE("a checkpoint with any byte changed is refused", "[checkpoint
 TEST_CASE("a checkpoint of another format version is refused with the version", "[checkpoint]") {
   Training<multopt::Adam<float>> saver, target;
   saver.train(2);
-  const std::string newer = with_byte(saver.save(), 8, 4);
-  CHECK(refused_cleanly(target, newer, "format version 4; this multopt reads versions 1 to 3"));
+  const std::string newer = with_byte(saver.save(), 8, 5);
+  CHECK(refused_cleanly(target, newer, "format version 5; this multopt reads versions 1 to 4"));
   CHECK(refused_cleanly(target, "", "truncated: the stream ends after 0 bytes, inside the magic bytes"));
   CHECK(refused_cleanly(target, "PK\3\4 a zip file, not a checkpoint", "not a multopt checkpoint"));
 }

@@ -280,14 +280,15 @@ std::vector<std::string> scalar_state_names(const multopt::AnyOptimizer<P>& opt)
 }
 
 // Everything a tensor of a typed optimizer or an AnyOptimizer holds, copied: its state arrays in
-// the order of state_names() (empty where it holds none), its scalar states and, for 16-bit
-// parameters, its master weights. Equal when all are equal bit for bit.
+// the order of state_names() (empty where it holds none), its scalar states, for 16-bit
+// parameters its master weights, and its moving average. Equal when all are equal bit for bit.
 template <class Opt>
 struct TensorState {
   using C = typename Opt::Compute;
   std::vector<std::vector<C>> arrays;
   std::vector<double> scalars;
   std::vector<C> master;
+  std::vector<C> ema;
 
   TensorState(const Opt& opt, std::size_t tensor) {
     const auto scalar_names = scalar_state_names(opt);
@@ -301,6 +302,7 @@ struct TensorState {
       }
     }
     if (const C* data = opt.master(tensor)) master.assign(data, data + size);
+    if (const C* data = opt.ema(tensor)) ema.assign(data, data + size);
   }
 
   // Whether the tensor holds no state array yet.
@@ -312,7 +314,7 @@ struct TensorState {
     if (a.arrays.size() != b.arrays.size()) return false;
     for (std::size_t k = 0; k < a.arrays.size(); ++k)
       if (!same_bits(a.arrays[k], b.arrays[k])) return false;
-    return same_bits(a.scalars, b.scalars) && same_bits(a.master, b.master);
+    return same_bits(a.scalars, b.scalars) && same_bits(a.master, b.master) && same_bits(a.ema, b.ema);
   }
   friend bool operator!=(const TensorState& a, const TensorState& b) { return !(a == b); }
 };

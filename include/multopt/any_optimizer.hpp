@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -103,6 +104,9 @@ class AnyOptimizer {
   virtual void set_scalar_state(std::size_t tensor, std::string_view name, double value) = 0;
   virtual const S* master(std::size_t tensor) const = 0;
   virtual void set_master(std::size_t tensor, const S* values, std::size_t size) = 0;
+  virtual const S* ema(std::size_t tensor) const = 0;
+  virtual void set_ema(std::size_t tensor, const S* values, std::size_t size) = 0;
+  virtual void swap_ema() = 0;
 
   // The step and what shapes it: the optimizer's StepOptions, each set through Optimizer's
   // setter of it, which validates it.
@@ -115,6 +119,10 @@ class AnyOptimizer {
   void set_non_finite_policy(NonFinitePolicy policy) { change([&](StepOptions& o) { o.non_finite_policy = policy; }); }
   ThreadSettings thread_settings() const { return step_options().threading; }
   void set_thread_settings(const ThreadSettings& settings) { change([&](StepOptions& o) { o.threading = settings; }); }
+  std::optional<double> ema_decay() const { return step_options().ema_decay; }
+  void set_ema_decay(const std::optional<double>& decay) { change([&](StepOptions& o) { o.ema_decay = decay; }); }
+  double grad_scale() const { return step_options().grad_scale; }
+  void set_grad_scale(double scale) { change([&](StepOptions& o) { o.grad_scale = scale; }); }
   StorageMode storage() const { return step_options().storage; }
   // Its own call: float and double parameters refuse any storage mode.
   virtual void set_storage(const StorageMode& storage) = 0;
@@ -184,6 +192,9 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
   void set_master(std::size_t tensor, const S* values, std::size_t size) override {
     opt_.set_master(tensor, values, size);
   }
+  const S* ema(std::size_t tensor) const override { return opt_.ema(tensor); }
+  void set_ema(std::size_t tensor, const S* values, std::size_t size) override { opt_.set_ema(tensor, values, size); }
+  void swap_ema() override { opt_.swap_ema(); }
 
   void step() override { opt_.step(); }
   double grad_norm() const override { return opt_.grad_norm(); }
@@ -214,13 +225,14 @@ class ErasedOptimizer final : public AnyOptimizer<typename Opt::Scalar> {
     (void)wide_grad;  // null: the fp32 overload is for 16-bit parameters only
     return opt_.add_params(param, grad, size, group);
   }
-  StepOptions step_options() const override {
-    return {opt_.max_grad_norm(), opt_.non_finite_policy(), opt_.storage(), opt_.thread_settings()};
-  }
+  StepOptions step_options() const override { return opt_.step_options(); }
+  // Each AnyOptimizer setter changes one option, so a refused one leaves the others as they were.
   void set_step_options(const StepOptions& options) override {
     opt_.set_max_grad_norm(options.max_grad_norm);
     opt_.set_non_finite_policy(options.non_finite_policy);
     opt_.set_thread_settings(options.threading);
+    opt_.set_ema_decay(options.ema_decay);
+    opt_.set_grad_scale(options.grad_scale);
   }
 
   // Group `from`'s hyperparameters (or the defaults) with `settings` applied, validated.

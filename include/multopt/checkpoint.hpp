@@ -12,6 +12,7 @@
 #include <cstring>
 #include <istream>
 #include <limits>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -35,6 +36,7 @@ struct SavedTensor {
   unsigned new_state_arrays = 0;
   std::vector<StateArray<S>> slots;  // one per slot of the base
   StateArray<S> master{};
+  StateArray<S> ema{};
   std::vector<double> scalars;  // one per scalar state of the base
 };
 
@@ -49,6 +51,7 @@ void restore_tensors(std::vector<TensorState<P, Base>>& tensors, std::vector<Sav
       std::copy(saved[k].scalars.begin(), saved[k].scalars.end(), tensor.scalars.begin());
     for (std::size_t slot = 0; slot < tensor.slots.size(); ++slot) tensor.slots[slot].swap(saved[k].slots[slot]);
     tensor.master.swap(saved[k].master);
+    tensor.ema.swap(saved[k].ema);
   }
 }
 
@@ -57,28 +60,38 @@ template <class P, class Base>
 std::vector<CheckpointHeader::Tensor> describe_tensors(const std::vector<TensorState<P, Base>>& tensors) {
   std::vector<CheckpointHeader::Tensor> described;
   for (const auto& t : tensors) {
-    std::uint64_t slot_mask = 0;
+    CheckpointHeader::Tensor& d = described.emplace_back();
+    d.size = t.size;
+    d.group = t.group;
+    d.steps = std::uint64_t(t.steps);
+    d.slot_mask = 0;
     for (std::size_t k = 0; k < t.slots.size(); ++k)
-      if (!t.slots[k].empty()) slot_mask |= std::uint64_t(1) << k;
-    described.push_back({t.size, t.group, std::uint64_t(t.steps), slot_mask, t.new_state_arrays,
-                         std::vector<double>(t.scalars.begin(), t.scalars.end()), t.master.empty() ? 0u : 1u});
+      if (!t.slots[k].empty()) d.slot_mask |= std::uint64_t(1) << k;
+    d.new_state_arrays = t.new_state_arrays;
+    d.scalars.assign(t.scalars.begin(), t.scalars.end());
+    d.master = t.master.empty() ? 0u : 1u;
+    d.ema = t.ema.empty() ? 0u : 1u;
   }
   return described;
 }
 
 // The header of a checkpoint of an optimizer of these names, settings, groups and tensors, with
-// schedules at these positions: compiled once per parameter type.
+// schedules at these positions: compiled once per parameter type. The settings of version 4
+// are named only where they are in use, so that a checkpoint without them keeps its older
+// version (version_for).
 template <class P>
-CheckpointHeader describe_header(const char* base, const char* rule, double max_grad_norm, const StorageMode& storage,
+CheckpointHeader describe_header(const char* base, const char* rule, const StepOptions& options,
                                  std::vector<NamedValues> groups, std::vector<CheckpointHeader::Tensor> tensors,
                                  const std::vector<SchedulePosition>& schedules) {
   CheckpointHeader header{scalar_name<Arithmetic<P>>(), scalar_name<P>(), base, rule, std::move(groups),
-                          {{"max_grad_norm", max_grad_norm}}, std::move(tensors), schedules};
+                          {{"max_grad_norm", options.max_grad_norm}}, std::move(tensors), schedules};
   if (is_16bit<P>) {
-    header.settings.emplace_back("rounding", double(int(storage.rounding)));
-    header.settings.emplace_back("rounding_seed_high", double(storage.seed >> 32));
-    header.settings.emplace_back("rounding_seed_low", double(storage.seed & 0xffffffffu));
+    header.settings.emplace_back("rounding", double(int(options.storage.rounding)));
+    header.settings.emplace_back("rounding_seed_high", double(options.storage.seed >> 32));
+    header.settings.emplace_back("rounding_seed_low", double(options.storage.seed & 0xffffffffu));
   }
+  if (options.grad_scale != 1.0) header.settings.emplace_back("grad_scale", options.grad_scale);
+  if (options.ema_decay) header.settings.emplace_back("ema_decay", *options.ema_decay);
   return header;
 }
 
@@ -86,7 +99,7 @@ CheckpointHeader describe_header(const char* base, const char* rule, double max_
 // for every rule.
 template <class P, class Base>
 void save_state(std::ostream& out, const CheckpointHeader& described, const std::vector<TensorState<P, Base>>& tensors) {
-  const std::uint32_t version = is_16bit<P> ? checkpoint_version : 2;
+  const std::uint32_t version = version_for(described);
   const Bytes header = encode(described, version);
   Bytes preamble(std::begin(checkpoint_magic), std::end(checkpoint_magic));
   put(preamble, version);
@@ -98,6 +111,7 @@ void save_state(std::ostream& out, const CheckpointHeader& described, const std:
   for (const auto& t : tensors) {
     for (const auto& values : t.slots) write_values(writer, values.data(), values.size());
     write_values(writer, t.master.data(), t.master.size());
+    write_values(writer, t.ema.data(), t.ema.size());
   }
   writer.write_checksum();
   if (!out) throw std::runtime_error("multopt: writing the checkpoint failed");
@@ -118,8 +132,10 @@ struct CheckpointAccess<Optimizer<Base, Rule, P>> {
   static void restore(Opt& opt, std::vector<typename Opt::Hyper>& groups, std::vector<detail::SavedTensor<S>>& tensors,
                       const detail::RestoredSettings& settings) noexcept {
     opt.groups_.swap(groups);
-    opt.max_grad_norm_ = settings.max_grad_norm;
-    if (is_16bit<P>) opt.storage_ = settings.storage;
+    opt.options_.max_grad_norm = settings.max_grad_norm;
+    if (is_16bit<P>) opt.options_.storage = settings.storage;
+    opt.options_.grad_scale = settings.grad_scale;
+    opt.options_.ema_decay = settings.ema_decay;
     detail::restore_tensors(opt.tensors_, tensors);
   }
 };
@@ -141,7 +157,7 @@ CheckpointHeader describe(const Optimizer<Base, Rule, P>& opt, const std::vector
   using Access = CheckpointAccess<Optimizer<Base, Rule, P>>;
   std::vector<NamedValues> groups;
   for (const auto& hyper : Access::groups(opt)) groups.push_back(hyper.values());
-  return describe_header<P>(Base::name, Rule::name, opt.max_grad_norm(), opt.storage(), std::move(groups),
+  return describe_header<P>(Base::name, Rule::name, opt.step_options(), std::move(groups),
                             describe_tensors(Access::tensors(opt)), schedules);
 }
 
@@ -166,6 +182,11 @@ std::vector<SavedTensor<S>> read_state(ChecksummedReader& in, const CheckpointHe
       tensors[k].master.resize(std::size_t(entry.size));
       read_values<Stored>(in, tensors[k].master.data(), tensors[k].master.size(),
                           "tensor " + std::to_string(k) + "'s master weights");
+    }
+    if (entry.ema) {
+      tensors[k].ema.resize(std::size_t(entry.size));
+      read_values<Stored>(in, tensors[k].ema.data(), tensors[k].ema.size(),
+                          "tensor " + std::to_string(k) + "'s moving average");
     }
   }
   return tensors;
@@ -227,6 +248,8 @@ SavedState<S> read_saved_state(ChecksummedReader& reader, const CheckpointHeader
                                int slot_count) {
   SavedState<S> state;
   state.settings = restored_settings(saved, version);
+  check_ema_decay(state.settings.ema_decay);
+  check_grad_scale<S>(state.settings.grad_scale);
   state.tensors = saved.scalar == "float" ? read_state<float, S>(reader, saved, slot_count)
                                           : read_state<double, S>(reader, saved, slot_count);
   reader.verify_checksum("the whole checkpoint");

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -99,10 +100,10 @@ class Optimizer {
   // Clipping by the norm of all the optimizer's gradients together, as
   // torch.nn.utils.clip_grad_norm_, without writing the gradient buffers; +inf (the default)
   // turns it off. grad_norm() is the norm the last step clipped by (0 before any).
-  double max_grad_norm() const { return max_grad_norm_; }
+  double max_grad_norm() const { return options_.max_grad_norm; }
   void set_max_grad_norm(double max_norm) {
     detail::check_max_grad_norm(max_norm);
-    max_grad_norm_ = max_norm;
+    options_.max_grad_norm = max_norm;
   }
   double grad_norm() const { return grad_norm_; }
 
@@ -139,15 +140,15 @@ class Optimizer {
     try {
       refs_.clear();
       for (std::size_t k = 0; k < tensors_.size(); ++k)
-        refs_.push_back(refs_of(tensors_[k], k, groups_[tensors_[k].group].base, storage_.rounding, new_arrays_));
-      work_.plan(refs_.data(), refs_.size(), groups_.data(), groups_.size(),
-                 StepOptions{max_grad_norm_, non_finite_, storage_, thread_settings_});
+        refs_.push_back(refs_of(tensors_[k], k, groups_[tensors_[k].group].base, options_.storage.rounding,
+                                options_.ema_decay.has_value(), new_arrays_));
+      work_.plan(refs_.data(), refs_.size(), groups_.data(), groups_.size(), options_);
     } catch (...) {
       new_arrays_.drop();
       throw;
     }
     const StepReport& report = work_.commit(refs_.data(), refs_.size());
-    if (max_grad_norm_ < std::numeric_limits<double>::infinity()) grad_norm_ = report.grad_norm;
+    if (options_.max_grad_norm < std::numeric_limits<double>::infinity()) grad_norm_ = report.grad_norm;
     keep_state(report.skipped);
   }
 
@@ -155,26 +156,51 @@ class Optimizer {
   // gradient once more, before the step; under skip without clipping, a tensor of one chunk
   // (ThreadSettings::chunk) is read right before it is stepped instead (docs/reliability.md). The
   // default, propagate, checks nothing.
-  NonFinitePolicy non_finite_policy() const { return non_finite_; }
+  // skip_all leaves every tensor alone when any gradient holds one, as a loss scaler skips a step.
+  NonFinitePolicy non_finite_policy() const { return options_.non_finite_policy; }
   void set_non_finite_policy(NonFinitePolicy policy) {
     detail::check_non_finite_policy(policy);
-    non_finite_ = policy;
+    options_.non_finite_policy = policy;
   }
-  // The tensors that the last step() left alone because of a non-finite gradient (policy skip).
+  // The tensors that the last step() left alone because of a non-finite gradient (policies skip
+  // and skip_all).
   const std::vector<std::size_t>& skipped_tensors() const { return work_.report().skipped; }
 
   // Threads, and the size below which a step stays serial (OpenMP builds only).
-  const ThreadSettings& thread_settings() const { return thread_settings_; }
+  const ThreadSettings& thread_settings() const { return options_.threading; }
   void set_thread_settings(const ThreadSettings& settings) {
     detail::check_threading(settings);
-    thread_settings_ = settings;
+    options_.threading = settings;
   }
+
+  // The exponential moving average of the weights, d in [0, 1), or none (the default): each step
+  // updates a tensor's average right after its parameters, ema ← d·ema + (1 − d)·θ, and a
+  // tensor's first step with it on sets ema = θ. A step with it off frees the averages, so that
+  // one turned on again starts from θ.
+  const std::optional<double>& ema_decay() const { return options_.ema_decay; }
+  void set_ema_decay(const std::optional<double>& decay) {
+    detail::check_ema_decay(decay);
+    options_.ema_decay = decay;
+  }
+  // The factor the loss was multiplied by (loss scaling; 1, the default, is none): the step
+  // multiplies each gradient by 1/grad_scale as it reads it, before clipping, and grad_norm() is
+  // the unscaled norm.
+  double grad_scale() const { return options_.grad_scale; }
+  void set_grad_scale(double scale) {
+    detail::check_grad_scale<S>(scale);
+    options_.grad_scale = scale;
+  }
+  // Every setting a step() runs with, as step_tensors() takes them.
+  const StepOptions& step_options() const { return options_; }
 
   // How 16-bit parameters are stored after each step (storage.hpp; Rounding::master by default).
   // Master weights are made from the parameters on a tensor's first step under Rounding::master
   // and dropped on a step under another mode. float and double parameters take no mode.
-  const StorageMode& storage() const { return storage_; }
-  void set_storage(const StorageMode& storage) { check_storage<P>(storage); storage_ = storage; }
+  const StorageMode& storage() const { return options_.storage; }
+  void set_storage(const StorageMode& storage) {
+    check_storage<P>(storage);
+    options_.storage = storage;
+  }
   // A 16-bit tensor's master weights, or null while it has none.
   const S* master(std::size_t tensor) const { return data_or_null(tensors_[checked_tensor(tensor)].master); }
   // Copies `size` values into a 16-bit tensor's master weights, as when a run resumes; the next
@@ -183,6 +209,33 @@ class Optimizer {
     if (!is_16bit<P>) throw std::invalid_argument("multopt: float and double parameters have no master weights");
     detail::copy_into(tensors_[checked_tensor(tensor)].master, tensors_[tensor].size, "master weights", tensor, values,
                       size);
+  }
+
+  // A tensor's moving average of its weights (fp32 for 16-bit parameters: the average of the
+  // fp32 results), or null while it has none.
+  const S* ema(std::size_t tensor) const { return data_or_null(tensors_[checked_tensor(tensor)].ema); }
+  // Copies `size` values into it, as when a run resumes; the next step with ema_decay set
+  // continues from them. On any error nothing changes.
+  void set_ema(std::size_t tensor, const S* values, std::size_t size) {
+    detail::copy_into(tensors_[checked_tensor(tensor)].ema, tensors_[tensor].size, "moving average", tensor, values,
+                      size);
+  }
+  // Exchanges every tensor's parameters with its moving average, in place and exactly, so that
+  // the model evaluates with the averages; a second call exchanges them back, which must come
+  // before the next step. Refused, changing nothing, where a tensor has no average, and for
+  // 16-bit parameters, whose fp32 averages a 16-bit parameter cannot hold exactly: read those
+  // with ema(k).
+  void swap_ema() {
+    if constexpr (is_16bit<P>) {
+      throw std::logic_error("multopt: swap_ema is for float and double parameters: a 16-bit parameter cannot hold "
+                             "its fp32 moving average exactly; read the averages with ema(tensor)");
+    } else {
+      for (std::size_t k = 0; k < tensors_.size(); ++k)
+        if (tensors_[k].ema.empty() && tensors_[k].size > 0)
+          throw std::logic_error("multopt: tensor " + std::to_string(k) +
+                                 " has no moving average to swap in (one is made by its first step with ema_decay set)");
+      for (TensorState<P, Base>& t : tensors_) std::swap_ranges(t.param, t.param + t.size, t.ema.begin());
+    }
   }
 
   std::size_t tensor_count() const { return tensors_.size(); }
@@ -265,11 +318,8 @@ class Optimizer {
 
   std::vector<Hyper> groups_;
   std::vector<TensorState<P, Base>> tensors_;
-  ThreadSettings thread_settings_;
-  NonFinitePolicy non_finite_ = NonFinitePolicy::propagate;
-  double max_grad_norm_ = std::numeric_limits<double>::infinity();
+  StepOptions options_;  // the settings a step runs with, each set by its setter, which checks it
   double grad_norm_ = 0.0;
-  StorageMode storage_;
   // What a step works from, kept between steps so that a step allocates nothing.
   std::vector<TensorRefs<Base, P>> refs_;
   NewStateArrays<P, Base> new_arrays_;

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -107,7 +108,8 @@ inline bool set_storage_setting(StorageMode& storage, const std::string& name, c
 
 // Settings as text, as configuration and golden case files write them: every hyperparameter
 // of the group by its name (booleans 0/1; `g` is g_mix), and the optimizer's own:
-// `max_grad_norm` (clipping), `momentum_type none|tanh` (tanh momentum is a rule of its own) and,
+// `max_grad_norm` (clipping), `momentum_type none|tanh` (tanh momentum is a rule of its own),
+// `ema_decay` (the weights' moving average; absent: none), `grad_scale` (loss scaling) and,
 // for 16-bit parameters, `rounding master|nearest|stochastic` and `rounding_seed` (a whole
 // number below 2^64) for their storage mode (storage.hpp).
 using Settings = std::vector<std::pair<std::string, std::string>>;
@@ -137,7 +139,8 @@ template <class S, class BaseList, class RuleList>
 std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(BaseList bases, RuleList rules, const std::string& base,
                                                      std::string rule, const Settings& settings) {
   NamedValues numeric;
-  double max_grad_norm = std::numeric_limits<double>::infinity();
+  double max_grad_norm = std::numeric_limits<double>::infinity(), grad_scale = 1.0;
+  std::optional<double> ema_decay;
   StorageMode storage;
   bool storage_set = false;
   for (const auto& [name, text] : settings) {
@@ -153,6 +156,10 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(BaseList bases, RuleList ru
       }
     } else if (name == "max_grad_norm") {
       max_grad_norm = detail::parse_number(name, text);
+    } else if (name == "ema_decay") {
+      ema_decay = detail::parse_number(name, text);
+    } else if (name == "grad_scale") {
+      grad_scale = detail::parse_number(name, text);
     } else if (detail::set_storage_setting(storage, name, text)) {
       storage_set = true;
     } else {
@@ -162,6 +169,8 @@ std::unique_ptr<AnyOptimizer<S>> make_optimizer_from(BaseList bases, RuleList ru
   auto made = make_optimizer_from<S>(bases, rules, base, rule);
   made->set_all(numeric);
   made->set_max_grad_norm(max_grad_norm);
+  made->set_ema_decay(ema_decay);
+  made->set_grad_scale(grad_scale);
   if (storage_set) made->set_storage(storage);
   return made;
 }

@@ -27,6 +27,7 @@ struct TensorState {
   long steps = 0;
   std::array<StateArray<Arithmetic<P>>, Base::slot_count> slots{};
   StateArray<Arithmetic<P>> master{};  // 16-bit P under Rounding::master: the fp32 weights, from the first step
+  StateArray<Arithmetic<P>> ema{};  // the weights' moving average (ema_decay), from the first step with it
   unsigned new_state_arrays = 0;  // bit k: state array k was made since the tensor's last step
   contract::Scalars<Base> scalars = contract::initial_scalars<Base>();  // per-tensor scalar state, if any
 };
@@ -61,8 +62,8 @@ class NewStateArrays {
  public:
   using S = Arithmetic<P>;
 
-  // Holds `values`, the new array `slot` (master_slot: the master weights) of a tensor; where
-  // they are.
+  // Holds `values`, the new array `slot` (master_slot: the master weights; ema_slot: the moving
+  // average) of a tensor; where they are.
   S* hold(std::size_t tensor, int slot, StateArray<S> values) {
     arrays_.push_back({tensor, slot, std::move(values)});
     return arrays_.back().values.data();
@@ -72,7 +73,10 @@ class NewStateArrays {
     for (NewArray& array : arrays_) {
       if (!stepped[array.tensor]) continue;
       TensorState<P, Base>& t = tensors[array.tensor];
-      (array.slot == master_slot ? t.master : t.slots[std::size_t(array.slot)]).swap(array.values);
+      StateArray<S>& own = array.slot == master_slot ? t.master
+                           : array.slot == ema_slot  ? t.ema
+                                                     : t.slots[std::size_t(array.slot)];
+      own.swap(array.values);
     }
     arrays_.clear();
   }
@@ -91,10 +95,11 @@ class NewStateArrays {
 
 // Tensor k as step_tensors() takes it, with the settings `base` of its group: its arrays, and the
 // new ones those settings need (and the master weights of a 16-bit tensor under
-// Rounding::master), made now and held in `made` until the step has succeeded.
+// Rounding::master, and with `ema` its moving average), made now and held in `made` until the
+// step has succeeded.
 template <class P, class Base>
 TensorRefs<Base, P> refs_of(TensorState<P, Base>& t, std::size_t k, const typename Base::Params& base,
-                            Rounding rounding, NewStateArrays<P, Base>& made) {
+                            Rounding rounding, bool ema, NewStateArrays<P, Base>& made) {
   using S = Arithmetic<P>;
   TensorRefs<Base, P> refs;
   refs.param = t.param;
@@ -118,17 +123,23 @@ TensorRefs<Base, P> refs_of(TensorState<P, Base>& t, std::size_t k, const typena
     refs.master = t.master.empty() && t.size > 0 ? made.hold(k, master_slot, StateArray<S>(t.param, t.param + t.size))
                                                  : data_or_null(t.master);
   }
+  if (ema) {
+    // A new average takes θ in the step (TensorRefs::new_ema): what it is made with is never read.
+    refs.new_ema = t.ema.empty() && t.size > 0;
+    refs.ema = refs.new_ema ? made.hold(k, ema_slot, StateArray<S>(t.size)) : data_or_null(t.ema);
+  }
   return refs;
 }
 
 // After a step that stepped the tensor with `refs`: it keeps the arrays it was stepped with and
 // frees the others (an AMSGrad maximum after amsgrad went off, master weights after another
-// rounding); none of them is new any more.
+// rounding, the moving average after ema_decay went off); none of them is new any more.
 template <class P, class Base>
 void keep_arrays_used(TensorState<P, Base>& t, const TensorRefs<Base, P>& refs) noexcept {
   for (int slot = 0; slot < Base::slot_count; ++slot)
     if (!refs.state[std::size_t(slot)]) StateArray<Arithmetic<P>>().swap(t.slots[std::size_t(slot)]);
   if (!refs.master) StateArray<Arithmetic<P>>().swap(t.master);
+  if (!refs.ema) StateArray<Arithmetic<P>>().swap(t.ema);
   t.new_state_arrays = 0;
 }
 

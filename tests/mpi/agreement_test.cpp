@@ -1,9 +1,11 @@
 // ShardedOptimizer under mpirun, what the ranks must agree on beyond the step itself (run by
 // multopt_mpi_tests, tests/mpi/CMakeLists.txt, on 2 and 3 ranks):
-//   - a non-finite gradient that reaches one rank's shard only is skipped, or thrown for, on
-//     every rank alike;
-//   - schedules apply to the sharded optimizer itself, as to a plain one, and are checkpointed.
+//   - a non-finite gradient that reaches one rank's shard only is skipped (its tensor, or under
+//     skip_all every tensor), or thrown for, on every rank alike;
+//   - schedules apply to the sharded optimizer itself, as to a plain one, and are checkpointed;
+//   - the moving average and loss scaling, set on inner(), follow the plain optimizer's.
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -42,6 +44,19 @@ void check_non_finite_agreement(int ranks) {
   }
   expect_same_values(tensors, both.reference_tensors, what + " (skip)");
 
+  // Under skip_all every rank leaves every tensor alone, its own pieces of them included.
+  sharded.inner().set_non_finite_policy(multopt::NonFinitePolicy::skip_all);
+  reference.set_non_finite_policy(multopt::NonFinitePolicy::skip_all);
+  tensors.fill_gradients(3);
+  if (rank_here == 0) tensors.grad(0)[element] = std::numeric_limits<S>::infinity();
+  const std::vector<S> unskipped = tensors.values;
+  both.step();
+  std::vector<std::size_t> every(tensors.sizes.size());
+  for (std::size_t k = 0; k < every.size(); ++k) every[k] = k;
+  if (sharded.skipped_tensors() != every || reference.skipped_tensors() != every)
+    fail(what + ": skip_all did not skip every tensor");
+  if (tensors.values != unskipped) fail(what + ": skip_all changed parameters");
+
   sharded.inner().set_non_finite_policy(multopt::NonFinitePolicy::throw_error);
   tensors.fill_gradients(3);
   if (rank_here == 0) tensors.grad(0)[element] = std::numeric_limits<S>::quiet_NaN();
@@ -54,6 +69,40 @@ void check_non_finite_agreement(int ranks) {
       fail(what + ": the exception names another element: " + e.what());
   }
   if (tensors.values != before.values) fail(what + ": throw_error changed parameters");
+}
+
+// The moving average of the weights and loss scaling, set on inner(): every rank's pieces step
+// and average as the plain optimizer's tensors, and state_bytes() counts the averages, which a
+// step with ema_decay off frees.
+template <class Opt>
+void check_ema_and_grad_scale() {
+  using S = typename Opt::Scalar;
+  const std::string what = name_of<Opt>(mixed_sizes, false) + " with ema_decay and grad_scale";
+  ShardedAndReference<Opt> both(mixed_sizes, false);
+  for (Opt* opt : {&both.sharded.inner(), &both.reference}) {
+    opt->set_ema_decay(0.5);
+    opt->set_grad_scale(4);
+  }
+  for (int step = 0; step < 3; ++step) {
+    both.tensors.fill_gradients(step);
+    both.step();
+  }
+  expect_same_values(both.tensors, both.reference_tensors, what);
+  const std::vector<multopt::ShardLayout::Piece>& pieces = both.sharded.layout().pieces;
+  std::size_t averaged = 0;
+  for (std::size_t k = 0; k < pieces.size(); ++k) {
+    const S* piece = both.sharded.inner().ema(k);
+    const S* whole = both.reference.ema(pieces[k].tensor);
+    if (!piece || !whole || !same_bits(piece, whole + pieces[k].offset, pieces[k].size))
+      fail(what + ": piece " + std::to_string(k) + "'s average differs from the plain optimizer's");
+    averaged += pieces[k].size;
+  }
+  const std::size_t with_averages = both.sharded.state_bytes();
+  both.sharded.inner().set_ema_decay(std::nullopt);
+  both.reference.set_ema_decay(std::nullopt);
+  both.step();
+  if (both.sharded.state_bytes() != with_averages - averaged * sizeof(S))
+    fail(what + ": state_bytes() does not count the averages");
 }
 
 // Schedules apply to the sharded optimizer itself, as to a plain one: an epoch schedule on every
@@ -125,6 +174,8 @@ void check_agreement_and_schedules(int ranks) {
   check_non_finite_agreement<multopt::HSGD<double>>(ranks);
   check_schedules<multopt::MAdam<float>>();
   check_schedules<multopt::HSGD<double>>();
+  check_ema_and_grad_scale<multopt::MAdam<float>>();
+  check_ema_and_grad_scale<multopt::HSGD<double>>();
 }
 
 }  // namespace mpi_test

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -84,6 +85,7 @@ inline void check_fit(const CheckpointHeader& saved, const CheckpointHeader& her
                std::to_string(h.group));
     if (s.master > 1 || (s.master && !is_16bit_name(saved.parameter)))
       malformed(tensor + " has a master-weights flag of " + std::to_string(s.master));
+    if (s.ema > 1) malformed(tensor + " has a moving-average flag of " + std::to_string(s.ema));
     if (((s.slot_mask | s.new_state_arrays) & ~slot_masks) != 0)
       malformed(tensor + " has state slots the " + saved.base + " base does not have");
     if (s.steps > most) malformed(tensor + " has an impossible step count" + beyond(s.steps));
@@ -144,11 +146,15 @@ std::vector<Hyper> restored_groups(const CheckpointHeader& saved, std::uint32_t 
 }
 
 // The optimizer's settings: the clipping norm, saved once (version 2 and later) or off (version
-// 1, which had none), and for 16-bit parameters the storage mode (version 3: the rounding, 0
-// master, 1 nearest, 2 stochastic, and the seed's two 32-bit halves, each exact in a double).
+// 1, which had none), for 16-bit parameters the storage mode (version 3: the rounding, 0
+// master, 1 nearest, 2 stochastic, and the seed's two 32-bit halves, each exact in a double),
+// and the loss scale and the moving average's decay, each saved where it is in use (version
+// 4; absent, 1 and none).
 struct RestoredSettings {
   double max_grad_norm = std::numeric_limits<double>::infinity();
   StorageMode storage;
+  double grad_scale = 1.0;
+  std::optional<double> ema_decay;
 };
 
 inline RestoredSettings restored_settings(const CheckpointHeader& saved, std::uint32_t version) {
@@ -163,12 +169,16 @@ inline RestoredSettings restored_settings(const CheckpointHeader& saved, std::ui
   };
   for (const auto& [name, value] : saved.settings) {
     const bool known = name == "max_grad_norm" ||
-                       (storage && (name == "rounding" || name == "rounding_seed_high" || name == "rounding_seed_low"));
+                       (storage && (name == "rounding" || name == "rounding_seed_high" || name == "rounding_seed_low")) ||
+                       (version >= 4 && (name == "grad_scale" || name == "ema_decay"));
     if (!known) malformed("unknown optimizer setting '" + name + "'");
   }
   restored.max_grad_norm = once("max_grad_norm");
   if (!(restored.max_grad_norm > 0.0))
     malformed("max_grad_norm = " + std::to_string(restored.max_grad_norm) + " is not > 0");
+  // Known from version 4 on; their values are checked as their setters check them (read_saved_state).
+  if (occurrences(saved.settings, "grad_scale") > 0) restored.grad_scale = once("grad_scale");
+  if (occurrences(saved.settings, "ema_decay") > 0) restored.ema_decay = once("ema_decay");
   if (!storage) return restored;
   const double rounding = once("rounding"), high = once("rounding_seed_high"), low = once("rounding_seed_low");
   if (!(rounding == 0 || rounding == 1 || rounding == 2)) malformed("rounding = " + std::to_string(rounding));

@@ -22,8 +22,11 @@ inline constexpr char checkpoint_magic[8] = {'M', 'U', 'L', 'T', 'O', 'P', 'T', 
 // the count and values of the base's scalar state. Version 3 added the parameters' type (16-bit
 // parameters keep float state), the storage mode of 16-bit parameters among the settings, and
 // per tensor whether its fp32 master weights follow its state arrays; optimizers of float and
-// double parameters still write version 2, which says all they have. Versions 1 to 3 load.
-inline constexpr std::uint32_t checkpoint_version = 3;
+// double parameters still write version 2, which says all they have. Version 4 added the
+// settings grad_scale and ema_decay, each saved where it is in use, and per tensor whether its
+// moving average of the weights follows its master weights; it is written only where one of
+// them is (version_for). Versions 1 to 4 load.
+inline constexpr std::uint32_t checkpoint_version = 4;
 inline constexpr std::uint64_t all_groups_on_disk = ~std::uint64_t(0);
 
 template <class S>
@@ -43,6 +46,7 @@ struct CheckpointHeader {
     std::uint64_t size, group, steps, slot_mask, new_state_arrays;
     std::vector<double> scalars;  // the base's per-tensor scalar state (NAdam's mu_product); v2
     std::uint64_t master = 0;     // 1: its master weights follow its state arrays; v3
+    std::uint64_t ema = 0;        // 1: its moving average of the weights follows them; v4
   };
   struct Position {
     std::string kind;
@@ -57,7 +61,19 @@ struct CheckpointHeader {
 
 using SchedulePosition = CheckpointHeader::Position;
 
-// The header in format version 2 or 3.
+// The oldest version that holds all of the header, so that a checkpoint that uses nothing newer
+// loads in older multopt too: 4 with a moving average or loss scaling, else 3 for 16-bit
+// parameters and 2 for the others.
+inline std::uint32_t version_for(const CheckpointHeader& header) {
+  bool newest = false;
+  for (const auto& setting : header.settings)
+    newest = newest || setting.first == "grad_scale" || setting.first == "ema_decay";
+  for (const auto& t : header.tensors) newest = newest || t.ema;
+  if (newest) return 4;
+  return header.parameter != header.scalar ? 3 : 2;
+}
+
+// The header in format version 2, 3 or 4.
 inline Bytes encode(const CheckpointHeader& header, std::uint32_t version = checkpoint_version) {
   Bytes out;
   put_text(out, header.scalar);
@@ -78,6 +94,7 @@ inline Bytes encode(const CheckpointHeader& header, std::uint32_t version = chec
   for (const auto& t : header.tensors) {
     for (std::uint64_t field : {t.size, t.group, t.steps, t.slot_mask, t.new_state_arrays}) put(out, field);
     if (version >= 3) put(out, t.master);
+    if (version >= 4) put(out, t.ema);
     put<std::uint64_t>(out, t.scalars.size());
     for (double value : t.scalars) put(out, bits_of(value));
   }
@@ -152,6 +169,7 @@ inline CheckpointHeader decode(const Bytes& bytes, std::uint32_t version) {
     for (std::uint64_t* field : {&t.size, &t.group, &t.steps, &t.slot_mask, &t.new_state_arrays})
       *field = in.number();
     if (version >= 3) t.master = in.number();
+    if (version >= 4) t.ema = in.number();
     if (version >= 2) {
       t.scalars.resize(in.count());
       for (double& value : t.scalars) value = in.real();

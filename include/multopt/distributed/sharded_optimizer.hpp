@@ -119,12 +119,15 @@ class ShardedOptimizer {
   // register none through it.
   Opt& inner() { return inner_; }
   const Opt& inner() const { return inner_; }
-  // Bytes of optimizer state this rank holds now (state is allocated on the first step).
+  // Bytes of optimizer state this rank holds now (state is allocated on the first step), the
+  // moving averages of the weights included.
   std::size_t state_bytes() const {
     std::size_t elements = 0;
-    for (std::size_t k = 0; k < inner_.tensor_count(); ++k)
+    for (std::size_t k = 0; k < inner_.tensor_count(); ++k) {
       for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot)
         if (inner_.state(k, slot)) elements += inner_.size(k);
+      if (inner_.ema(k)) elements += inner_.size(k);
+    }
     return elements * sizeof(Scalar);
   }
 
@@ -188,7 +191,7 @@ class ShardedOptimizer {
   // A rank sees only its shard of the averaged gradients, but every rank must skip, or throw
   // for, the same tensors: the ranks agree on the first non-finite element of each tensor
   // (MPI_MIN of their own first ones). Under skip, each rank then marks its pieces of those
-  // tensors with a NaN, so that the inner optimizer skips them there too; under throw_error
+  // tensors (under skip_all, of every tensor) with a NaN, so that the inner optimizer skips them there too; under throw_error
   // every rank throws the same NonFiniteGradient, before any parameter changes.
   void agree_on_non_finite() {
     constexpr std::uint64_t none = UINT64_MAX;
@@ -212,6 +215,7 @@ class ShardedOptimizer {
       detail::check_mpi(MPI_Bcast(&value, 1, detail::mpi_type<Scalar>(), owner, comm_.get()), "MPI_Bcast");
       throw NonFiniteGradient(tensor, std::size_t(*bad), double(value));
     }
+    if (inner_.non_finite_policy() == NonFinitePolicy::skip_all) std::fill(first_bad_.begin(), first_bad_.end(), 0);
     for (std::size_t k = 0; k < first_bad_.size(); ++k)
       if (first_bad_[k] != none) skipped_.push_back(k);
     for (const ShardLayout::Piece& piece : layout_.pieces)
