@@ -155,6 +155,8 @@ struct StepOptions {
   // kLeastGradient in magnitude), so that every step scales them (by about 0.08).
   bool clipped = false;
   multopt::StorageMode storage;  // of 16-bit parameters
+  bool ema = false;              // a moving average of the weights (ema_decay 0.999)
+  double grad_scale = 1.0;       // gradients unscaled by it as the step reads them
 };
 
 // A real multopt optimizer over caller buffers: one tensor per entry of sizes, its parameters of
@@ -166,6 +168,8 @@ class StepCase final : public Case {
       : opt_(rule_params<Rule>(), base_params<Base>()) {
     opt_.set_non_finite_policy(options.policy);
     if constexpr (multopt::is_16bit<S>) opt_.set_storage(options.storage);
+    if (options.ema) opt_.set_ema_decay(0.999);
+    opt_.set_grad_scale(options.grad_scale);
     std::uint64_t seed = 1;
     std::size_t total = 0;
     for (std::size_t size : sizes) {
@@ -198,9 +202,11 @@ class StepCase final : public Case {
 
 // The bandwidth yardstick of an Adam step: a plain loop that reads 4 arrays and writes 3, with
 // next to no arithmetic, vectorized by the compiler and split like the library's step (static
-// schedule, serial below the library's default serial_below).
-template <class S>
-void traffic(S* __restrict p, const S* __restrict g, S* __restrict m, S* __restrict v, std::size_t n) {
+// schedule, serial below the library's default serial_below). With Ema, that of a step with a
+// moving average of the weights: one more array read and written.
+template <class S, bool Ema = false>
+void traffic(S* __restrict p, const S* __restrict g, S* __restrict m, S* __restrict v, S* __restrict ema,
+             std::size_t n) {
   const S b1 = S(0.9), c1 = S(0.1), b2 = S(0.999), c2 = S(0.001), lr = S(kLr);
   const long count = long(n);
 #ifdef _OPENMP
@@ -213,25 +219,29 @@ void traffic(S* __restrict p, const S* __restrict g, S* __restrict m, S* __restr
     const S vi = b2 * v[i] + c2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    p[i] = p[i] - lr * (mi + vi);
+    const S theta = p[i] - lr * (mi + vi);
+    p[i] = theta;
+    if constexpr (Ema) ema[i] = b2 * ema[i] + c2 * theta;
   }
 }
 
-template <class S>
+template <class S, bool Ema = false>
 class TrafficCase final : public Case {
  public:
   explicit TrafficCase(std::size_t n)
-      : n_(n), p_(allocate<S>(n)), g_(allocate<S>(n)), m_(allocate<S>(n)), v_(allocate<S>(n)) {
+      : n_(n), p_(allocate<S>(n)), g_(allocate<S>(n)), m_(allocate<S>(n)), v_(allocate<S>(n)),
+        ema_(allocate<S>(Ema ? n : 0)) {
     fill_params(p_.get(), n, 1);
     fill_grads(g_.get(), n, 2);
     fill_random(m_.get(), n, 3, 0.0, 0.1);
     fill_random(v_.get(), n, 4, 0.0, 0.1);
+    if (Ema) fill_params(ema_.get(), n, 5);
   }
-  void run() override { traffic(p_.get(), g_.get(), m_.get(), v_.get(), n_); }
+  void run() override { traffic<S, Ema>(p_.get(), g_.get(), m_.get(), v_.get(), ema_.get(), n_); }
 
  private:
   std::size_t n_;
-  Buffer<S> p_, g_, m_, v_;
+  Buffer<S> p_, g_, m_, v_, ema_;
 };
 
 // The bandwidth yardstick of a 16-bit step: the traffic loop's arithmetic over the arrays the

@@ -177,11 +177,11 @@ void register_16bit_benchmarks() {
     });
 }
 
-// The yardstick moves the bytes of an Adam step.
-template <class S>
+// The yardstick moves the bytes of an Adam step (with Ema, and of its moving average).
+template <class S, bool Ema = false>
 void add_traffic(std::size_t n) {
-  add(std::string("BM_Traffic/") + scalar_name<S>() + "/" + std::to_string(n), n, step_bytes<bases::Adam, S>(n),
-      [n] { return std::make_unique<TrafficCase<S>>(n); });
+  add(traffic_name(Ema, scalar_name<S>(), n), n, step_bytes<bases::Adam, S>(n) * (Ema ? 9.0 / 7.0 : 1.0),
+      [n] { return std::make_unique<TrafficCase<S, Ema>>(n); });
 }
 
 // Sparse rows: a table stepped with a batch of rows (ns per touched element, the rows coalesced),
@@ -234,6 +234,14 @@ void register_benchmarks() {
     add_step<Adam, Mult, float>("BM_StepChecked", n, checked);
     add_step<Adam, Mult, float>("BM_StepClipped", n, clipped);
     add_step<Adam, Mult, float>("BM_StepClippedChecked", n, clipped_checked);
+    // With a moving average of the weights, beside its own yardstick; with loss-scaled gradients.
+    StepOptions averaged, scaled;
+    averaged.ema = true;
+    scaled.grad_scale = 1024;
+    add_traffic<float, true>(n);
+    add_step<Adam, rules::Additive, float>("BM_StepEma", n, averaged);
+    add_step<Adam, Mult, float>("BM_StepEma", n, averaged);
+    add_step<Adam, Mult, float>("BM_StepScaled", n, scaled);
   }
   const std::size_t many = kManyCount * kManySize;
   add(many_tensors_name(), many, step_bytes<Adam, float>(many), [] {

@@ -19,6 +19,12 @@ inline std::string step_name(const std::string& family, const std::string& base,
   return family + "/" + base + "/" + rule + "/" + scalar + "/" + std::to_string(n);
 }
 
+// The traffic yardstick: "BM_Traffic/float/16777216"; with `ema`, one more array,
+// "BM_TrafficEma/float/16777216".
+inline std::string traffic_name(bool ema, const std::string& scalar, std::size_t n) {
+  return (ema ? "BM_TrafficEma/" : "BM_Traffic/") + scalar + "/" + std::to_string(n);
+}
+
 // A 16-bit step's storage and gradient, for the scalar part of its name: "master-g32" (fp32
 // gradients into master weights), "nearest-g16", ...; "bf16-master-g32" with the type.
 inline std::string storage16_mode(const std::string& rounding, std::size_t gradient_bytes) {

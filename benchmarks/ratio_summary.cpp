@@ -93,7 +93,7 @@ class Summary {
     for_each_step([&](const std::vector<std::string>& p, const std::string& name) {
       const bool target_base = p[1] == "adam" || p[1] == "adagrad" || p[1] == "rmsprop";
       const bool target = target_base && p[3] == "float" && p[4] == large;
-      line(name, "BM_Traffic/" + p[3] + "/" + p[4], target ? 1.15 : 0);
+      line(name, traffic_name(false, p[3], std::stoul(p[4])), target ? 1.15 : 0);
     });
 
     section("16-bit step / BM_Traffic16 over the same arrays (same base, storage mode, gradient and n; "
@@ -139,6 +139,18 @@ class Summary {
       line(adam_mult("BM_StepClippedChecked", n), adam_mult("BM_Step", n), limit);
       line(adam_mult("BM_StepClippedChecked", n), adam_mult("BM_StepClipped", n), 0);
     }
+
+    section("Weight EMA: step with ema_decay / the traffic loop that also moves the average (target: 2^24 "
+            "1.15), and / the same step without");
+    for (std::size_t n : {kInCache, kLarge})
+      for (const char* rule : {"additive", "multiplicative"}) {
+        const std::string averaged = step_name("BM_StepEma", "adam", rule, "float", n);
+        line(averaged, traffic_name(true, "float", n), n == kLarge ? 1.15 : 0);
+        line(averaged, step_name("BM_Step", "adam", rule, "float", n), 0);
+      }
+
+    section("Loss-scaled gradients (grad_scale 1024) / the same step unscaled (target: 2^24 float 1.05)");
+    for (std::size_t n : {kInCache, kLarge}) line(adam_mult("BM_StepScaled", n), adam_mult("BM_Step", n), n == kLarge ? 1.05 : 0);
 
     section("Sparse rows: a table's step with a batch of rows / the traffic loop over the same rows (target: 1.3)");
     for (const auto& [name, value] : results_) {

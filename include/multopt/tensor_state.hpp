@@ -124,7 +124,7 @@ TensorRefs<Base, P> refs_of(TensorState<P, Base>& t, std::size_t k, const typena
                                                  : data_or_null(t.master);
   }
   if (ema) {
-    // A new average takes θ in the step (TensorRefs::new_ema): what it is made with is never read.
+    // A new average takes θ in the step (TensorRefs::new_ema): the zeros it is made with go unused.
     refs.new_ema = t.ema.empty() && t.size > 0;
     refs.ema = refs.new_ema ? made.hold(k, ema_slot, StateArray<S>(t.size)) : data_or_null(t.ema);
   }
