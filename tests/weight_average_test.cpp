@@ -235,7 +235,8 @@ TEST_CASE("a checkpoint's moving-average settings and flags are checked before a
       {with_settings(1e-300, 0.5, 0), "grad_scale = 1"},  // 1/grad_scale is beyond float
       {with_settings(1.0, 0.5, 2), "moving-average flag of 2"}};
   for (const auto& [bytes, words] : refused) {
-    CHECK_THAT(refusal([&] { target.load(bytes); }), Contains(words));
+    const std::string& checkpoint = bytes;  // a structured binding, which a C++17 lambda cannot capture
+    CHECK_THAT(refusal([&] { target.load(checkpoint); }), Contains(words));
     CHECK(target.save() == before);
   }
 }
@@ -347,13 +348,15 @@ TEMPLATE_TEST_CASE("refused ema_decay and grad_scale values are named and change
   const std::pair<double, const char*> decays[] = {{1.0, "ema_decay = 1 "}, {-0.1, "ema_decay = -0.1"},
                                                    {nan, "ema_decay = nan"}};
   for (const auto& [decay, words] : decays) {
-    CHECK_THAT(refusal([&] { run.opt->set_ema_decay(decay); }), Contains(words));
+    const double refused = decay;  // a structured binding, which a C++17 lambda cannot capture
+    CHECK_THAT(refusal([&] { run.opt->set_ema_decay(refused); }), Contains(words));
     CHECK(run.opt->ema_decay() == std::optional<double>(0.5));
   }
   const std::pair<double, const char*> scales[] = {{0.0, "grad_scale = 0 "}, {-1.0, "grad_scale = -1 "},
                                                    {inf, "grad_scale = inf"}};
   for (const auto& [scale, words] : scales) {
-    CHECK_THAT(refusal([&] { run.opt->set_grad_scale(scale); }), Contains(words));
+    const double refused = scale;  // a structured binding, which a C++17 lambda cannot capture
+    CHECK_THAT(refusal([&] { run.opt->set_grad_scale(refused); }), Contains(words));
     CHECK(run.opt->grad_scale() == 2);
   }
   // 1/1e-300 is beyond float, which 16-bit parameters compute in, not beyond double.
