@@ -1,6 +1,7 @@
 // The public step over caller-owned state (step_tensors.hpp): a caller that makes the state
 // arrays as state_arrays() describes them steps exactly as Optimizer does, and every refusal
 // names what it refuses and changes nothing.
+#include "caller_state.hpp"
 #include "test_support.hpp"
 
 #include <array>
@@ -14,73 +15,8 @@ namespace {
 using multopt::master_slot;
 using multopt::StepOptions;
 using multopt::TensorRefs;
-
-// One tensor in the caller's memory, its state made as state_arrays() says, when first needed.
-template <class Base, class P>
-struct CallerTensor {
-  using S = multopt::Arithmetic<P>;
-  std::vector<P> param, grad;
-  std::array<std::vector<S>, Base::slot_count> arrays;
-  std::vector<S> master;
-  long steps = 0;
-  multopt::contract::Scalars<Base> scalars = multopt::contract::initial_scalars<Base>();
-  unsigned new_arrays = 0;
-  std::size_t group = 0;
-
-  static CallerTensor of(std::vector<P> param, std::vector<P> grad, std::size_t group = 0) {
-    CallerTensor t;
-    t.param = std::move(param);
-    t.grad = std::move(grad);
-    t.group = group;
-    return t;
-  }
-
-  TensorRefs<Base, P> refs(const typename Base::Params& settings, const multopt::StorageMode& storage = {}) {
-    TensorRefs<Base, P> refs;
-    for (const multopt::StateArrayInfo& info : multopt::state_arrays<Base, P>(settings, storage)) {
-      if (info.slot == master_slot) {
-        if (master.empty()) master.assign(param.begin(), param.end());
-        refs.master = master.data();
-        continue;
-      }
-      auto& array = arrays[std::size_t(info.slot)];
-      if (array.empty()) {
-        array.assign(param.size(), S(info.initial));
-        new_arrays |= 1u << info.slot;
-      }
-      refs.state[std::size_t(info.slot)] = array.data();
-    }
-    refs.param = param.data();
-    if constexpr (multopt::is_16bit<P>) refs.grad.narrow = grad.data();
-    else refs.grad = grad.data();
-    refs.size = param.size();
-    refs.steps = &steps;
-    refs.scalars = scalars.data();
-    refs.new_arrays = new_arrays;
-    refs.group = group;
-    return refs;
-  }
-};
-
-// A list of such tensors and the step over it, as a framework would hold them.
-template <class Opt>
-struct CallerState {
-  using Base = typename Opt::BaseType;
-  using P = typename Opt::Scalar;
-  std::vector<CallerTensor<Base, P>> tensors;
-  std::vector<typename Opt::Hyper> groups;
-  StepOptions options;
-  multopt::StepWork<Base, typename Opt::RuleType, P> work;
-
-  multopt::StepReport step() {
-    std::vector<TensorRefs<Base, P>> refs;
-    for (auto& t : tensors) refs.push_back(t.refs(groups[t.group].base, options.storage));
-    const multopt::StepReport report = multopt::step_tensors(refs, groups, options, work);
-    for (std::size_t k = 0; k < tensors.size(); ++k)
-      if (std::find(report.skipped.begin(), report.skipped.end(), k) == report.skipped.end()) tensors[k].new_arrays = 0;
-    return report;
-  }
-};
+using test::CallerState;
+using test::CallerTensor;
 
 // Every array of the caller's tensor k equals the optimizer's of that name, bit for bit.
 template <class Opt, class Caller>

@@ -199,6 +199,10 @@ class Optimizer {
   const StorageMode& storage() const { return options_.storage; }
   void set_storage(const StorageMode& storage) {
     check_storage<P>(storage);
+    if (storage.state != StateStorage::compute)
+      throw std::invalid_argument(std::string("multopt: state storage = ") + state_storage_name(storage.state) +
+                                  ": Optimizer keeps its state as computed; 16-bit state is step_tensors' and the "
+                                  "PyTorch adapters'");
     options_.storage = storage;
   }
   // A 16-bit tensor's master weights, or null while it has none.

@@ -3,14 +3,15 @@
 // packet at a time (between the base and the rule, a block's directions wait in a small
 // buffer). A tensor's last partial packet goes through the same packet code on a padded copy,
 // so every element sees the same arithmetic wherever it sits, and the OpenMP split, whatever
-// the thread count, gives results bit-identical to the serial loop. 16-bit parameters go
-// through the same float loop, a block at a time (step_16bit).
+// the thread count, gives results bit-identical to the serial loop. 16-bit parameters and
+// 16-bit state go through the same float loop, a block at a time (step_blocks).
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "chunks.hpp"
@@ -40,7 +41,10 @@ struct TensorStepArgs {
   P* param;
   GradientPointer<P> grad;
   std::size_t size;
-  std::array<S*, Base::slot_count> slots;  // null where the base does not use the slot
+  std::array<S*, Base::slot_count> slots;  // null where the base does not use the slot, or it is 16-bit
+  // The 16-bit state arrays (of a step computed in float), where `narrow_state`; null elsewhere.
+  std::array<FloatStatePointer, Base::slot_count> narrow_slots{};
+  bool narrow_state = false;
   typename Base::template Coeffs<S> base;
   typename Rule::template Coeffs<S> rule;
   Prestep<S> prestep;
@@ -140,30 +144,54 @@ void step_float(const TensorStepArgs<Base, Rule, S>& t, std::size_t begin, std::
   if (end == t.size && full < end) step_tail(t, full);
 }
 
-// 16-bit parameters, a block at a time: widened into a float buffer (or read from the master
-// weights, and the gradients where they are fp32), stepped by the float loop above, the same
-// compiled code as Optimizer<Base, Rule, float>'s (so that the master weights follow it bit for
-// bit, however a compiler fuses multiplies and adds), and stored rounded. The buffers stay in
-// the L1 cache: memory sees one read and one write of each 16-bit element. The moving average,
-// fp32, follows the fp32 result: the master weights, or θ before it is rounded.
+// The key of state array `slot`'s stochastic rounding at a step of key `key` (the parameters').
+inline std::uint64_t state_rounding_key(std::uint64_t key, std::size_t slot) {
+  return mix64(key ^ (0x5851f42d4c957f2du * (slot + 1)));
+}
+
+// A float tensor with 16-bit state, or a 16-bit tensor, a block at a time: what is 16-bit is
+// widened into float buffers (a 16-bit parameter, or its master weights, and its gradient where
+// it is not fp32), stepped by the float loop above, the same compiled code as
+// Optimizer<Base, Rule, float>'s (so that fp32 values follow it bit for bit, however a compiler
+// fuses multiplies and adds), and stored rounded. The buffers stay in the L1 cache: memory sees
+// one read and one write of each 16-bit element. The moving average, fp32, follows the fp32
+// result: the master weights, or θ before it is rounded.
 template <class Base, class Rule, class P>
-void step_16bit(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
+void step_blocks(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
   constexpr std::size_t block = 1024;  // a multiple of every packet width
-  alignas(64) float theta[block], gradient[block];
+  alignas(64) float theta[block], gradient[block], state[Base::slot_count][block];
+  const bool stochastic = t.rounding == Rounding::stochastic;
   for (std::size_t first = begin; first < end; first += block) {
     const std::size_t n = std::min(end, first + block) - first;
-    float* param = t.master ? t.master + first : theta;
-    if (!t.master) Storage<P>::widen(t.param + first, theta, n);
-    const float* grad = t.grad.wide ? t.grad.wide + first : gradient;
-    if (!t.grad.wide) Storage<P>::widen(t.grad.narrow + first, gradient, n);
-    TensorStepArgs<Base, Rule, float> view{param, grad, n, {}, t.base, t.rule, t.prestep};
-    for (std::size_t k = 0; k < view.slots.size(); ++k) view.slots[k] = t.slots[k] ? t.slots[k] + first : nullptr;
+    float* param = theta;
+    const float* grad = gradient;
+    if constexpr (is_16bit<P>) {
+      if (t.master) param = t.master + first;
+      else Storage<P>::widen(t.param + first, theta, n);
+      if (t.grad.wide) grad = t.grad.wide + first;
+      else Storage<P>::widen(t.grad.narrow + first, gradient, n);
+    } else {
+      param = t.param + first;
+      grad = t.grad + first;
+    }
+    TensorStepArgs<Base, Rule, float> view{param, grad, n, {}, {}, false, t.base, t.rule, t.prestep};
+    for (std::size_t k = 0; k < view.slots.size(); ++k) {
+      if (t.slots[k]) view.slots[k] = t.slots[k] + first;
+      if (!t.narrow_slots[k]) continue;
+      widen_state(t.narrow_slots[k], first, state[k], n);
+      view.slots[k] = state[k];
+    }
     view.ema = t.ema ? t.ema + first : nullptr;
     view.averaging = t.averaging;
     step_float(view, 0, n);
-    if (t.rounding == Rounding::stochastic)
-      Storage<P>::narrow_stochastic(param, t.param + first, n, t.rounding_key, t.offset + first);
-    else Storage<P>::narrow_nearest(param, t.param + first, n);
+    for (std::size_t k = 0; k < view.slots.size(); ++k)
+      if (t.narrow_slots[k])
+        narrow_state(state[k], t.narrow_slots[k], first, n, stochastic, state_rounding_key(t.rounding_key, k),
+                     t.offset + first);
+    if constexpr (is_16bit<P>) {
+      if (stochastic) Storage<P>::narrow_stochastic(param, t.param + first, n, t.rounding_key, t.offset + first);
+      else Storage<P>::narrow_nearest(param, t.param + first, n);
+    }
   }
 }
 
@@ -184,6 +212,8 @@ void prefetch_elements(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin
     }
     for (S* slot : t.slots)
       if (slot) __builtin_prefetch(slot + i, 1);
+    for (const FloatStatePointer& slot : t.narrow_slots)  // two bytes an element
+      if (slot) __builtin_prefetch(static_cast<const char*>(slot.data) + 2 * i, 1);
     if (t.ema) __builtin_prefetch(t.ema + i, 1);
   }
 #else
@@ -222,9 +252,9 @@ MULTOPT_ISA_BEGIN
 // copied back: the copies put many rows' loads in flight at once, where stepping one row after
 // another waited for each row's in turn, and the next block's lines are asked for while a block
 // is stepped (docs/performance.md, "Sparse rows"). The SIMD arithmetic is lane by lane, so where
-// an element sits in a packet changes nothing. Wide rows, and 16-bit ones (whose stochastic
-// rounding keys each element by its place), are stepped one at a time, each asking for a later
-// row's lines first. (A moving average of the weights would move every row: the step refuses
+// an element sits in a packet changes nothing. Wide rows, 16-bit ones (whose stochastic
+// rounding keys each element by its place) and those with 16-bit state are stepped one at a
+// time, each asking for a later row's lines first. (A moving average of the weights would move every row: the step refuses
 // one with rows, check_tensor_refs.)
 template <class Base, class Rule, class P>
 void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
@@ -235,7 +265,7 @@ void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::s
   TensorStepArgs<Base, Rule, P> rows = t;
   rows.rows = nullptr;
   if constexpr (!is_16bit<P>) {
-    if (width <= room / 2) {
+    if (width <= room / 2 && !t.narrow_state) {
       alignas(64) S param[room], state[Base::slot_count][room];
       for (std::size_t k = 0; k < rows.slots.size(); ++k) rows.slots[k] = t.slots[k] ? state[k] : nullptr;
       rows.param = param;
@@ -270,6 +300,7 @@ void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::s
     if constexpr (is_16bit<P>) rows.grad.wide = t.grad.wide + r * width;  // coalesced rows are wide
     else rows.grad = t.grad + r * width;
     for (std::size_t k = 0; k < rows.slots.size(); ++k) rows.slots[k] = t.slots[k] ? t.slots[k] + at : nullptr;
+    for (std::size_t k = 0; k < rows.narrow_slots.size(); ++k) rows.narrow_slots[k] = t.narrow_slots[k].from(at);
     rows.master = t.master ? t.master + at : nullptr;
     rows.offset = at;
     step_range(rows, 0, width);
@@ -283,8 +314,11 @@ MULTOPT_ISA_BEGIN
 template <class Base, class Rule, class P>
 void step_range(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
   if (t.rows) detail::step_rows(t, begin, end);
-  else if constexpr (is_16bit<P>) detail::step_16bit(t, begin, end);
-  else detail::step_float(t, begin, end);
+  else if constexpr (is_16bit<P>) detail::step_blocks(t, begin, end);
+  else if constexpr (std::is_same_v<P, float>) {
+    if (t.narrow_state) detail::step_blocks(t, begin, end);
+    else detail::step_float(t, begin, end);
+  } else detail::step_float(t, begin, end);
 }
 MULTOPT_ISA_END
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <limits>
 #include <vector>
 
@@ -234,9 +235,19 @@ class StepWork {
     args.size = chunked_.size(k);
     args.rows = chunked_.rows(k);
     args.row_width = t.rows.width;
-    for (int slot = 0; slot < Base::slot_count; ++slot)
-      args.slots[std::size_t(slot)] = Base::uses_slot(h.base, slot) ? t.state[std::size_t(slot)] : nullptr;
-    if constexpr (is_16bit<P>) {
+    args.narrow_state = false;
+    for (std::size_t slot = 0; slot < args.slots.size(); ++slot) {
+      const bool used = Base::uses_slot(h.base, int(slot));
+      if constexpr (std::is_same_v<S, float>) {
+        const FloatStatePointer& state = t.state[slot];
+        args.slots[slot] = used ? state.wide() : nullptr;
+        args.narrow_slots[slot] = used && !state.wide() ? state : FloatStatePointer{};
+        args.narrow_state = args.narrow_state || args.narrow_slots[slot];
+      } else {
+        args.slots[slot] = used ? t.state[slot] : nullptr;
+      }
+    }
+    if constexpr (is_16bit<P>) {  // (float P: its 16-bit state rounds to nearest)
       args.rounding = storage.rounding;
       args.master = storage.rounding == Rounding::master ? t.master : nullptr;
       args.rounding_key = detail::rounding_key(storage.seed, k, std::uint64_t(*t.steps + 1));

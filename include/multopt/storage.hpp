@@ -15,6 +15,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "simd.hpp"
@@ -49,19 +50,44 @@ inline const char* rounding_name(Rounding rounding) {
   return "unknown";
 }
 
-// An optimizer's storage mode; the seed keys stochastic rounding's random bits.
+// How a state array is stored: as the step computes (float or double), or, for a step that
+// computes in float, in 16 bits (docs/mixed-precision.md, "16-bit state"). A 16-bit array is
+// widened as the step reads it and rounded as it stores it, to nearest even (stochastically where
+// the parameters are: Rounding::stochastic).
+enum class StateStorage { compute, bfloat16, float16 };
+
+inline const char* state_storage_name(StateStorage storage) {
+  switch (storage) {
+    case StateStorage::compute: return "compute";
+    case StateStorage::bfloat16: return "bfloat16";
+    case StateStorage::float16: return "float16";
+  }
+  return "unknown";
+}
+
+// An optimizer's storage mode: how 16-bit parameters are rounded (the seed keys stochastic
+// rounding's random bits), and how the state arrays are stored.
 struct StorageMode {
   Rounding rounding = Rounding::master;
   std::uint64_t seed = 0;
+  StateStorage state = StateStorage::compute;
 };
 
-// A storage mode for parameters of type P: float and double are stored as computed, so they
-// take none; a 16-bit type takes any of the three.
+// A storage mode for parameters of type P: double parameters and state are stored as computed,
+// so they take none; float parameters take 16-bit state alone; a 16-bit type takes any rounding
+// and any state storage.
 template <class P>
 void check_storage(const StorageMode& storage) {
-  if (!is_16bit<P>)
-    throw std::invalid_argument("multopt: float and double parameters are stored as computed; storage modes are "
-                                "for Eigen::bfloat16 and Eigen::half parameters");
+  if (storage.state != StateStorage::compute && storage.state != StateStorage::bfloat16 &&
+      storage.state != StateStorage::float16)
+    reject("state storage", double(storage.state), "compute, bfloat16 or float16");
+  if (std::is_same_v<P, double> && storage.state != StateStorage::compute)
+    throw std::invalid_argument(std::string("multopt: state storage = ") + state_storage_name(storage.state) +
+                                " is for parameters computed in float (float, Eigen::bfloat16, Eigen::half), "
+                                "not double");
+  if (!is_16bit<P> && (storage.rounding != Rounding::master || storage.seed != 0))
+    throw std::invalid_argument("multopt: float and double parameters are stored as computed; rounding modes and "
+                                "their seeds are for Eigen::bfloat16 and Eigen::half parameters");
   if (storage.rounding != Rounding::master && storage.rounding != Rounding::nearest &&
       storage.rounding != Rounding::stochastic)
     reject("rounding", double(storage.rounding), "master, nearest or stochastic");
@@ -77,6 +103,32 @@ struct Gradient16 {
 
 template <class P>
 using GradientPointer = std::conditional_t<is_16bit<P>, Gradient16<P>, const P*>;
+
+// Where a state array of a step computed in float lies, and how it is stored; made from the
+// array's pointer.
+struct FloatStatePointer {
+  FloatStatePointer() = default;
+  FloatStatePointer(std::nullptr_t) {}
+  FloatStatePointer(float* data) : data(data) {}
+  FloatStatePointer(Eigen::bfloat16* data) : data(data), storage(StateStorage::bfloat16) {}
+  FloatStatePointer(Eigen::half* data) : data(data), storage(StateStorage::float16) {}
+  explicit operator bool() const { return data != nullptr; }
+  // The array where it is stored as computed, else null.
+  float* wide() const { return storage == StateStorage::compute ? static_cast<float*>(data) : nullptr; }
+  // The array from its element `index` on (every type but float is two bytes an element).
+  FloatStatePointer from(std::size_t index) const {
+    FloatStatePointer rest = *this;
+    if (data) rest.data = static_cast<char*>(data) + index * (storage == StateStorage::compute ? 4 : 2);
+    return rest;
+  }
+
+  void* data = nullptr;
+  StateStorage storage = StateStorage::compute;
+};
+
+// A state array's pointer for a step computed in S: a double step's state is double.
+template <class S>
+using StatePointer = std::conditional_t<std::is_same_v<S, float>, FloatStatePointer, S*>;
 
 // The conversions below run in the step's kernels: compiled per instruction set (simd.hpp).
 namespace detail {
@@ -247,6 +299,24 @@ template <>
 struct Storage<Eigen::bfloat16> : Storage16<Eigen::bfloat16> {};
 template <>
 struct Storage<Eigen::half> : Storage16<Eigen::half> {};
+
+// A 16-bit state array's elements [first, first + n), widened into `out`, and back: rounded to
+// nearest even, or, with `stochastic`, with the random bits of `key` and each element's index.
+inline void widen_state(const FloatStatePointer& state, std::size_t first, float* out, std::size_t n) {
+  if (state.storage == StateStorage::bfloat16)
+    Storage<Eigen::bfloat16>::widen(static_cast<const Eigen::bfloat16*>(state.data) + first, out, n);
+  else Storage<Eigen::half>::widen(static_cast<const Eigen::half*>(state.data) + first, out, n);
+}
+inline void narrow_state(const float* values, const FloatStatePointer& state, std::size_t first, std::size_t n,
+                         bool stochastic, std::uint64_t key, std::size_t index) {
+  const auto narrow = [&](auto* out) {
+    using P = std::remove_pointer_t<decltype(out)>;
+    if (stochastic) Storage<P>::narrow_stochastic(values, out + first, n, key, index);
+    else Storage<P>::narrow_nearest(values, out + first, n);
+  };
+  if (state.storage == StateStorage::bfloat16) narrow(static_cast<Eigen::bfloat16*>(state.data));
+  else narrow(static_cast<Eigen::half*>(state.data));
+}
 
 MULTOPT_ISA_END
 }  // namespace multopt

@@ -12,6 +12,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -37,8 +38,10 @@ struct TensorRefs {
   GradientPointer<P> grad{};  // for 16-bit P: of type P or fp32
   std::size_t size = 0;
   // The base's state arrays by slot (state_arrays() names them), `size` values each; null where
-  // the group's settings do not use one (a non-null array they do not use is left alone).
-  std::array<S*, std::size_t(Base::slot_count)> state{};
+  // the group's settings do not use one (a non-null array they do not use is left alone). Of a
+  // step computed in float, each may be float, Eigen::bfloat16 or Eigen::half (16-bit state,
+  // StateStorage); of one computed in double, double.
+  std::array<StatePointer<S>, std::size_t(Base::slot_count)> state{};
   S* master = nullptr;  // 16-bit P under Rounding::master: the fp32 weights ("master_weights")
   // The moving average of the weights ("ema"), `size` values, where StepOptions::ema_decay is set;
   // new_ema: it was made since the tensor's last step, and the step sets it to θ.
@@ -85,6 +88,10 @@ struct StateArrayInfo {
   const char* name;  // torch.optim's name for it
   int slot;          // its place in TensorRefs::state, or master_slot for the master weights
   double initial;    // every element's value when it is made; the master weights start as the parameters
+  // How it is stored: a base's arrays as StorageMode::state says; the master weights and the
+  // moving average as computed (a 16-bit average with d = 0.999 could not move: its updates
+  // would be below half a unit in its last place).
+  StateStorage storage = StateStorage::compute;
 };
 inline constexpr int master_slot = -1;
 inline constexpr int ema_slot = -2;  // the moving average of the weights: set to θ at its first step
@@ -96,7 +103,8 @@ std::vector<StateArrayInfo> state_arrays(const typename Base::Params& params, co
                                          bool ema = false) {
   std::vector<StateArrayInfo> arrays;
   for (int slot = 0; slot < Base::slot_count; ++slot)
-    if (Base::uses_slot(params, slot)) arrays.push_back({Base::slot_names[slot], slot, Base::initial_value(params, slot)});
+    if (Base::uses_slot(params, slot))
+      arrays.push_back({Base::slot_names[slot], slot, Base::initial_value(params, slot), storage.state});
   if (is_16bit<P> && storage.rounding == Rounding::master) arrays.push_back({"master_weights", master_slot, 0.0});
   if (ema) arrays.push_back({"ema", ema_slot, 0.0});
   return arrays;
@@ -142,8 +150,7 @@ template <class P>
 void check_step_options(const StepOptions& options) {
   check_max_grad_norm(options.max_grad_norm);
   check_non_finite_policy(options.non_finite_policy);
-  if (is_16bit<P> || options.storage.rounding != Rounding::master || options.storage.seed != 0)
-    check_storage<P>(options.storage);
+  check_storage<P>(options.storage);
   check_threading(options.threading);
   check_ema_decay(options.ema_decay);
   check_grad_scale<Arithmetic<P>>(options.grad_scale);
@@ -210,9 +217,16 @@ void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const Hyper*
   if (t.size == 0) return;
   if (options.ema_decay && !t.ema)
     refuse_tensor(k, "has no ema, which ema_decay = " + std::to_string(*options.ema_decay) + " updates");
-  for (int slot = 0; slot < Base::slot_count; ++slot)
-    if (Base::uses_slot(groups[t.group].base, slot) && !t.state[std::size_t(slot)])
-      refuse_missing_state(k, Base::slot_names[slot], t.group);
+  for (int slot = 0; slot < Base::slot_count; ++slot) {
+    if (!Base::uses_slot(groups[t.group].base, slot)) continue;
+    const auto& state = t.state[std::size_t(slot)];
+    if (!state) refuse_missing_state(k, Base::slot_names[slot], t.group);
+    if constexpr (std::is_same_v<Arithmetic<P>, float>)
+      if (state.storage != storage.state)
+        refuse_tensor(k, "has its " + std::string(Base::slot_names[slot]) + " stored as " +
+                             state_storage_name(state.storage) + ", and the storage mode's state is " +
+                             state_storage_name(storage.state));
+  }
 }
 
 }  // namespace detail
