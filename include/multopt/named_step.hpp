@@ -24,7 +24,7 @@ struct NamedTensorRefs {
   P* param = nullptr;
   GradientPointer<P> grad{};
   std::size_t size = 0;
-  S* const* state = nullptr;  // slot_count() arrays by slot; null where the settings use none
+  const StatePointer<S>* state = nullptr;  // slot_count() arrays by slot; null where the settings use none
   S* master = nullptr;
   S* ema = nullptr;  // TensorRefs::ema and new_ema
   bool new_ema = false;

@@ -83,8 +83,9 @@ inline double parse_number(const std::string& name, const std::string& text) {
   return value;
 }
 
-// Sets `storage` from a setting "rounding" (master, nearest or stochastic) or "rounding_seed" (a
-// whole number below 2^64); false for any other name.
+// Sets `storage` from a setting "rounding" (master, nearest or stochastic), "rounding_seed" (a
+// whole number below 2^64) or "state_storage" (compute, bfloat16 or float16); false for any
+// other name.
 inline bool set_storage_setting(StorageMode& storage, const std::string& name, const std::string& text) {
   if (name == "rounding") {
     const Rounding modes[] = {Rounding::master, Rounding::nearest, Rounding::stochastic};
@@ -93,6 +94,16 @@ inline bool set_storage_setting(StorageMode& storage, const std::string& name, c
     if (mode == std::end(modes))
       throw std::invalid_argument("multopt: rounding = " + quoted(text) + " is unknown; known: master, nearest, stochastic");
     storage.rounding = *mode;
+    return true;
+  }
+  if (name == "state_storage") {
+    const StateStorage kinds[] = {StateStorage::compute, StateStorage::bfloat16, StateStorage::float16};
+    const auto* kind = std::find_if(std::begin(kinds), std::end(kinds),
+                                    [&](StateStorage k) { return text == state_storage_name(k); });
+    if (kind == std::end(kinds))
+      throw std::invalid_argument("multopt: state_storage = " + quoted(text) +
+                                  " is unknown; known: compute, bfloat16, float16");
+    storage.state = *kind;
     return true;
   }
   if (name == "rounding_seed") {
@@ -111,15 +122,17 @@ inline bool set_storage_setting(StorageMode& storage, const std::string& name, c
 // `max_grad_norm` (clipping), `momentum_type none|tanh` (tanh momentum is a rule of its own),
 // `ema_decay` (the weights' moving average; absent: none), `grad_scale` (loss scaling) and,
 // for 16-bit parameters, `rounding master|nearest|stochastic` and `rounding_seed` (a whole
-// number below 2^64) for their storage mode (storage.hpp).
+// number below 2^64), and `state_storage compute|bfloat16|float16`, for the storage mode
+// (storage.hpp).
 using Settings = std::vector<std::pair<std::string, std::string>>;
 
-// The storage mode these settings, rounding and rounding_seed alone, give.
+// The storage mode these settings, rounding, rounding_seed and state_storage alone, give.
 inline StorageMode storage_mode(const Settings& settings) {
   StorageMode storage;
   for (const auto& [name, text] : settings)
     if (!detail::set_storage_setting(storage, name, text))
-      throw std::invalid_argument("multopt: '" + name + "' is no storage setting; they are rounding and rounding_seed");
+      throw std::invalid_argument("multopt: '" + name +
+                                  "' is no storage setting; they are rounding, rounding_seed and state_storage");
   return storage;
 }
 

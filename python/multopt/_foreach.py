@@ -9,7 +9,9 @@ multopt.torch steps with it the parameters that the fused CPU loop does not (bac
 or backend="auto" and a parameter off the CPU). The state is the fused loop's, by the same names
 and dtypes: arrays on the parameter's device, "step" (0-dim float32) and NAdam's "mu_product"
 (0-dim float64) on the CPU, where torch.optim keeps its step counts, so that reading them does
-not wait for the device. With ema_decay, the moving average of the weights ("ema") and a loss
+not wait for the device. With state_dtype (bfloat16 or float16), a base's arrays are stored in
+it and stepped as float32 copies, stored back rounded to nearest even, as the fused loop does
+(storage.hpp). With ema_decay, the moving average of the weights ("ema") and a loss
 scaler's grad_scale are the fused loop's too (weight_average.hpp, prestep.hpp).
 """
 
@@ -243,6 +245,7 @@ class _Bucket:
     def __init__(self, settings, count):
         self.settings, self.count = settings, count
         self.theta, self.grads, self.steps = [], [], []
+        self.narrow_state = []  # (a 16-bit state array, its float32 copy that the step steps)
         self.arrays = {}
         self.narrow = []  # (parameter, its float32 values) to store rounded after the step
 
@@ -278,8 +281,9 @@ class Step:
     checks the state alone (a state_dict about to be loaded, `state` its entries by parameter).
     With ema_decay, each parameter has a moving average of its weights ("ema")."""
 
-    def __init__(self, base, rule, rounding, groups, state, chosen, ema_decay=None, stepping=True):
+    def __init__(self, base, rule, rounding, groups, state, chosen, ema_decay=None, stepping=True, state_dtype=None):
         self.base, self.rule, self.ema_decay, self.buckets, self.writes = base, rule, ema_decay, {}, []
+        self.state_dtype = state_dtype
         for group, (params, values) in enumerate(groups):
             settings = settings_of(rule, values)
             arrays, self.scalars = _multopt.state_of(base, rule, list(settings.items()), ema_decay is not None)
@@ -299,6 +303,9 @@ class Step:
         if MASTER in held and not narrow:
             _refuse(group, index, "has master weights in its state, which are for bfloat16 and float16 parameters, "
                                   "not {}".format(param.dtype))
+        if self.state_dtype is not None and (param.dtype == torch.float64 or param.is_complex()):
+            _refuse(group, index, "is {}, and state_dtype = {} is for real parameters computed in float (float32, "
+                                  "bfloat16, float16)".format(param.dtype, self.state_dtype))
         if narrow and rounding == "stochastic":
             _refuse(group, index, "is {} on {} with rounding='stochastic', which the fused CPU loop alone "
                                   "does (its random bits are its own generator's); rounding='master' or 'nearest' "
@@ -323,17 +330,18 @@ class Step:
         made, found, writes = set(), {}, []
         needed = arrays + ([(MASTER, None)] if narrow and rounding == "master" else [])
         for name, initial in needed:
+            stored = self.state_dtype if self.state_dtype is not None and name not in (MASTER, EMA) else dtype
             array = held.get(name)
             if array is None:
                 if not stepping:
                     continue
                 array = (param.detach().to(torch.float32, memory_format=torch.contiguous_format, copy=True)
-                         if name == MASTER else torch.full_like(param, initial, dtype=dtype,
+                         if name == MASTER else torch.full_like(param, initial, dtype=stored,
                                                                 memory_format=torch.contiguous_format))
                 made.add(name)
                 writes.append((name, array))
             else:
-                array = self._held(group, index, param, name, array, dtype, writes)
+                array = self._held(group, index, param, name, array, stored, writes)
             found[name] = array
         t = 0.0
         if "step" in held:
@@ -362,7 +370,12 @@ class Step:
         bucket.theta.append(_real(theta))
         bucket.grads.append(_real(grad))
         for name, _ in arrays:
-            bucket.arrays.setdefault(name, []).append(_real(found[name]))
+            array = found[name]
+            if array.dtype in NARROW:
+                wide = array.float()
+                bucket.narrow_state.append((array, wide))
+                array = wide
+            bucket.arrays.setdefault(name, []).append(_real(array))
         bucket.steps.append((param, held))
         self.writes.append((param, writes))
 
@@ -414,7 +427,7 @@ class Step:
             update(theta, d, scale, s)
             if self.ema_decay is not None:
                 _average(bucket.arrays[EMA], theta, self.ema_decay, EMA in bucket.count.made)
-            for values, wide in bucket.narrow:
+            for values, wide in bucket.narrow + bucket.narrow_state:
                 values.copy_(wide)  # rounded to nearest even, as the fused loop stores it
             for param, held in bucket.steps:
                 self._count(state, param, held, bucket.count)

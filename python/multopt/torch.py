@@ -20,6 +20,12 @@ rounding="master" (the default: a float32 copy of them, stepped and stored round
 optimizer's own settings, not a group's, refused where no parameter is 16-bit. The master
 weights are state, under "master_weights".
 
+state_dtype=torch.bfloat16 or torch.float16 (every class; default None: float32 for float32,
+bfloat16 and float16 parameters, the parameter's dtype otherwise) stores every state array of
+the base (exp_avg, ...) in 16 bits, computed in float32 and rounded to nearest even as it is
+stored (stochastically where rounding="stochastic"): half the bytes. The master weights and the
+moving average stay float32. Refused for float64 and complex parameters.
+
 ema_decay=d (every class; default None, off) keeps an exponential moving average of each
 parameter's values, in the same pass as the step, in its state under "ema": the parameter
 after its first step, then ema <- d*ema + (1 - d)*p after each step (float32 for bfloat16 and
@@ -47,6 +53,7 @@ _IGNORED = {"foreach", "capturable", "differentiable", "fused", "decoupled_weigh
 # What multopt's steps cannot honour: gradients through the step, CUDA graph capture.
 _REFUSED_IF_SET = ("capturable", "differentiable")
 _NARROW = _foreach.NARROW
+_STATE_STORAGE = {torch.bfloat16: "bfloat16", torch.float16: "float16"}  # state_dtype: multopt's name
 _BACKENDS = ("auto", "foreach", "fused")
 
 
@@ -112,8 +119,8 @@ class _Optimizer(torch.optim.Optimizer):
         cls._base, cls._rule = base, rule
         cls._arguments, cls._keyword_only = tuple(arguments), tuple(keyword_only)
         cls._decoupled = base == "lion" if decoupled is None else decoupled
-        cls.__doc__ = ("{}\n\n    {}\n    {}\n\n    {}(params, {}, rounding=None, rounding_seed=None, ema_decay=None, "
-                       "backend='auto')").format(
+        cls.__doc__ = ("{}\n\n    {}\n    {}\n\n    {}(params, {}, rounding=None, rounding_seed=None, "
+                       "state_dtype=None, ema_decay=None, backend='auto')").format(
             cls.__doc__, _BASES_MATH[base], _RULES[rule][0], cls.__name__,
             ", ".join("{}={!r}".format(n, d) for n, d in cls._arguments + cls._keyword_only))
         __all__.append(cls.__name__)
@@ -121,7 +128,8 @@ class _Optimizer(torch.optim.Optimizer):
     # torch 2.x's GradScaler sets grad_scale and found_inf for step() to read (module docstring).
     _step_supports_amp_scaling = True
 
-    def __init__(self, params, *args, rounding=None, rounding_seed=None, ema_decay=None, backend="auto", **kwargs):
+    def __init__(self, params, *args, rounding=None, rounding_seed=None, state_dtype=None, ema_decay=None,
+                 backend="auto", **kwargs):
         names = [name for name, _ in self._arguments]
         if len(args) > len(names):
             raise TypeError("{}() takes at most {} positional arguments after params ({} given)".format(
@@ -140,14 +148,20 @@ class _Optimizer(torch.optim.Optimizer):
         self._backend = backend
         self._storage = [(name, str(value)) for name, value in (("rounding", rounding), ("rounding_seed", rounding_seed))
                          if value is not None]
+        if state_dtype is not None and state_dtype != torch.float32:
+            if state_dtype not in _STATE_STORAGE:
+                raise ValueError("multopt: state_dtype = {} is not one of torch.float32, torch.bfloat16, "
+                                 "torch.float16".format(state_dtype))
+            self._storage.append(("state_storage", _STATE_STORAGE[state_dtype]))
         if ema_decay is not None:
             _check_range("ema_decay", ema_decay, 0.0, 1.0, closed=False)
         self._ema_decay = None if ema_decay is None else float(ema_decay)
         _multopt.check(self._base, self._rule, self._storage, [], self._ema_decay)
         super().__init__(params, values)
-        if self._storage and not any(p.dtype in _NARROW for group in self.param_groups for p in group["params"]):
+        rounding_settings = [entry for entry in self._storage if entry[0] != "state_storage"]
+        if rounding_settings and not any(p.dtype in _NARROW for group in self.param_groups for p in group["params"]):
             raise ValueError("multopt: {} = '{}' is for bfloat16 and float16 parameters, and these have none (float "
-                             "and double parameters are stored as computed)".format(*self._storage[0]))
+                             "and double parameters are stored as computed)".format(*rounding_settings[0]))
 
     # The optimizer's own settings, beside the groups: kept by deepcopy and pickle, and by
     # load_state_dict, which sets the state and the groups alone.
@@ -167,6 +181,11 @@ class _Optimizer(torch.optim.Optimizer):
 
     def _rounding(self):
         return dict(self._storage).get("rounding", "master")
+
+    def _state_dtype(self):
+        """The dtype of the base's state arrays where state_dtype set one, else None."""
+        stored = dict(self._storage).get("state_storage")
+        return next((dtype for dtype, name in _STATE_STORAGE.items() if name == stored), None)
 
     def _check_backend(self, group, g):
         """Refuses a parameter of group g that the backend cannot step: off the CPU under "fused",
@@ -246,7 +265,8 @@ class _Optimizer(torch.optim.Optimizer):
             # Every parameter is checked, and every array made, before anything changes (the fused
             # step checks its own before it changes anything).
             device_step = _foreach.Step(self._base, self._rule, self._rounding(), groups, self.state,
-                                        self._foreach_steps, ema_decay=self._ema_decay)
+                                        self._foreach_steps, ema_decay=self._ema_decay,
+                                        state_dtype=self._state_dtype())
             if device_step.buckets:
                 _multopt.check(self._base, self._rule, self._storage, [settings for _, settings in groups],
                                self._ema_decay, scale)
@@ -291,7 +311,7 @@ class _Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict):
         """torch.optim's, with what multopt adds: the whole state is checked before anything
         changes; the state of bfloat16 and float16 parameters stays float32 (torch.optim casts
-        it to the parameter's dtype) and NAdam's mu_product float64. A state_dict of another
+        it to the parameter's dtype), or takes state_dtype, and NAdam's mu_product float64. A state_dict of another
         optimizer of the same base (torch.optim.Adam's into Adam or MAdam) loads its state and
         keeps this one's settings."""
         ours = [{key: value for key, value in group.items() if key != "params"} for group in self.param_groups]
@@ -312,14 +332,18 @@ class _Optimizer(torch.optim.Optimizer):
             _multopt.check_states(self._base, self._rule, self._storage, self._fused_groups(groups), taken,
                                   self._ema_decay)
             _foreach.Step(self._base, self._rule, self._rounding(), groups, taken, self._foreach_steps,
-                          ema_decay=self._ema_decay, stepping=False)
+                          ema_decay=self._ema_decay, stepping=False, state_dtype=self._state_dtype())
         super().load_state_dict(state_dict)
+        state_dtype = self._state_dtype()
+        scalars = {name for name, _ in _multopt.state_of(self._base, self._rule, [], False)[1]}
         for param, state in taken.items():
             for key, value in state.items():
                 if not torch.is_tensor(value) or key == "step" or not value.is_floating_point():
                     continue
-                if value.dim() == 0:  # mu_product, a number on the CPU as the steps make it
+                if key in scalars:  # mu_product, a number on the CPU as the steps make it
                     self.state[param][key] = value.detach().to("cpu", torch.float64, copy=True)
+                elif state_dtype is not None and key not in (_foreach.MASTER, _foreach.EMA):
+                    self.state[param][key] = value.detach().to(param.device, state_dtype, copy=True)
                 elif param.dtype in _NARROW:
                     self.state[param][key] = value.detach().to(param.device, torch.float32, copy=True)
 

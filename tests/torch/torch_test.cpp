@@ -3,8 +3,8 @@
 // in libtorch ops do (multiplicative rule), follows torch's StepLR, keeps its state in
 // torch::optim's state and saves and loads it through torch's serialization, steps strided,
 // complex and bf16 parameters (through fp32 master weights) and sparse embedding gradients,
-// keeps a moving average of the weights, unscales loss-scaled gradients, and refuses what it
-// cannot step.
+// keeps a moving average of the weights, unscales loss-scaled gradients, stores its state in
+// bf16 where told, and refuses what it cannot step.
 #include <multopt/adapters/torch.hpp>
 
 #include <catch2/catch.hpp>
@@ -386,4 +386,50 @@ TEST_CASE("TorchOptimizer unscales loss-scaled gradients and skips a step with a
   scaled_opt.step();  // gradients read as they are: the infinity reaches the parameter
   CHECK_FALSE(scaled_opt.skipped());
   CHECK(params[1].isnan().any().item<bool>());
+}
+
+TEST_CASE("TorchOptimizer stores its state in bf16 where told, saved and loaded as it is", "[torch]") {
+  // Each step is the float32 step of the widened state, its state rounded to nearest even.
+  auto narrow = model(torch::kFloat32), wide = model(torch::kFloat32);
+  TorchOptimizer opt(narrow->parameters(), "adam", "multiplicative", {{"lr_out", 0.01}},
+                     {{"state_storage", "bfloat16"}});
+  TorchOptimizer opt32(wide->parameters(), "adam", "multiplicative", {{"lr_out", 0.01}});
+  const auto narrow_params = narrow->parameters(), wide_params = wide->parameters();
+  train(narrow, opt, 1, torch::kFloat32);
+  train(wide, opt32, 1, torch::kFloat32);
+  for (int k = 1; k < 4; ++k) {
+    for (std::size_t p = 0; p < wide_params.size(); ++p) {  // the float32 run starts from the bf16 one's
+      torch::NoGradGuard no_grad;
+      wide_params[p].copy_(narrow_params[p]);
+      for (const auto& [name, value] : opt.state_of(narrow_params[p])->entries)
+        opt32.state_of(wide_params[p])->entries.at(name).copy_(value);  // widened exactly
+    }
+    train(narrow, opt, 1, torch::kFloat32, k);
+    train(wide, opt32, 1, torch::kFloat32, k);
+    for (std::size_t p = 0; p < wide_params.size(); ++p) {
+      CHECK(torch::equal(narrow_params[p], wide_params[p]));
+      for (const char* name : {"exp_avg", "exp_avg_sq"}) {
+        const auto stored = opt.state_of(narrow_params[p])->entries.at(name);
+        CHECK(stored.scalar_type() == torch::kBFloat16);
+        CHECK(torch::equal(stored, opt32.state_of(wide_params[p])->entries.at(name).to(torch::kBFloat16)));
+      }
+    }
+  }
+  std::stringstream saved;
+  torch::save(opt, saved);
+  auto resumed_net = model(torch::kFloat32);
+  TorchOptimizer resumed(resumed_net->parameters(), "adam", "multiplicative", {{"lr_out", 0.01}},
+                         {{"state_storage", "bfloat16"}});
+  torch::load(resumed, saved);
+  CHECK(torch::equal(resumed.state_of(resumed_net->parameters()[0])->entries.at("exp_avg"),
+                     opt.state_of(narrow_params[0])->entries.at("exp_avg")));
+  auto wide_net = model(torch::kFloat64);
+  TorchOptimizer opt64(wide_net->parameters(), "adam", "additive", {}, {{"state_storage", "bfloat16"}});
+  const auto before = wide_net->parameters()[0].detach().clone();
+  CHECK_THROWS_WITH(train(wide_net, opt64, 1, torch::kFloat64),
+                    Catch::Contains("state_storage = bfloat16 is for real parameters computed in float"));
+  CHECK(torch::equal(wide_net->parameters()[0], before));
+  CHECK(opt64.state().empty());
+  CHECK_THROWS_WITH(TorchOptimizer(wide_net->parameters(), "adam", "additive", {}, {{"state_storage", "bf16"}}),
+                    Catch::Contains("state_storage = 'bf16' is unknown"));
 }

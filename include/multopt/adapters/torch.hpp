@@ -87,16 +87,16 @@ class TorchParamState : public torch::optim::OptimizerCloneableParamState<TorchP
 };
 
 // The step options of a TorchOptimizer's own settings, as text: ema_decay (a moving average of
-// the weights, "ema" in each parameter's state) and the storage mode of bf16 and fp16
-// parameters (rounding, rounding_seed).
+// the weights, "ema" in each parameter's state) and the storage mode: of bf16 and fp16
+// parameters (rounding, rounding_seed), and of the state (state_storage).
 inline StepOptions torch_step_options(const Settings& own) {
   StepOptions options;
   Settings storage;
   for (const auto& [name, text] : own) {
     if (name == "ema_decay") options.ema_decay = multopt::detail::parse_number(name, text);
-    else if (name == "rounding" || name == "rounding_seed") storage.emplace_back(name, text);
+    else if (name == "rounding" || name == "rounding_seed" || name == "state_storage") storage.emplace_back(name, text);
     else throw std::invalid_argument("multopt: '" + name + "' is none of TorchOptimizer's own settings: ema_decay, "
-                                     "rounding, rounding_seed");
+                                     "rounding, rounding_seed, state_storage");
   }
   options.storage = storage_mode(storage);
   return options;
@@ -122,7 +122,9 @@ class TorchOptimizer : public torch::optim::Optimizer {
     for (const auto& group : param_groups_)
       for (const auto& param : group.params())
         any_narrow = any_narrow || param.scalar_type() == at::kBFloat16 || param.scalar_type() == at::kHalf;
-    const auto rounding = std::find_if(own.begin(), own.end(), [](const auto& one) { return one.first != "ema_decay"; });
+    const auto rounding = std::find_if(own.begin(), own.end(), [](const auto& one) {
+      return one.first == "rounding" || one.first == "rounding_seed";
+    });
     if (rounding != own.end() && !any_narrow)
       throw std::invalid_argument("multopt: " + rounding->first + " = '" + rounding->second +
                                   "' is for bfloat16 and float16 parameters, and these have none (float and double "

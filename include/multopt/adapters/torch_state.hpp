@@ -75,6 +75,12 @@ inline c10::ScalarType real_dtype(c10::ScalarType dtype) {
 inline c10::ScalarType state_dtype(c10::ScalarType dtype) {
   return dtype == at::kBFloat16 || dtype == at::kHalf ? at::kFloat : dtype;
 }
+// The dtype of a state array stored as `storage` of a parameter of `dtype`.
+inline c10::ScalarType state_dtype(c10::ScalarType dtype, StateStorage storage) {
+  if (storage == StateStorage::bfloat16) return at::kBFloat16;
+  if (storage == StateStorage::float16) return at::kHalf;
+  return state_dtype(dtype);
+}
 
 // A one-element tensor's value, read in place where it is a CPU float, double or long (as
 // torch's step and mu_product are): item() goes through torch's dispatcher, about a microsecond
@@ -222,8 +228,9 @@ inline at::Tensor held_array(TorchParamStep& p, const std::string& name, at::Ten
 
 // Reads, checks and completes a parameter's state into `prepared` (released before): the arrays
 // its settings need, made where missing (their initial values, as torch makes them at a first
-// step) or converted to the parameter's dtype where they are of another (the state follows the
-// parameter, as after model.double()); `updates` gets each array made or converted.
+// step) or converted to the dtype they are stored in where they are of another (the state
+// follows the parameter, as after model.double(), and the storage mode: StateArrayInfo::storage);
+// `updates` gets each array made or converted.
 // Without `making`, it only checks what the parameter holds.
 inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays, int slot_count,
                     const std::vector<std::string>& scalar_names, const std::vector<double>& initial_scalars,
@@ -237,9 +244,9 @@ inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays
   prepared.new_ema = false;
   prepared.steps = 0;
   prepared.param = Worked::of(param);
-  const c10::ScalarType dtype = state_dtype(param.scalar_type());
   for (const StateArrayInfo& info : arrays) {
     const bool master = info.slot == master_slot;
+    const c10::ScalarType dtype = state_dtype(param.scalar_type(), info.storage);
     const at::Tensor* held = p.state.find(info.name);
     Worked array;
     if (!held) {

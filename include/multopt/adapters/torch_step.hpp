@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -31,11 +32,12 @@ struct Lane {
   using Type = P;
   using S = Arithmetic<P>;
   std::unique_ptr<NamedStep<P>> step;
+  StorageMode storage;                              // the call's, as far as it concerns P
   std::vector<std::vector<StateArrayInfo>> arrays;  // per group: what its settings need
   std::vector<std::string> scalar_names;
   std::vector<double> initial_scalars;
   std::vector<std::size_t> members;  // indices into the call's parameters
-  std::vector<S*> slots;             // slot_count() per member
+  std::vector<StatePointer<S>> slots;  // slot_count() per member
   std::vector<NamedTensorRefs<P>> refs;
 
   // Empties the lists of the last call, keeping their room (and the step, of the same base and
@@ -47,6 +49,26 @@ struct Lane {
     refs.clear();
   }
 };
+
+// Of a call's storage mode, what concerns parameters of type P: all of it for 16-bit ones, the
+// state's storage for float ones, none for double ones (a call refuses them 16-bit state).
+template <class P>
+StorageMode lane_storage(const StorageMode& storage) {
+  if constexpr (is_16bit<P>) return storage;
+  else if constexpr (std::is_same_v<P, float>) return {Rounding::master, 0, storage.state};
+  else return {};
+}
+
+// A state array's pointer, of the array's dtype.
+template <class S>
+StatePointer<S> state_pointer(const Worked& array) {
+  if constexpr (std::is_same_v<S, float>) {
+    const c10::ScalarType dtype = array.work().scalar_type();
+    if (dtype == at::kBFloat16) return array.data<Eigen::bfloat16>();
+    if (dtype == at::kHalf) return array.data<Eigen::half>();
+  }
+  return array.data<S>();
+}
 
 template <class P>
 NamedTensorRefs<P> refs_of(PreparedParam& prepared, std::size_t group) {
@@ -108,10 +130,15 @@ inline void prepare_all(const std::string& base, const std::string& rule, const 
         lane.scalar_names = lane.step->scalar_names();
         lane.initial_scalars = lane.step->initial_scalars();
       }
-      if (lane.arrays.empty())
+      if (lane.arrays.empty()) {
+        lane.storage = lane_storage<P>(options.storage);
         for (const NamedValues& settings : groups)
-          lane.arrays.push_back(lane.step->state_arrays(settings, is_16bit<P> ? options.storage : StorageMode{},
-                                                        options.ema_decay.has_value()));
+          lane.arrays.push_back(lane.step->state_arrays(settings, lane.storage, options.ema_decay.has_value()));
+      }
+      if (options.storage.state != StateStorage::compute && (std::is_same_v<P, double> || p.param.is_complex()))
+        refuse(p, std::string("is ") + c10::toString(p.param.scalar_type()) + ", and state_storage = " +
+                      state_storage_name(options.storage.state) +
+                      " is for real parameters computed in float (float32, bfloat16, float16)");
       prepared[k].release();
       if (stepping) read_gradient(p, base, groups[p.group], options, prepared[k]);
       prepare(p, lane.arrays[p.group], lane.step->slot_count(), lane.scalar_names, lane.initial_scalars, stepping,
@@ -202,12 +229,12 @@ inline bool step_once(const std::string& base, const std::string& rule, const St
     for (std::size_t m = 0; m < lane.members.size(); ++m) {
       detail::PreparedParam& one = prepared[lane.members[m]];
       for (std::size_t s = 0; s < one.arrays.size(); ++s)
-        if (one.arrays[s].defined()) lane.slots[m * slots + s] = one.arrays[s].template data<typename L::S>();
+        if (one.arrays[s].defined()) lane.slots[m * slots + s] = state_pointer<typename L::S>(one.arrays[s]);
       lane.refs.push_back(detail::refs_of<P>(one, params[lane.members[m]].group));
       lane.refs.back().state = lane.slots.data() + m * slots;
     }
     StepOptions lane_options = options;
-    if constexpr (!is_16bit<P>) lane_options.storage = {};
+    lane_options.storage = lane.storage;
     if (skip_all) lane_options.non_finite_policy = NonFinitePolicy::throw_error;
     lane_options.threading.threads = std::clamp(options.threading.threads, 1, ThreadSettings::max_threads);
     try {
