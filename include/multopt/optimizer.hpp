@@ -4,7 +4,6 @@
 // (storage.hpp, docs/mixed-precision.md).
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -149,7 +148,7 @@ class Optimizer {
     }
     const StepReport& report = work_.commit(refs_.data(), refs_.size());
     if (options_.max_grad_norm < std::numeric_limits<double>::infinity()) grad_norm_ = report.grad_norm;
-    keep_state(report.skipped);
+    keep_state(tensors_, refs_, new_arrays_, stepped_, report.skipped);
   }
 
   // What step() does with a gradient that holds a NaN or an infinity. Checking reads every
@@ -229,18 +228,7 @@ class Optimizer {
   // before the next step. Refused, changing nothing, where a tensor has no average, and for
   // 16-bit parameters, whose fp32 averages a 16-bit parameter cannot hold exactly: read those
   // with ema(k).
-  void swap_ema() {
-    if constexpr (is_16bit<P>) {
-      throw std::logic_error("multopt: swap_ema is for float and double parameters: a 16-bit parameter cannot hold "
-                             "its fp32 moving average exactly; read the averages with ema(tensor)");
-    } else {
-      for (std::size_t k = 0; k < tensors_.size(); ++k)
-        if (tensors_[k].ema.empty() && tensors_[k].size > 0)
-          throw std::logic_error("multopt: tensor " + std::to_string(k) +
-                                 " has no moving average to swap in (one is made by its first step with ema_decay set)");
-      for (TensorState<P, Base>& t : tensors_) std::swap_ranges(t.param, t.param + t.size, t.ema.begin());
-    }
-  }
+  void swap_ema() { detail::swap_in_ema(tensors_); }
 
   std::size_t tensor_count() const { return tensors_.size(); }
   std::size_t size(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].size; }
@@ -280,12 +268,7 @@ class Optimizer {
   // hyperparameters must use; the next step continues from them. On any error nothing changes.
   void set_state(std::size_t tensor, std::string_view name, const S* values, std::size_t size) {
     auto& t = tensors_[checked_tensor(tensor)];
-    const int slot = detail::slot_of<Base>(name);
-    if (!Base::uses_slot(groups_[t.group].base, slot))
-      throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
-                                  "' is not used with the hyperparameters of group " + std::to_string(t.group));
-    detail::copy_into(t.slots[std::size_t(slot)], t.size, "state '" + std::string(name) + "'", tensor, values, size);
-    t.new_state_arrays &= ~(1u << slot);
+    detail::set_state_array(t, tensor, groups_[t.group].base, name, values, size);
   }
 
  private:
@@ -296,25 +279,11 @@ class Optimizer {
   std::size_t add_tensor(P* param, GradientPointer<P> grad, const void* grad_address, std::size_t size,
                          std::size_t group) {
     checked_group(group);
-    require_tensor_buffers(param, grad_address, size);
-    if (size > StateArray<S>().max_size() / Base::slot_count) {
-      throw std::length_error("multopt: a tensor of " + std::to_string(size) +
-                              " elements is too large for its state to be addressed");
-    }
+    detail::require_new_tensor<S, Base>(param, grad_address, size);
     tensors_.push_back(TensorState<P, Base>{param, grad, size, group});
     refs_.reserve(tensors_.size());
     stepped_.reserve(tensors_.size());
     return tensors_.size() - 1;
-  }
-
-  // After a step: each tensor stepped takes the arrays it was stepped with, and no others; one
-  // skipped keeps all it had, as if found non-finite up front.
-  void keep_state(const std::vector<std::size_t>& skipped) noexcept {
-    stepped_.assign(tensors_.size(), 1);  // within the capacity add_tensor reserved
-    for (std::size_t k : skipped) stepped_[k] = 0;
-    new_arrays_.give_to(tensors_, stepped_);
-    for (std::size_t k = 0; k < tensors_.size(); ++k)
-      if (stepped_[k]) keep_arrays_used(tensors_[k], refs_[k]);
   }
 
   std::size_t checked_group(std::size_t group) const { return checked_index("group", group, groups_.size()); }

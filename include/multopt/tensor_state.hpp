@@ -3,14 +3,17 @@
 // held until the step has succeeded.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "contract.hpp"
+#include "named_state.hpp"
 #include "state_array.hpp"
 #include "storage.hpp"
 #include "tensor_refs.hpp"
@@ -51,6 +54,46 @@ void copy_into(StateArray<S>& array, std::size_t elements, const std::string& wh
 inline void check_step_count(long steps) {
   if (steps < 0 || steps >= max_step_count)
     reject_long("step count", steps, "in [0, " + std::to_string(max_step_count) + "), so that the tensor can step");
+}
+
+// The buffers of a tensor of `size` elements that Optimizer is to add, and a size small enough
+// for the base's state arrays to be addressed.
+template <class S, class Base>
+void require_new_tensor(const void* param, const void* grad_address, std::size_t size) {
+  require_tensor_buffers(param, grad_address, size);
+  if (size > StateArray<S>().max_size() / Base::slot_count) {
+    throw std::length_error("multopt: a tensor of " + std::to_string(size) +
+                            " elements is too large for its state to be addressed");
+  }
+}
+
+// Optimizer::set_state: copies `size` values into tensor `tensor`'s state array `name`, which
+// `base`, its group's settings, must use. On any error nothing changes.
+template <class P, class Base>
+void set_state_array(TensorState<P, Base>& t, std::size_t tensor, const typename Base::Params& base,
+                     std::string_view name, const Arithmetic<P>* values, std::size_t size) {
+  const int slot = slot_of<Base>(name);
+  if (!Base::uses_slot(base, slot))
+    throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
+                                "' is not used with the hyperparameters of group " + std::to_string(t.group));
+  copy_into(t.slots[std::size_t(slot)], t.size, "state '" + std::string(name) + "'", tensor, values, size);
+  t.new_state_arrays &= ~(1u << slot);
+}
+
+// Optimizer::swap_ema: every tensor's parameters exchanged with its moving average, or a refusal
+// that changes nothing.
+template <class P, class Base>
+void swap_in_ema(std::vector<TensorState<P, Base>>& tensors) {
+  if constexpr (is_16bit<P>) {
+    throw std::logic_error("multopt: swap_ema is for float and double parameters: a 16-bit parameter cannot hold "
+                           "its fp32 moving average exactly; read the averages with ema(tensor)");
+  } else {
+    for (std::size_t k = 0; k < tensors.size(); ++k)
+      if (tensors[k].ema.empty() && tensors[k].size > 0)
+        throw std::logic_error("multopt: tensor " + std::to_string(k) +
+                               " has no moving average to swap in (one is made by its first step with ema_decay set)");
+    for (TensorState<P, Base>& t : tensors) std::swap_ranges(t.param, t.param + t.size, t.ema.begin());
+  }
 }
 
 }  // namespace detail
@@ -141,6 +184,19 @@ void keep_arrays_used(TensorState<P, Base>& t, const TensorRefs<Base, P>& refs) 
   if (!refs.master) StateArray<Arithmetic<P>>().swap(t.master);
   if (!refs.ema) StateArray<Arithmetic<P>>().swap(t.ema);
   t.new_state_arrays = 0;
+}
+
+// After a step: each tensor stepped takes the arrays it was stepped with, and no others; one
+// skipped keeps all it had, as if found non-finite up front.
+template <class P, class Base>
+void keep_state(std::vector<TensorState<P, Base>>& tensors, const std::vector<TensorRefs<Base, P>>& refs,
+                NewStateArrays<P, Base>& made, std::vector<char>& stepped,
+                const std::vector<std::size_t>& skipped) noexcept {
+  stepped.assign(tensors.size(), 1);  // within the capacity Optimizer::add_tensor reserved
+  for (std::size_t k : skipped) stepped[k] = 0;
+  made.give_to(tensors, stepped);
+  for (std::size_t k = 0; k < tensors.size(); ++k)
+    if (stepped[k]) keep_arrays_used(tensors[k], refs[k]);
 }
 
 }  // namespace multopt
