@@ -63,7 +63,10 @@ void save_state(std::ostream& out, const CheckpointHeader& described, const std:
   writer.write(header);
   writer.write_checksum();
   for (const auto& t : tensors) {
-    for (const auto& values : t.slots) write_values(writer, values.data(), values.size());
+    for (const auto& array : t.slots) {  // values as computed: 16-bit ones widened, exactly
+      if (array.storage() == StateStorage::compute) write_values(writer, array.data(), array.size());
+      else write_values(writer, array.values().data(), array.size());
+    }
     write_values(writer, t.master.data(), t.master.size());
     write_values(writer, t.ema.data(), t.ema.size());
   }
@@ -193,6 +196,8 @@ std::vector<long> load(std::istream& in, Optimizer<Base, Rule, P>& opt, const Lo
                                             std::vector<double>(initial.begin(), initial.end()), options);
   auto groups = restored_groups<typename Opt::Hyper>(saved, version);
   auto state = read_saved_state<Arithmetic<P>>(reader, saved, version, Base::slot_count);
+  for (auto& tensor : state.tensors)  // stored as this optimizer stores its state
+    for (auto& array : tensor.slots) array = array.stored_as(opt.storage().state);
   CheckpointAccess<Opt>::restore(opt, groups, state.tensors, state.settings);
   return state.epochs;
 }

@@ -16,6 +16,7 @@
 #include "named_state.hpp"
 #include "state_array.hpp"
 #include "storage.hpp"
+#include "stored_array.hpp"
 #include "tensor_refs.hpp"
 #include "validate.hpp"
 
@@ -28,7 +29,7 @@ struct TensorState {
   std::size_t size;
   std::size_t group;
   long steps = 0;
-  std::array<StateArray<Arithmetic<P>>, Base::slot_count> slots{};
+  std::array<StoredArray<Arithmetic<P>>, Base::slot_count> slots{};  // StorageMode::state
   StateArray<Arithmetic<P>> master{};  // 16-bit P under Rounding::master: the fp32 weights, from the first step
   StateArray<Arithmetic<P>> ema{};  // the weights' moving average (ema_decay), from the first step with it
   unsigned new_state_arrays = 0;  // bit k: state array k was made since the tensor's last step
@@ -37,15 +38,21 @@ struct TensorState {
 
 namespace detail {
 
+// `size` values at `values` for the `what` of tensor `tensor`, one per element of its `elements`.
+inline void require_value_count(std::size_t elements, const std::string& what, std::size_t tensor, const void* values,
+                                std::size_t size) {
+  if (size != elements)
+    throw std::invalid_argument("multopt: tensor " + std::to_string(tensor) + " has " + std::to_string(elements) +
+                                " elements, not the " + std::to_string(size) + " values given for its " + what);
+  require_buffer("values", values, size);
+}
+
 // Replaces `array`, the `what` of tensor `tensor` of `elements` elements, by a copy of `size`
 // values (one per element). On any error nothing changes.
 template <class S>
 void copy_into(StateArray<S>& array, std::size_t elements, const std::string& what, std::size_t tensor,
                const S* values, std::size_t size) {
-  if (size != elements)
-    throw std::invalid_argument("multopt: tensor " + std::to_string(tensor) + " has " + std::to_string(elements) +
-                                " elements, not the " + std::to_string(size) + " values given for its " + what);
-  require_buffer("values", values, size);
+  require_value_count(elements, what, tensor, values, size);
   StateArray<S> copy(values, values + size);
   array.swap(copy);
 }
@@ -68,15 +75,17 @@ void require_new_tensor(const void* param, const void* grad_address, std::size_t
 }
 
 // Optimizer::set_state: copies `size` values into tensor `tensor`'s state array `name`, which
-// `base`, its group's settings, must use. On any error nothing changes.
+// `base`, its group's settings, must use, stored as `storage`. On any error nothing changes.
 template <class P, class Base>
 void set_state_array(TensorState<P, Base>& t, std::size_t tensor, const typename Base::Params& base,
-                     std::string_view name, const Arithmetic<P>* values, std::size_t size) {
+                     std::string_view name, const Arithmetic<P>* values, std::size_t size, StateStorage storage) {
   const int slot = slot_of<Base>(name);
   if (!Base::uses_slot(base, slot))
     throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
                                 "' is not used with the hyperparameters of group " + std::to_string(t.group));
-  copy_into(t.slots[std::size_t(slot)], t.size, "state '" + std::string(name) + "'", tensor, values, size);
+  require_value_count(t.size, "state '" + std::string(name) + "'", tensor, values, size);
+  StoredArray<Arithmetic<P>> copy(values, size, storage);
+  t.slots[std::size_t(slot)].swap(copy);
   t.new_state_arrays &= ~(1u << slot);
 }
 
@@ -98,28 +107,36 @@ void swap_in_ema(std::vector<TensorState<P, Base>>& tensors) {
 
 }  // namespace detail
 
-// The arrays made for one step, until it succeeds: then each goes to its tensor if the tensor was
-// stepped, and is freed otherwise.
+// The arrays made for one step (new ones, and a base's arrays stored anew after the storage
+// mode changed), until it succeeds: then each goes to its tensor if the tensor was stepped, and
+// is freed otherwise.
 template <class P, class Base>
 class NewStateArrays {
  public:
   using S = Arithmetic<P>;
 
-  // Holds `values`, the new array `slot` (master_slot: the master weights; ema_slot: the moving
-  // average) of a tensor; where they are.
+  // Holds `values`, the new master weights (master_slot) or moving average (ema_slot) of a
+  // tensor; where they are.
   S* hold(std::size_t tensor, int slot, StateArray<S> values) {
-    arrays_.push_back({tensor, slot, std::move(values)});
+    arrays_.push_back({tensor, slot, StoredArray<S>(std::move(values))});
     return arrays_.back().values.data();
+  }
+  // The same for the base's state array `slot`.
+  StatePointer<S> hold(std::size_t tensor, int slot, StoredArray<S> values) {
+    arrays_.push_back({tensor, slot, std::move(values)});
+    return arrays_.back().values.pointer();
   }
 
   void give_to(std::vector<TensorState<P, Base>>& tensors, const std::vector<char>& stepped) noexcept {
     for (NewArray& array : arrays_) {
       if (!stepped[array.tensor]) continue;
       TensorState<P, Base>& t = tensors[array.tensor];
-      StateArray<S>& own = array.slot == master_slot ? t.master
-                           : array.slot == ema_slot  ? t.ema
-                                                     : t.slots[std::size_t(array.slot)];
-      own.swap(array.values);
+      if (array.slot >= 0) {
+        t.slots[std::size_t(array.slot)].swap(array.values);
+      } else {
+        StateArray<S> values = array.values.take_computed();
+        (array.slot == master_slot ? t.master : t.ema).swap(values);
+      }
     }
     arrays_.clear();
   }
@@ -131,7 +148,7 @@ class NewStateArrays {
   struct NewArray {
     std::size_t tensor;
     int slot;
-    StateArray<S> values;
+    StoredArray<S> values;
   };
   std::vector<NewArray> arrays_;
 };
@@ -142,7 +159,7 @@ class NewStateArrays {
 // step has succeeded.
 template <class P, class Base>
 TensorRefs<Base, P> refs_of(TensorState<P, Base>& t, std::size_t k, const typename Base::Params& base,
-                            Rounding rounding, bool ema, NewStateArrays<P, Base>& made) {
+                            const StorageMode& storage, bool ema, NewStateArrays<P, Base>& made) {
   using S = Arithmetic<P>;
   TensorRefs<Base, P> refs;
   refs.param = t.param;
@@ -153,16 +170,19 @@ TensorRefs<Base, P> refs_of(TensorState<P, Base>& t, std::size_t k, const typena
   refs.new_arrays = t.new_state_arrays;
   refs.group = t.group;
   for (int slot = 0; slot < Base::slot_count; ++slot) {
-    StateArray<S>& array = t.slots[std::size_t(slot)];
+    StoredArray<S>& array = t.slots[std::size_t(slot)];
     if (!Base::uses_slot(base, slot)) continue;
     if (array.empty() && t.size > 0) {
-      refs.state[std::size_t(slot)] = made.hold(k, slot, StateArray<S>(t.size, S(Base::initial_value(base, slot))));
+      refs.state[std::size_t(slot)] =
+          made.hold(k, slot, StoredArray<S>(t.size, S(Base::initial_value(base, slot)), storage.state));
       refs.new_arrays |= 1u << slot;
+    } else if (array.storage() != storage.state) {  // the mode changed: stored anew
+      refs.state[std::size_t(slot)] = made.hold(k, slot, array.stored_as(storage.state));
     } else {
-      refs.state[std::size_t(slot)] = data_or_null(array);
+      refs.state[std::size_t(slot)] = array.pointer();
     }
   }
-  if (is_16bit<P> && rounding == Rounding::master) {
+  if (is_16bit<P> && storage.rounding == Rounding::master) {
     refs.master = t.master.empty() && t.size > 0 ? made.hold(k, master_slot, StateArray<S>(t.param, t.param + t.size))
                                                  : data_or_null(t.master);
   }
@@ -180,7 +200,7 @@ TensorRefs<Base, P> refs_of(TensorState<P, Base>& t, std::size_t k, const typena
 template <class P, class Base>
 void keep_arrays_used(TensorState<P, Base>& t, const TensorRefs<Base, P>& refs) noexcept {
   for (int slot = 0; slot < Base::slot_count; ++slot)
-    if (!refs.state[std::size_t(slot)]) StateArray<Arithmetic<P>>().swap(t.slots[std::size_t(slot)]);
+    if (!refs.state[std::size_t(slot)]) StoredArray<Arithmetic<P>>().swap(t.slots[std::size_t(slot)]);
   if (!refs.master) StateArray<Arithmetic<P>>().swap(t.master);
   if (!refs.ema) StateArray<Arithmetic<P>>().swap(t.ema);
   t.new_state_arrays = 0;

@@ -5,11 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../contract.hpp"
 #include "../state_array.hpp"
 #include "../storage.hpp"
+#include "../stored_array.hpp"
 #include "../tensor_state.hpp"
 #include "encoding.hpp"
 #include "header.hpp"
@@ -22,7 +24,7 @@ template <class S>
 struct SavedTensor {
   long steps = 0;
   unsigned new_state_arrays = 0;
-  std::vector<StateArray<S>> slots;  // one per slot of the base
+  std::vector<StoredArray<S>> slots;  // one per slot of the base
   StateArray<S> master{};
   StateArray<S> ema{};
   std::vector<double> scalars;  // one per scalar state of the base
@@ -75,10 +77,10 @@ std::vector<SavedTensor<S>> read_state(ChecksummedReader& in, const CheckpointHe
     tensors[k].slots.resize(std::size_t(slot_count));
     for (std::size_t slot = 0; slot < tensors[k].slots.size(); ++slot) {
       if (!(entry.slot_mask >> slot & 1u)) continue;
-      auto& values = tensors[k].slots[slot];
-      values.resize(std::size_t(entry.size));
+      StateArray<S> values(std::size_t(entry.size));
       read_values<Stored>(in, values.data(), values.size(),
                           "tensor " + std::to_string(k) + "'s state slot " + std::to_string(slot));
+      tensors[k].slots[slot] = StoredArray<S>(std::move(values));
     }
     if (entry.master) {
       tensors[k].master.resize(std::size_t(entry.size));
