@@ -49,8 +49,10 @@ class StoredArray {
   StateArray<S> take_computed() noexcept { return std::move(wide_); }
   // Where the step finds them (null while empty).
   StatePointer<S> pointer() {
-    if (!bf16_.empty()) return bf16_.data();
-    if (!fp16_.empty()) return fp16_.data();
+    if constexpr (std::is_same_v<S, float>) {
+      if (!bf16_.empty()) return bf16_.data();
+      if (!fp16_.empty()) return fp16_.data();
+    }
     return wide_.empty() ? nullptr : wide_.data();
   }
   // The values, widened.
