@@ -5,12 +5,21 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <random>
 #include <utility>
 #include <vector>
 
 #include "test_support.hpp"
 
 namespace test {
+
+// n values drawn uniformly from [lo, hi), as P.
+template <class P>
+std::vector<P> filled(std::mt19937& rng, std::size_t n, double lo, double hi) {
+  std::vector<P> values;
+  for (double v : uniform<double>(rng, n, lo, hi)) values.push_back(P(v));
+  return values;
+}
 
 // One tensor in the caller's memory, its state made as state_arrays() says, when first needed,
 // its state arrays of type T (16-bit state: Eigen::bfloat16 or Eigen::half).
@@ -79,5 +88,16 @@ struct CallerState {
     return report;
   }
 };
+
+// New gradients in [-2, 2) for each of the caller's tensors, written in place into `grads` (an
+// Optimizer stepping the same tensors holds their addresses).
+template <class Caller, class P>
+void new_gradients(Caller& caller, std::vector<std::vector<P>>& grads, std::mt19937& rng) {
+  for (std::size_t k = 0; k < grads.size(); ++k) {
+    const auto values = filled<P>(rng, grads[k].size(), -2.0, 2.0);
+    std::copy(values.begin(), values.end(), grads[k].begin());
+    caller.tensors[k].grad = grads[k];
+  }
+}
 
 }  // namespace test

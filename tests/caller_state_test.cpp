@@ -16,6 +16,7 @@ using multopt::master_slot;
 using multopt::StepOptions;
 using multopt::TensorRefs;
 using test::CallerState;
+using test::filled;
 using test::CallerTensor;
 
 // Every array of the caller's tensor k equals the optimizer's of that name, bit for bit.
@@ -37,13 +38,6 @@ void require_same_state(const Opt& opt, const Caller& caller) {
       for (int s = 0; s < multopt::contract::scalar_count<Base>; ++s)
         CHECK(opt.scalar_state(k, Base::scalar_names[s]) == t.scalars[std::size_t(s)]);
   }
-}
-
-template <class P>
-std::vector<P> filled(std::mt19937& rng, std::size_t n, double lo, double hi) {
-  std::vector<P> values;
-  for (double v : test::uniform<double>(rng, n, lo, hi)) values.push_back(P(v));
-  return values;
 }
 
 }  // namespace
@@ -75,11 +69,7 @@ TEMPLATE_LIST_TEST_CASE("step_tensors over caller-owned state steps as Optimizer
     caller.tensors.push_back(CallerTensor<typename Opt::BaseType, P>::of(params[k], grads[k], k % 2));
   for (std::size_t k = 0; k < params.size(); ++k) opt.add_params(params[k].data(), grads[k].data(), params[k].size(), k % 2);
   for (int step = 0; step < 5; ++step) {
-    for (std::size_t k = 0; k < params.size(); ++k) {
-      const auto values = filled<P>(rng, params[k].size(), -2.0, 2.0);
-      std::copy(values.begin(), values.end(), grads[k].begin());  // in place: the optimizer holds its address
-      caller.tensors[k].grad = grads[k];
-    }
+    test::new_gradients(caller, grads, rng);
     opt.step();
     const multopt::StepReport report = caller.step();
     CHECK(report.grad_norm == opt.grad_norm());

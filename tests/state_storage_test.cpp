@@ -15,6 +15,7 @@ namespace {
 
 using multopt::StateStorage;
 using test::CallerState;
+using test::filled;
 
 template <class T>
 constexpr StateStorage storage_of = std::is_same_v<T, Eigen::bfloat16> ? StateStorage::bfloat16 : StateStorage::float16;
@@ -62,13 +63,6 @@ std::size_t count_nearest(const std::vector<T>& narrow, const std::vector<float>
     REQUIRE(bits(narrow[i]) == other_neighbour<T>(wide[i]));
   }
   return nearest;
-}
-
-template <class P>
-std::vector<P> filled(std::mt19937& rng, std::size_t n, double lo, double hi) {
-  std::vector<P> values;
-  for (double v : test::uniform<double>(rng, n, lo, hi)) values.push_back(P(v));
-  return values;
 }
 
 // Steps `narrow` (state of type T) and `wide` (fp32 state, set before each step to narrow's,
@@ -297,11 +291,7 @@ TEMPLATE_LIST_TEST_CASE("Optimizer with 16-bit state steps as the public step ov
     opt.add_params(params.back().data(), grads.back().data(), size);
   }
   for (int step = 0; step < 3; ++step) {
-    for (std::size_t k = 0; k < params.size(); ++k) {
-      const auto values = filled<float>(rng, params[k].size(), -2.0, 2.0);
-      std::copy(values.begin(), values.end(), grads[k].begin());  // in place: the optimizer holds its address
-      caller.tensors[k].grad = grads[k];
-    }
+    test::new_gradients(caller, grads, rng);
     opt.step();
     caller.step();
     for (std::size_t k = 0; k < params.size(); ++k) {

@@ -197,7 +197,8 @@ std::vector<long> load(std::istream& in, Optimizer<Base, Rule, P>& opt, const Lo
   auto groups = restored_groups<typename Opt::Hyper>(saved, version);
   auto state = read_saved_state<Arithmetic<P>>(reader, saved, version, Base::slot_count);
   for (auto& tensor : state.tensors)  // stored as this optimizer stores its state
-    for (auto& array : tensor.slots) array = array.stored_as(opt.storage().state);
+    for (auto& array : tensor.slots)
+      if (array.storage() != opt.storage().state) array = array.stored_as(opt.storage().state);
   CheckpointAccess<Opt>::restore(opt, groups, state.tensors, state.settings);
   return state.epochs;
 }

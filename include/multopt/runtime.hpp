@@ -2,9 +2,7 @@
 // their configuration from files, and the settings vocabulary they are configured with.
 #pragma once
 
-#include <algorithm>
 #include <charconv>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -83,27 +81,30 @@ inline double parse_number(const std::string& name, const std::string& text) {
   return value;
 }
 
+// The one of `values` whose name (name_of) is `text`, the value of setting `setting`; refused,
+// naming the known ones, where none is.
+template <class E, std::size_t N, class NameOf>
+E named_value(const std::string& setting, const std::string& text, const E (&values)[N], NameOf name_of) {
+  std::string known;
+  for (const E value : values) {
+    if (text == name_of(value)) return value;
+    known += (known.empty() ? "" : ", ") + std::string(name_of(value));
+  }
+  throw std::invalid_argument("multopt: " + setting + " = " + quoted(text) + " is unknown; known: " + known);
+}
+
 // Sets `storage` from a setting "rounding" (master, nearest or stochastic), "rounding_seed" (a
 // whole number below 2^64) or "state_storage" (compute, bfloat16 or float16); false for any
 // other name.
 inline bool set_storage_setting(StorageMode& storage, const std::string& name, const std::string& text) {
   if (name == "rounding") {
     const Rounding modes[] = {Rounding::master, Rounding::nearest, Rounding::stochastic};
-    const auto* mode =
-        std::find_if(std::begin(modes), std::end(modes), [&](Rounding r) { return text == rounding_name(r); });
-    if (mode == std::end(modes))
-      throw std::invalid_argument("multopt: rounding = " + quoted(text) + " is unknown; known: master, nearest, stochastic");
-    storage.rounding = *mode;
+    storage.rounding = named_value(name, text, modes, rounding_name);
     return true;
   }
   if (name == "state_storage") {
     const StateStorage kinds[] = {StateStorage::compute, StateStorage::bfloat16, StateStorage::float16};
-    const auto* kind = std::find_if(std::begin(kinds), std::end(kinds),
-                                    [&](StateStorage k) { return text == state_storage_name(k); });
-    if (kind == std::end(kinds))
-      throw std::invalid_argument("multopt: state_storage = " + quoted(text) +
-                                  " is unknown; known: compute, bfloat16, float16");
-    storage.state = *kind;
+    storage.state = named_value(name, text, kinds, state_storage_name);
     return true;
   }
   if (name == "rounding_seed") {

@@ -161,6 +161,9 @@ void step_blocks(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std:
   constexpr std::size_t block = 1024;  // a multiple of every packet width
   alignas(64) float theta[block], gradient[block], state[Base::slot_count][block];
   const bool stochastic = t.rounding == Rounding::stochastic;
+  std::array<std::uint64_t, Base::slot_count> state_keys{};  // each 16-bit array's, for stochastic rounding
+  for (std::size_t k = 0; k < state_keys.size(); ++k)
+    if (stochastic && t.narrow_slots[k]) state_keys[k] = state_rounding_key(t.rounding_key, k);
   for (std::size_t first = begin; first < end; first += block) {
     const std::size_t n = std::min(end, first + block) - first;
     float* param = theta;
@@ -186,8 +189,7 @@ void step_blocks(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std:
     step_float(view, 0, n);
     for (std::size_t k = 0; k < view.slots.size(); ++k)
       if (t.narrow_slots[k])
-        narrow_state(state[k], t.narrow_slots[k], first, n, stochastic, state_rounding_key(t.rounding_key, k),
-                     t.offset + first);
+        narrow_state(state[k], t.narrow_slots[k], first, n, stochastic, state_keys[k], t.offset + first);
     if constexpr (is_16bit<P>) {
       if (stochastic) Storage<P>::narrow_stochastic(param, t.param + first, n, t.rounding_key, t.offset + first);
       else Storage<P>::narrow_nearest(param, t.param + first, n);
