@@ -40,6 +40,7 @@ was and sets found_inf (where given) to 1.
 """
 
 import contextlib
+import threading
 
 import torch
 
@@ -157,6 +158,7 @@ class _Optimizer(torch.optim.Optimizer):
             _check_range("ema_decay", ema_decay, 0.0, 1.0, closed=False)
         self._ema_decay = None if ema_decay is None else float(ema_decay)
         _multopt.check(self._base, self._rule, self._storage, [], self._ema_decay)
+        self._stepping = threading.Lock()
         super().__init__(params, values)
         rounding_settings = [entry for entry in self._storage if entry[0] != "state_storage"]
         if rounding_settings and not any(p.dtype in _NARROW for group in self.param_groups for p in group["params"]):
@@ -174,6 +176,7 @@ class _Optimizer(torch.optim.Optimizer):
         for name, default in self._OWN.items():
             state.setdefault(name, getattr(self, name, default))
         super().__setstate__(state)
+        self._stepping = threading.Lock()
 
     def _foreach_steps(self, param):
         """Whether torch's multi-tensor ops step this parameter (else the fused CPU loop)."""
@@ -250,10 +253,17 @@ class _Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        # The step releases the GIL: steps of one optimizer from two threads take turns, so that
+        # none is lost and none reads state another is writing.
+        with self._stepping:
+            self._step()
+        return loss
+
+    def _step(self):
         # A loss scaler's (module docstring): deleted by torch 2.x's GradScaler after the step.
         grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
         if found_inf is not None and found_inf.item() > 0:
-            return loss
+            return
         scaling = grad_scale is not None or found_inf is not None
         scale = 1.0 if grad_scale is None else float(grad_scale)
         groups = [self._group(group) for group in self.param_groups]
@@ -278,7 +288,6 @@ class _Optimizer(torch.optim.Optimizer):
                 device_step.run(self.state, scale)
         if skipped and found_inf is not None:
             found_inf.fill_(1.0)
-        return loss
 
     @contextlib.contextmanager
     def averaged_parameters(self):
