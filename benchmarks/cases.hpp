@@ -154,7 +154,7 @@ struct StepOptions {
   // Clipping by the global norm at half the least norm the gradients can have (each is at least
   // kLeastGradient in magnitude), so that every step scales them (by about 0.08).
   bool clipped = false;
-  multopt::StorageMode storage;  // of 16-bit parameters
+  multopt::StorageMode storage;  // of 16-bit parameters, and of the state
   bool ema = false;              // a moving average of the weights (ema_decay 0.999)
   double grad_scale = 1.0;       // gradients unscaled by it as the step reads them
 };
@@ -167,7 +167,8 @@ class StepCase final : public Case {
   explicit StepCase(const std::vector<std::size_t>& sizes, const StepOptions& options = {})
       : opt_(rule_params<Rule>(), base_params<Base>()) {
     opt_.set_non_finite_policy(options.policy);
-    if constexpr (multopt::is_16bit<S>) opt_.set_storage(options.storage);
+    if (multopt::is_16bit<S> || options.storage.state != multopt::StateStorage::compute)
+      opt_.set_storage(options.storage);
     if (options.ema) opt_.set_ema_decay(0.999);
     opt_.set_grad_scale(options.grad_scale);
     std::uint64_t seed = 1;
@@ -203,9 +204,22 @@ class StepCase final : public Case {
 // The bandwidth yardstick of an Adam step: a plain loop that reads 4 arrays and writes 3, with
 // next to no arithmetic, vectorized by the compiler and split like the library's step (static
 // schedule, serial below the library's default serial_below). With Ema, that of a step with a
-// moving average of the weights: one more array read and written.
-template <class S, bool Ema = false>
-void traffic(S* __restrict p, const S* __restrict g, S* __restrict m, S* __restrict v, S* __restrict ema,
+// moving average of the weights: one more array read and written. With T = std::uint16_t, that
+// of a step with 16-bit state: the two state arrays widened and narrowed as bfloat16 is, by
+// shifts (next to no arithmetic; only the bytes count).
+template <class T, class S>
+S widened_state(T x) {
+  if constexpr (std::is_same_v<T, S>) return x;
+  else return multopt::detail::float_of(std::uint32_t(x) << 16);
+}
+template <class T, class S>
+T narrowed_state(S x) {
+  if constexpr (std::is_same_v<T, S>) return x;
+  else return T(multopt::detail::float_bits(x) >> 16);
+}
+
+template <class S, bool Ema = false, class T = S>
+void traffic(S* __restrict p, const S* __restrict g, T* __restrict m, T* __restrict v, S* __restrict ema,
              std::size_t n) {
   const S b1 = S(0.9), c1 = S(0.1), b2 = S(0.999), c2 = S(0.001), lr = S(kLr);
   const long count = long(n);
@@ -215,33 +229,38 @@ void traffic(S* __restrict p, const S* __restrict g, S* __restrict m, S* __restr
   MULTOPT_BENCH_PRAGMA(omp parallel for simd schedule(static) num_threads(g_threads) if (parallel : threaded))
   for (long i = 0; i < count; ++i) {
     const S gi = g[i];
-    const S mi = b1 * m[i] + c1 * gi;
-    const S vi = b2 * v[i] + c2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
+    const S mi = b1 * widened_state<T, S>(m[i]) + c1 * gi;
+    const S vi = b2 * widened_state<T, S>(v[i]) + c2 * gi * gi;
+    m[i] = narrowed_state<T>(mi);
+    v[i] = narrowed_state<T>(vi);
     const S theta = p[i] - lr * (mi + vi);
     p[i] = theta;
     if constexpr (Ema) ema[i] = b2 * ema[i] + c2 * theta;
   }
 }
 
-template <class S, bool Ema = false>
+template <class S, bool Ema = false, class T = S>
 class TrafficCase final : public Case {
  public:
   explicit TrafficCase(std::size_t n)
-      : n_(n), p_(allocate<S>(n)), g_(allocate<S>(n)), m_(allocate<S>(n)), v_(allocate<S>(n)),
+      : n_(n), p_(allocate<S>(n)), g_(allocate<S>(n)), m_(allocate<T>(n)), v_(allocate<T>(n)),
         ema_(allocate<S>(Ema ? n : 0)) {
     fill_params(p_.get(), n, 1);
     fill_grads(g_.get(), n, 2);
-    fill_random(m_.get(), n, 3, 0.0, 0.1);
-    fill_random(v_.get(), n, 4, 0.0, 0.1);
+    Buffer<S> state = allocate<S>(n);  // the state's values, narrowed where T is 16-bit
+    fill_random(state.get(), n, 3, 0.0, 0.1);
+    for (std::size_t i = 0; i < n; ++i) m_.get()[i] = narrowed_state<T>(state.get()[i]);
+    fill_random(state.get(), n, 4, 0.0, 0.1);
+    for (std::size_t i = 0; i < n; ++i) v_.get()[i] = narrowed_state<T>(state.get()[i]);
     if (Ema) fill_params(ema_.get(), n, 5);
   }
-  void run() override { traffic<S, Ema>(p_.get(), g_.get(), m_.get(), v_.get(), ema_.get(), n_); }
+  void run() override { traffic<S, Ema, T>(p_.get(), g_.get(), m_.get(), v_.get(), ema_.get(), n_); }
 
  private:
   std::size_t n_;
-  Buffer<S> p_, g_, m_, v_, ema_;
+  Buffer<S> p_, g_;
+  Buffer<T> m_, v_;
+  Buffer<S> ema_;
 };
 
 // The bandwidth yardstick of a 16-bit step: the traffic loop's arithmetic over the arrays the

@@ -184,6 +184,21 @@ void add_traffic(std::size_t n) {
       [n] { return std::make_unique<TrafficCase<S, Ema>>(n); });
 }
 
+// 16-bit state: Adam's float step with bf16 state beside its yardstick (the traffic loop over
+// 16-bit state arrays, 20 bytes an element against 28) and the fp32-state step (BM_Step).
+void add_state16_steps(std::size_t n) {
+  const double bytes = double(n) * (3 * sizeof(float) + 2 * 2 * sizeof(std::uint16_t));
+  add(traffic_state16_name(n), n, bytes, [n] { return std::make_unique<TrafficCase<float, false, std::uint16_t>>(n); });
+  StepOptions bf16_state;
+  bf16_state.storage.state = multopt::StateStorage::bfloat16;
+  multopt::for_each_type(multopt::TypeList<rules::Additive, rules::Multiplicative>{}, [&](auto rule) {
+    using Rule = typename decltype(rule)::type;
+    add(step_name("BM_StepState16", bases::Adam::name, Rule::name, "float", n), n, bytes, [n, bf16_state] {
+      return std::make_unique<StepCase<bases::Adam, Rule, float>>(std::vector<std::size_t>{n}, bf16_state);
+    });
+  });
+}
+
 // Sparse rows: a table stepped with a batch of rows (ns per touched element, the rows coalesced),
 // beside the traffic loop over the same rows and the SGD, Adagrad and SparseAdam bases.
 template <class Base, class Rule>
@@ -242,6 +257,7 @@ void register_benchmarks() {
     add_step<Adam, rules::Additive, float>("BM_StepEma", n, averaged);
     add_step<Adam, Mult, float>("BM_StepEma", n, averaged);
     add_step<Adam, Mult, float>("BM_StepScaled", n, scaled);
+    add_state16_steps(n);
   }
   const std::size_t many = kManyCount * kManySize;
   add(many_tensors_name(), many, step_bytes<Adam, float>(many), [] {

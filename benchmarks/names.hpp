@@ -24,6 +24,8 @@ inline std::string step_name(const std::string& family, const std::string& base,
 inline std::string traffic_name(bool ema, const std::string& scalar, std::size_t n) {
   return (ema ? "BM_TrafficEma/" : "BM_Traffic/") + scalar + "/" + std::to_string(n);
 }
+// The yardstick of a float step with bf16 state: "BM_TrafficState16/float/16777216".
+inline std::string traffic_state16_name(std::size_t n) { return "BM_TrafficState16/float/" + std::to_string(n); }
 
 // A 16-bit step's storage and gradient, for the scalar part of its name: "master-g32" (fp32
 // gradients into master weights), "nearest-g16", ...; "bf16-master-g32" with the type.

@@ -152,6 +152,15 @@ class Summary {
     section("Loss-scaled gradients (grad_scale 1024) / the same step unscaled (target: 2^24 float 1.05)");
     for (std::size_t n : {kInCache, kLarge}) line(adam_mult("BM_StepScaled", n), adam_mult("BM_Step", n), n == kLarge ? 1.05 : 0);
 
+    section("16-bit state: float step with bf16 state / its traffic loop (target: 2^24 1.15), and / the same "
+            "step with fp32 state (target: 2^24 below 1)");
+    for (std::size_t n : {kInCache, kLarge})
+      for (const char* rule : {"additive", "multiplicative"}) {
+        const std::string narrow = step_name("BM_StepState16", "adam", rule, "float", n);
+        line(narrow, traffic_state16_name(n), n == kLarge ? 1.15 : 0);
+        line(narrow, step_name("BM_Step", "adam", rule, "float", n), n == kLarge ? 0.999 : 0);
+      }
+
     section("Sparse rows: a table's step with a batch of rows / the traffic loop over the same rows (target: 1.3)");
     for (const auto& [name, value] : results_) {
       const std::vector<std::string> p = split(name, '/');

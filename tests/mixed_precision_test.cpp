@@ -1,4 +1,4 @@
-// 16-bit parameters (storage.hpp): master weights step exactly as a float optimizer (every
+// 16-bit parameters (storage.hpp, conversions.hpp): master weights step exactly as a float optimizer (every
 // base × rule, here and only here), round to nearest even equals rounding the float result,
 // every storage mode resumes from a checkpoint, master weights given back with set_master
 // continue the run, overflow and subnormals follow IEEE, and the non-finite policy and clipping

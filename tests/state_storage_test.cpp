@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <sstream>
 #include <vector>
 
 namespace {
@@ -260,11 +261,6 @@ TEST_CASE("16-bit state is refused where the storage mode does not say it, or fo
   REQUIRE_THROWS_MATCHES(opt.set_storage({multopt::Rounding::master, 0, StateStorage::bfloat16}),
                          std::invalid_argument,
                          test::names({"state storage = bfloat16", "computed in float", "not double"}));
-  multopt::Adam<float> single;
-  REQUIRE_THROWS_MATCHES(single.set_storage({multopt::Rounding::master, 0, StateStorage::bfloat16}),
-                         std::invalid_argument,
-                         test::names({"Optimizer keeps its state as computed"}));
-  CHECK(single.storage().state == StateStorage::compute);
   multopt::StorageMode unknown;
   unknown.state = StateStorage(7);
   REQUIRE_THROWS_MATCHES(multopt::check_storage<float>(unknown), std::invalid_argument,
@@ -280,4 +276,93 @@ TEST_CASE("state_arrays says how each array is stored", "[state_storage]") {
   CHECK(arrays[1].storage == StateStorage::bfloat16);  // exp_avg_sq
   CHECK(arrays[2].storage == StateStorage::compute);   // master_weights
   CHECK(arrays[3].storage == StateStorage::compute);   // ema
+}
+
+TEMPLATE_LIST_TEST_CASE("Optimizer with 16-bit state steps as the public step over 16-bit arrays, bit for bit",
+                        "[state_storage]", test::EveryOptimizer<float>) {
+  using Opt = TestType;
+  using T = Eigen::bfloat16;
+  const auto stateful = test::stateful_hyper<typename Opt::Hyper>();
+  Opt opt(stateful);
+  opt.set_storage({multopt::Rounding::master, 0, StateStorage::bfloat16});
+  CallerState<Opt, T> caller;
+  caller.groups = {stateful};
+  caller.options.storage.state = StateStorage::bfloat16;
+  std::mt19937 rng(21);
+  std::vector<std::vector<float>> params, grads;
+  for (std::size_t size : {std::size_t(5), std::size_t(1100)}) {
+    params.push_back(filled<float>(rng, size, -1.0, 1.0));
+    grads.emplace_back(size);
+    caller.tensors.push_back(test::CallerTensor<typename Opt::BaseType, float, T>::of(params.back(), {}));
+    opt.add_params(params.back().data(), grads.back().data(), size);
+  }
+  for (int step = 0; step < 3; ++step) {
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      const auto values = filled<float>(rng, params[k].size(), -2.0, 2.0);
+      std::copy(values.begin(), values.end(), grads[k].begin());  // in place: the optimizer holds its address
+      caller.tensors[k].grad = grads[k];
+    }
+    opt.step();
+    caller.step();
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      REQUIRE(test::same_bits(params[k], caller.tensors[k].param));
+      for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot) {
+        const auto held = opt.state_values(k, Opt::BaseType::slot_names[slot]);
+        CHECK(test::same_bits(std::vector<float>(held.begin(), held.end()), widened(caller.tensors[k].arrays[slot])));
+      }
+    }
+  }
+}
+
+TEST_CASE("Optimizer's 16-bit state: read widened, written rounded, stored anew when the mode changes, "
+          "saved as values", "[state_storage]") {
+  using Opt = multopt::MAdam<float>;
+  std::mt19937 rng(6);
+  std::vector<float> param = filled<float>(rng, 40, -1.0, 1.0), grad = filled<float>(rng, 40, -1.0, 1.0);
+  Opt opt(multopt::arg::lr_out = 0.01);
+  opt.add_params(param.data(), grad.data(), param.size());
+  opt.step();
+  const auto wide = opt.state_values(0, "exp_avg_sq");
+  REQUIRE(opt.state(0, "exp_avg_sq") != nullptr);
+  CHECK(opt.state_bytes(0) == 2 * 40 * sizeof(float));
+  opt.set_storage({multopt::Rounding::master, 0, StateStorage::bfloat16});
+  CHECK(opt.state(0, "exp_avg_sq") != nullptr);  // stored anew by the next step
+  opt.step();
+  CHECK(opt.state_bytes(0) == 2 * 40 * 2);
+  REQUIRE_THROWS_MATCHES(opt.state(0, "exp_avg"), std::logic_error,
+                         test::names({"tensor 0's exp_avg", "stored as bfloat16", "state_values"}));
+  for (float v : opt.state_values(0, "exp_avg")) CHECK(float(Eigen::bfloat16(v)) == v);
+
+  // set_state rounds to nearest even.
+  std::vector<float> given(40, 1.0f + 0x1p-12f);
+  opt.set_state(0, "exp_avg", given.data(), given.size());
+  CHECK(opt.state_values(0, "exp_avg")[7] == 1.0f);
+
+  // A checkpoint holds the values; each optimizer stores them its way.
+  std::stringstream saved;
+  multopt::save_checkpoint(saved, opt);
+  const auto moment = opt.state_values(0, "exp_avg_sq");
+  for (const StateStorage storage : {StateStorage::compute, StateStorage::float16, StateStorage::bfloat16}) {
+    std::vector<float> other = param;
+    Opt loaded(multopt::arg::lr_out = 0.01);
+    loaded.add_params(other.data(), grad.data(), other.size());
+    loaded.set_storage({multopt::Rounding::master, 0, storage});
+    saved.clear();
+    saved.seekg(0);
+    multopt::load_checkpoint(saved, loaded);
+    const auto values = loaded.state_values(0, "exp_avg_sq");
+    for (std::size_t i = 0; i < values.size(); ++i)
+      CHECK(values[i] == (storage == StateStorage::float16 ? float(Eigen::half(moment[i])) : moment[i]));
+    if (storage != StateStorage::bfloat16) continue;
+    opt.step();
+    loaded.step();
+    CHECK(test::same_bits(other, param));  // continues bit-identically
+  }
+
+  // make_optimizer's text setting, through AnyOptimizer.
+  auto named = multopt::make_optimizer<float>("adam", "hybrid", {{"state_storage", "float16"}});
+  named->add_params(param.data(), grad.data(), param.size());
+  named->step();
+  REQUIRE_THROWS_MATCHES(named->state(0, "exp_avg"), std::logic_error, test::names({"stored as float16"}));
+  CHECK(named->storage().state == StateStorage::float16);
 }

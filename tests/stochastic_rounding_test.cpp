@@ -1,6 +1,6 @@
-// Stochastic rounding of 16-bit parameters (storage.hpp): unbiased, the same at any thread
+// Stochastic rounding of 16-bit parameters (conversions.hpp): unbiased, the same at any thread
 // count and chunk length, different for another seed, and element by element the narrowing
-// that storage.hpp documents.
+// that conversions.hpp documents.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -66,7 +66,7 @@ TEST_CASE("stochastic rounding is the same at any thread count and chunk length"
 
 namespace {
 
-// Stochastic narrowing as documented (storage.hpp), element by element, fp16 in double through
+// Stochastic narrowing as documented (conversions.hpp), element by element, fp16 in double through
 // Eigen's conversions: |x| rounded toward zero to the half `low`, then up where 24 random bits
 // fall below (|x| − low)/ulp · 2^24; bf16: 16 random bits added below the kept half, and cut.
 // NaN: a quiet NaN of its sign.

@@ -149,13 +149,14 @@ Case rounded_to(Case c) {
 // The trajectory that multopt computes for the case's initial parameters, gradients and set
 // lines, with parameters of type P. 16-bit parameters start from the init rounded to P, take
 // the gradients as fp32 and are stored as `storage` says; the trajectory is then their master
-// weights under Rounding::master, the stored values otherwise. A set line that the optimizer
+// weights under Rounding::master, the stored values otherwise. float and 16-bit replays store
+// their state as `storage` says too. A set line that the optimizer
 // refuses throws std::runtime_error naming its line.
 template <class P>
 std::vector<std::vector<double>> replay(const Case& c, const StorageMode& storage = {}) {
   using Gradient = std::conditional_t<is_16bit<P>, float, P>;
   auto opt = make_optimizer<P>(c.base, c.rule, c.hyper);
-  if (is_16bit<P>) opt->set_storage(storage);
+  if (is_16bit<P> || storage.state != StateStorage::compute) opt->set_storage(storage);
   std::vector<P> param;
   for (double x : c.init) param.push_back(P(static_cast<Arithmetic<P>>(x)));
   std::vector<Gradient> grad(param.size());
@@ -180,6 +181,23 @@ std::vector<std::vector<double>> replay(const Case& c, const StorageMode& storag
       row.push_back(master && param.size() > 0 ? double(opt->master(0)[i]) : double(static_cast<Arithmetic<P>>(param[i])));
   }
   return trajectory;
+}
+
+// max over all steps and elements of |x − ref|, over the largest |ref| of the trajectory (1 if
+// all are 0): the error as a share of the parameters' scale, which a parameter near zero does
+// not blow up; NaN if any is NaN.
+inline double max_error_of_scale(const std::vector<std::vector<double>>& computed,
+                                 const std::vector<std::vector<double>>& reference) {
+  double scale = 0.0, worst = 0.0;
+  for (const auto& row : reference)
+    for (double ref : row) scale = std::max(scale, std::abs(ref));
+  for (std::size_t t = 0; t < reference.size(); ++t)
+    for (std::size_t i = 0; i < reference[t].size(); ++i) {
+      const double err = std::abs(computed[t][i] - reference[t][i]);
+      if (std::isnan(err)) return err;
+      worst = std::max(worst, err);
+    }
+  return worst / (scale > 0.0 ? scale : 1.0);
 }
 
 // max over all steps and elements of |x − ref| / max(|ref|, 1e-3); NaN if any is NaN, so that

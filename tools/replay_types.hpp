@@ -11,7 +11,7 @@ namespace multopt::golden {
 using Trajectory = std::vector<std::vector<double>>;
 
 Trajectory replay_double(const Case& c);
-Trajectory replay_float(const Case& c);
+Trajectory replay_float(const Case& c, const StorageMode& storage = {});
 Trajectory replay_bf16(const Case& c, const StorageMode& storage);
 Trajectory replay_fp16(const Case& c, const StorageMode& storage);
 

@@ -35,7 +35,7 @@ demo::Mlp initial_model(const demo::TrainTest& data, const demo::Options& option
 }
 
 demo::TrainingConfig training_config(const demo::Options& options) {
-  return {options.epochs, options.batch_size, options.seed, options.precision};
+  return {options.epochs, options.batch_size, options.seed, options.precision, options.bf16_state};
 }
 
 int run_comparison(const demo::Options& options) {
@@ -49,6 +49,7 @@ int run_comparison(const demo::Options& options) {
               100.0 * initial_state.test.accuracy);
   if (options.precision != demo::Precision::fp32)
     std::printf("weights stored as --precision %s, computed in fp32\n", demo::to_string(options.precision).c_str());
+  if (options.bf16_state) std::printf("optimizer state stored in bf16 (--state bf16), computed in fp32\n");
 
   std::vector<demo::RunSummary> runs;
   bool every_loss_fell = true;
@@ -97,7 +98,8 @@ int run_comparison(const demo::Options& options) {
                             std::to_string(data.train.images.rows()) + "-" + std::to_string(hidden_units) + "-" +
                             std::to_string(demo::class_count) +
                             ", one initialization for all; M: multiplicative rule, H: hybrid rule" +
-                            (options.precision == demo::Precision::fp32 ? "" : "; " + demo::to_string(options.precision));
+                            (options.precision == demo::Precision::fp32 ? "" : "; " + demo::to_string(options.precision)) +
+                            (options.bf16_state ? "; bf16 state" : "");
   const bool plotted = demo::plot_png(options.out_dir, runs, title);
   std::printf("\nwrote %s/curves.csv, noise.csv%s\n", options.out_dir.c_str(), plotted ? ", curves.png" : "");
 
@@ -180,7 +182,7 @@ std::vector<demo::StudyRun> train_mlp_grid(const demo::StudyGrid& grid, const de
     const multopt::Settings settings =
         demo::full_settings(cell.spec, demo::scaled_rates(demo::chosen_rates(cell.spec), cell.lr_multiplier));
     return demo::train(starts[start].model, starts[start].record, cell.spec, settings, data.train, data.test,
-                       {grid.epochs, batch_size, cell.seed, demo::Precision::fp32}, loss_is_finite)
+                       {grid.epochs, batch_size, cell.seed, demo::Precision::fp32, false}, loss_is_finite)
         .epochs;
   });
 }

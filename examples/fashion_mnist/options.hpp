@@ -46,6 +46,7 @@ struct Options {
   int jobs = 0;            // the study's parallel runs; 0: one per core
   bool reduced_grid = false;
   Precision precision = Precision::fp32;
+  bool bf16_state = false;  // --state bf16: the optimizer's state stored in bf16
   bool help = false;
 };
 
@@ -72,6 +73,8 @@ inline std::string usage() {
          "                            rounded to nearest, from fp32 master weights, or rounded\n"
          "                            stochastically (seeded by --seed); the forward and backward\n"
          "                            passes compute in fp32 on the stored weights\n"
+         "  --state fp32|bf16         how the optimizer's state is stored (default fp32): in bf16,\n"
+         "                            computed in fp32 and rounded to nearest\n"
          "  --out DIR                 output directory (default fashion_mnist_out)\n"
          "  --sweep                   run the learning-rate sweep instead: train each optimizer\n"
          "                            with each of its five candidate rates on the first five\n"
@@ -175,6 +178,10 @@ inline Options parse_options(int argc, const char* const* argv) {
       options.seed = unsigned(detail::parse_integer(flag, value(), 0, 4294967295LL));
     } else if (flag == "--precision") {
       options.precision = detail::precision_named(flag, value());
+    } else if (flag == "--state") {
+      const std::string text = value();
+      if (text != "fp32" && text != "bf16") throw UsageError(flag + " is one of fp32, bf16, not '" + text + "'");
+      options.bf16_state = text == "bf16";
     } else if (flag == "--out") {
       options.out_dir = value();
       if (options.out_dir.empty()) throw UsageError("--out needs a directory");
@@ -205,6 +212,8 @@ inline Options parse_options(int argc, const char* const* argv) {
     return true;
   });
   if (options.sweep && options.study) throw UsageError("--sweep and --study exclude each other");
+  if (options.study && options.bf16_state)
+    throw UsageError("--state bf16 is for the comparison and the sweep; the study keeps fp32 state");
   if (options.study && options.precision != Precision::fp32)
     throw UsageError("--precision " + to_string(options.precision) + " is for the comparison and the sweep; the study "
                      "trains in fp32");

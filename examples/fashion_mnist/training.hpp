@@ -24,6 +24,7 @@ struct TrainingConfig {
   int batch_size;
   unsigned seed;  // the order of the mini-batches, the same for every optimizer; stochastic rounding's bits
   Precision precision;
+  bool bf16_state;  // the optimizer's state stored in bf16
 };
 
 struct EpochRecord {
@@ -52,13 +53,14 @@ class StoredWeights {
   StoredWeights(Mlp& model, const OptimizerSpec& spec, const multopt::Settings& settings,
                 const TrainingConfig& config)
       : views_(model.parameters()) {
+    multopt::Settings stored_settings = settings;
+    if (config.bf16_state) stored_settings.push_back({"state_storage", "bfloat16"});
     if (config.precision == Precision::fp32) {
-      fp32_ = multopt::make_optimizer<float>(spec.base, spec.rule, settings);
+      fp32_ = multopt::make_optimizer<float>(spec.base, spec.rule, stored_settings);
       fp32_->set_thread_settings(single_thread());
       for (const ParameterView& p : views_) fp32_->add_params(p.values, p.grads, p.size);
       return;
     }
-    multopt::Settings stored_settings = settings;
     for (const auto& setting : storage_settings(config.precision, config.seed)) stored_settings.push_back(setting);
     bf16_ = multopt::make_optimizer<Eigen::bfloat16>(spec.base, spec.rule, stored_settings);
     bf16_->set_thread_settings(single_thread());

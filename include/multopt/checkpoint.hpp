@@ -22,58 +22,12 @@
 
 #include "checkpoint/fit.hpp"
 #include "checkpoint/header.hpp"
+#include "checkpoint/tensors.hpp"
 #include "optimizer.hpp"
 #include "schedules.hpp"
 
 namespace multopt {
 namespace detail {
-
-// What a checkpoint restores of one tensor, of any base: read by code that is compiled once per
-// state type rather than once per base × rule combination.
-template <class S>
-struct SavedTensor {
-  long steps = 0;
-  unsigned new_state_arrays = 0;
-  std::vector<StateArray<S>> slots;  // one per slot of the base
-  StateArray<S> master{};
-  StateArray<S> ema{};
-  std::vector<double> scalars;  // one per scalar state of the base
-};
-
-// Swaps a checkpoint's tensors in: compiled once per base, for every rule.
-template <class P, class Base>
-void restore_tensors(std::vector<TensorState<P, Base>>& tensors, std::vector<SavedTensor<Arithmetic<P>>>& saved) noexcept {
-  for (std::size_t k = 0; k < saved.size(); ++k) {
-    auto& tensor = tensors[k];
-    tensor.steps = saved[k].steps;
-    tensor.new_state_arrays = saved[k].new_state_arrays;
-    if constexpr (contract::scalar_count<Base> > 0)  // as many: checked
-      std::copy(saved[k].scalars.begin(), saved[k].scalars.end(), tensor.scalars.begin());
-    for (std::size_t slot = 0; slot < tensor.slots.size(); ++slot) tensor.slots[slot].swap(saved[k].slots[slot]);
-    tensor.master.swap(saved[k].master);
-    tensor.ema.swap(saved[k].ema);
-  }
-}
-
-// What a checkpoint's header says of each tensor: compiled once per base, for every rule.
-template <class P, class Base>
-std::vector<CheckpointHeader::Tensor> describe_tensors(const std::vector<TensorState<P, Base>>& tensors) {
-  std::vector<CheckpointHeader::Tensor> described;
-  for (const auto& t : tensors) {
-    CheckpointHeader::Tensor& d = described.emplace_back();
-    d.size = t.size;
-    d.group = t.group;
-    d.steps = std::uint64_t(t.steps);
-    d.slot_mask = 0;
-    for (std::size_t k = 0; k < t.slots.size(); ++k)
-      if (!t.slots[k].empty()) d.slot_mask |= std::uint64_t(1) << k;
-    d.new_state_arrays = t.new_state_arrays;
-    d.scalars.assign(t.scalars.begin(), t.scalars.end());
-    d.master = t.master.empty() ? 0u : 1u;
-    d.ema = t.ema.empty() ? 0u : 1u;
-  }
-  return described;
-}
 
 // The header of a checkpoint of an optimizer of these names, settings, groups and tensors, with
 // schedules at these positions: compiled once per parameter type. The settings of version 4
@@ -109,7 +63,10 @@ void save_state(std::ostream& out, const CheckpointHeader& described, const std:
   writer.write(header);
   writer.write_checksum();
   for (const auto& t : tensors) {
-    for (const auto& values : t.slots) write_values(writer, values.data(), values.size());
+    for (const auto& array : t.slots) {  // values as computed: 16-bit ones widened, exactly
+      if (array.storage() == StateStorage::compute) write_values(writer, array.data(), array.size());
+      else write_values(writer, array.values().data(), array.size());
+    }
     write_values(writer, t.master.data(), t.master.size());
     write_values(writer, t.ema.data(), t.ema.size());
   }
@@ -159,37 +116,6 @@ CheckpointHeader describe(const Optimizer<Base, Rule, P>& opt, const std::vector
   for (const auto& hyper : Access::groups(opt)) groups.push_back(hyper.values());
   return describe_header<P>(Base::name, Rule::name, opt.step_options(), std::move(groups),
                             describe_tensors(Access::tensors(opt)), schedules);
-}
-
-// The state of a checkpoint of a base with `slot_count` state arrays, whose header check_fit passed.
-template <class Stored, class S>
-std::vector<SavedTensor<S>> read_state(ChecksummedReader& in, const CheckpointHeader& saved, int slot_count) {
-  std::vector<SavedTensor<S>> tensors(saved.tensors.size());
-  for (std::size_t k = 0; k < tensors.size(); ++k) {
-    const auto& entry = saved.tensors[k];
-    tensors[k].steps = long(entry.steps);
-    tensors[k].new_state_arrays = unsigned(entry.new_state_arrays);
-    tensors[k].scalars = entry.scalars;
-    tensors[k].slots.resize(std::size_t(slot_count));
-    for (std::size_t slot = 0; slot < tensors[k].slots.size(); ++slot) {
-      if (!(entry.slot_mask >> slot & 1u)) continue;
-      auto& values = tensors[k].slots[slot];
-      values.resize(std::size_t(entry.size));
-      read_values<Stored>(in, values.data(), values.size(),
-                          "tensor " + std::to_string(k) + "'s state slot " + std::to_string(slot));
-    }
-    if (entry.master) {
-      tensors[k].master.resize(std::size_t(entry.size));
-      read_values<Stored>(in, tensors[k].master.data(), tensors[k].master.size(),
-                          "tensor " + std::to_string(k) + "'s master weights");
-    }
-    if (entry.ema) {
-      tensors[k].ema.resize(std::size_t(entry.size));
-      read_values<Stored>(in, tensors[k].ema.data(), tensors[k].ema.size(),
-                          "tensor " + std::to_string(k) + "'s moving average");
-    }
-  }
-  return tensors;
 }
 
 // save_checkpoint and load_checkpoint below, for typed and type-erased optimizers alike.
@@ -270,6 +196,8 @@ std::vector<long> load(std::istream& in, Optimizer<Base, Rule, P>& opt, const Lo
                                             std::vector<double>(initial.begin(), initial.end()), options);
   auto groups = restored_groups<typename Opt::Hyper>(saved, version);
   auto state = read_saved_state<Arithmetic<P>>(reader, saved, version, Base::slot_count);
+  for (auto& tensor : state.tensors)  // stored as this optimizer stores its state
+    for (auto& array : tensor.slots) array = array.stored_as(opt.storage().state);
   CheckpointAccess<Opt>::restore(opt, groups, state.tensors, state.settings);
   return state.epochs;
 }

@@ -1,5 +1,5 @@
 // How a step is cut into chunks and spread over threads: the chunks of a call's tensors and the
-// loop over them, serial or OpenMP's (step.hpp steps each chunk).
+// loop over them, serial or OpenMP's (step_chunk.hpp steps each chunk).
 #pragma once
 
 #include <algorithm>

@@ -21,7 +21,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "step.hpp"
+#include "step_chunk.hpp"
 
 namespace multopt {
 

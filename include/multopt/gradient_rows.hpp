@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "conversions.hpp"
 #include "storage.hpp"
 
 namespace multopt {

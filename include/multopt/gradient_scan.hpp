@@ -10,8 +10,9 @@
 #include <limits>
 #include <vector>
 
+#include "chunks.hpp"
+#include "conversions.hpp"
 #include "simd.hpp"
-#include "step.hpp"
 #include "storage.hpp"
 
 namespace multopt {

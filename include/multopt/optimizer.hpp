@@ -4,7 +4,6 @@
 // (storage.hpp, docs/mixed-precision.md).
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -21,6 +20,7 @@
 #include "eigen_buffers.hpp"
 #include "hyper.hpp"
 #include "named_state.hpp"
+#include "optimizer_state.hpp"
 #include "non_finite.hpp"
 #include "state_array.hpp"
 #include "step.hpp"
@@ -34,8 +34,10 @@ template <class Opt>
 struct CheckpointAccess;  // checkpoint.hpp: reads and restores the private state
 
 template <class Base, class Rule, class P>
-class Optimizer {
+class Optimizer : public OptimizerState<P, Base> {
   using S = Arithmetic<P>;
+  using OptimizerState<P, Base>::tensors_;
+  using OptimizerState<P, Base>::checked_tensor;
   static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>,
                 "multopt optimizers step float, double, Eigen::bfloat16 or Eigen::half parameters");
   static_assert(contract::check_base<Base, S>() && contract::check_rule<Rule, S>());
@@ -140,7 +142,7 @@ class Optimizer {
     try {
       refs_.clear();
       for (std::size_t k = 0; k < tensors_.size(); ++k)
-        refs_.push_back(refs_of(tensors_[k], k, groups_[tensors_[k].group].base, options_.storage.rounding,
+        refs_.push_back(refs_of(tensors_[k], k, groups_[tensors_[k].group].base, options_.storage,
                                 options_.ema_decay.has_value(), new_arrays_));
       work_.plan(refs_.data(), refs_.size(), groups_.data(), groups_.size(), options_);
     } catch (...) {
@@ -149,7 +151,7 @@ class Optimizer {
     }
     const StepReport& report = work_.commit(refs_.data(), refs_.size());
     if (options_.max_grad_norm < std::numeric_limits<double>::infinity()) grad_norm_ = report.grad_norm;
-    keep_state(report.skipped);
+    keep_state(tensors_, refs_, new_arrays_, stepped_, report.skipped);
   }
 
   // What step() does with a gradient that holds a NaN or an infinity. Checking reads every
@@ -193,99 +195,23 @@ class Optimizer {
   // Every setting a step() runs with, as step_tensors() takes them.
   const StepOptions& step_options() const { return options_; }
 
-  // How 16-bit parameters are stored after each step (storage.hpp; Rounding::master by default).
-  // Master weights are made from the parameters on a tensor's first step under Rounding::master
-  // and dropped on a step under another mode. float and double parameters take no mode.
+  // How 16-bit parameters are stored after each step (storage.hpp; Rounding::master by default),
+  // and how the state is (StateStorage: as computed by default; in 16 bits for parameters
+  // computed in float). Master weights are made from the parameters on a tensor's first step
+  // under Rounding::master and dropped on a step under another mode; the state arrays are stored
+  // anew by the first step after the state's storage changes. float parameters take a state
+  // storage alone, double ones neither.
   const StorageMode& storage() const { return options_.storage; }
   void set_storage(const StorageMode& storage) {
     check_storage<P>(storage);
-    if (storage.state != StateStorage::compute)
-      throw std::invalid_argument(std::string("multopt: state storage = ") + state_storage_name(storage.state) +
-                                  ": Optimizer keeps its state as computed; 16-bit state is step_tensors' and the "
-                                  "PyTorch adapters'");
     options_.storage = storage;
   }
-  // A 16-bit tensor's master weights, or null while it has none.
-  const S* master(std::size_t tensor) const { return data_or_null(tensors_[checked_tensor(tensor)].master); }
-  // Copies `size` values into a 16-bit tensor's master weights, as when a run resumes; the next
-  // step under Rounding::master continues from them. On any error nothing changes.
-  void set_master(std::size_t tensor, const S* values, std::size_t size) {
-    if (!is_16bit<P>) throw std::invalid_argument("multopt: float and double parameters have no master weights");
-    detail::copy_into(tensors_[checked_tensor(tensor)].master, tensors_[tensor].size, "master weights", tensor, values,
-                      size);
-  }
-
-  // A tensor's moving average of its weights (fp32 for 16-bit parameters: the average of the
-  // fp32 results), or null while it has none.
-  const S* ema(std::size_t tensor) const { return data_or_null(tensors_[checked_tensor(tensor)].ema); }
-  // Copies `size` values into it, as when a run resumes; the next step with ema_decay set
-  // continues from them. On any error nothing changes.
-  void set_ema(std::size_t tensor, const S* values, std::size_t size) {
-    detail::copy_into(tensors_[checked_tensor(tensor)].ema, tensors_[tensor].size, "moving average", tensor, values,
-                      size);
-  }
-  // Exchanges every tensor's parameters with its moving average, in place and exactly, so that
-  // the model evaluates with the averages; a second call exchanges them back, which must come
-  // before the next step. Refused, changing nothing, where a tensor has no average, and for
-  // 16-bit parameters, whose fp32 averages a 16-bit parameter cannot hold exactly: read those
-  // with ema(k).
-  void swap_ema() {
-    if constexpr (is_16bit<P>) {
-      throw std::logic_error("multopt: swap_ema is for float and double parameters: a 16-bit parameter cannot hold "
-                             "its fp32 moving average exactly; read the averages with ema(tensor)");
-    } else {
-      for (std::size_t k = 0; k < tensors_.size(); ++k)
-        if (tensors_[k].ema.empty() && tensors_[k].size > 0)
-          throw std::logic_error("multopt: tensor " + std::to_string(k) +
-                                 " has no moving average to swap in (one is made by its first step with ema_decay set)");
-      for (TensorState<P, Base>& t : tensors_) std::swap_ranges(t.param, t.param + t.size, t.ema.begin());
-    }
-  }
-
-  std::size_t tensor_count() const { return tensors_.size(); }
-  std::size_t size(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].size; }
-  std::size_t group_of(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].group; }
-  long step_count(std::size_t tensor) const { return tensors_[checked_tensor(tensor)].steps; }
-  // Sets the steps the tensor has taken (Adam's bias correction counts them), as when a run
-  // moves in from another framework.
-  void set_step_count(std::size_t tensor, long steps) {
-    checked_tensor(tensor);
-    detail::check_step_count(steps);
-    tensors_[tensor].steps = steps;
-  }
-
-  // Named state, as torch.optim names it: the base's arrays (slot_names: exp_avg,
-  // momentum_buffer, ...), then its per-tensor scalars (scalar_names: NAdam's mu_product).
-  static std::vector<std::string> state_names() { return detail::state_names_of<Base>(); }
-  // The arrays the tensor holds now, then every scalar (always held): a subset of state_names().
-  std::vector<std::string> state_names(std::size_t tensor) const {
-    return detail::held_state_names<Base>(tensors_[checked_tensor(tensor)].slots);
-  }
-  // The tensor's scalar state of that name (mu_product), kept in double whatever S.
-  double scalar_state(std::size_t tensor, std::string_view name) const {
-    return tensors_[checked_tensor(tensor)].scalars[std::size_t(detail::scalar_of<Base>(name))];
-  }
-  // Sets it; the next step continues from it. On any error nothing changes.
-  void set_scalar_state(std::size_t tensor, std::string_view name, double value) {
-    auto& scalar = tensors_[checked_tensor(tensor)].scalars[std::size_t(detail::scalar_of<Base>(name))];
-    scalar = detail::finite_state(name, value);
-  }
-  // The tensor's state array of that name, or null while it has none.
-  const S* state(std::size_t tensor, std::string_view name) const { return state(tensor, detail::slot_of<Base>(name)); }
-  // The same by slot number (see the base's header).
-  const S* state(std::size_t tensor, int slot) const {
-    return data_or_null(tensors_[checked_tensor(tensor)].slots[std::size_t(detail::checked_slot<Base>(slot))]);
-  }
   // Copies `size` values into the tensor's state array `name`, which its group's
-  // hyperparameters must use; the next step continues from them. On any error nothing changes.
+  // hyperparameters must use, stored as the storage mode says (rounded to nearest where it is
+  // 16-bit); the next step continues from them. On any error nothing changes.
   void set_state(std::size_t tensor, std::string_view name, const S* values, std::size_t size) {
     auto& t = tensors_[checked_tensor(tensor)];
-    const int slot = detail::slot_of<Base>(name);
-    if (!Base::uses_slot(groups_[t.group].base, slot))
-      throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
-                                  "' is not used with the hyperparameters of group " + std::to_string(t.group));
-    detail::copy_into(t.slots[std::size_t(slot)], t.size, "state '" + std::string(name) + "'", tensor, values, size);
-    t.new_state_arrays &= ~(1u << slot);
+    detail::set_state_array(t, tensor, groups_[t.group].base, name, values, size, options_.storage.state);
   }
 
  private:
@@ -296,32 +222,16 @@ class Optimizer {
   std::size_t add_tensor(P* param, GradientPointer<P> grad, const void* grad_address, std::size_t size,
                          std::size_t group) {
     checked_group(group);
-    require_tensor_buffers(param, grad_address, size);
-    if (size > StateArray<S>().max_size() / Base::slot_count) {
-      throw std::length_error("multopt: a tensor of " + std::to_string(size) +
-                              " elements is too large for its state to be addressed");
-    }
+    detail::require_new_tensor<S, Base>(param, grad_address, size);
     tensors_.push_back(TensorState<P, Base>{param, grad, size, group});
     refs_.reserve(tensors_.size());
     stepped_.reserve(tensors_.size());
     return tensors_.size() - 1;
   }
 
-  // After a step: each tensor stepped takes the arrays it was stepped with, and no others; one
-  // skipped keeps all it had, as if found non-finite up front.
-  void keep_state(const std::vector<std::size_t>& skipped) noexcept {
-    stepped_.assign(tensors_.size(), 1);  // within the capacity add_tensor reserved
-    for (std::size_t k : skipped) stepped_[k] = 0;
-    new_arrays_.give_to(tensors_, stepped_);
-    for (std::size_t k = 0; k < tensors_.size(); ++k)
-      if (stepped_[k]) keep_arrays_used(tensors_[k], refs_[k]);
-  }
-
   std::size_t checked_group(std::size_t group) const { return checked_index("group", group, groups_.size()); }
-  std::size_t checked_tensor(std::size_t tensor) const { return checked_index("tensor", tensor, tensors_.size()); }
 
   std::vector<Hyper> groups_;
-  std::vector<TensorState<P, Base>> tensors_;
   StepOptions options_;  // the settings a step runs with, each set by its setter, which checks it
   double grad_norm_ = 0.0;
   // What a step works from, kept between steps so that a step allocates nothing.

@@ -13,7 +13,7 @@
 
 #include "hyper.hpp"
 #include "simd.hpp"
-#include "step.hpp"
+#include "step_chunk.hpp"
 #include "storage.hpp"
 
 namespace multopt {

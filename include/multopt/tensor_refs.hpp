@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "chunks.hpp"
 #include "contract.hpp"
 #include "gradient_rows.hpp"
 #include "non_finite.hpp"

@@ -122,13 +122,10 @@ class ShardedOptimizer {
   // Bytes of optimizer state this rank holds now (state is allocated on the first step), the
   // moving averages of the weights included.
   std::size_t state_bytes() const {
-    std::size_t elements = 0;
-    for (std::size_t k = 0; k < inner_.tensor_count(); ++k) {
-      for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot)
-        if (inner_.state(k, slot)) elements += inner_.size(k);
-      if (inner_.ema(k)) elements += inner_.size(k);
-    }
-    return elements * sizeof(Scalar);
+    std::size_t bytes = 0;
+    for (std::size_t k = 0; k < inner_.tensor_count(); ++k)
+      bytes += inner_.state_bytes(k) + (inner_.ema(k) ? inner_.size(k) * sizeof(Scalar) : 0);
+    return bytes;
   }
 
  private:
