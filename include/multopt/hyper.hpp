@@ -140,9 +140,9 @@ struct Hyper {
   void validate() const {
     rule.validate();
     base.validate();
-    require_non_negative("weight_decay", weight_decay);
-    require_non_negative("decoupled_weight_decay", decoupled_weight_decay);
-    require_non_negative("lr_factor", lr_factor);
+    require_in_range("weight_decay", weight_decay);
+    require_in_range("decoupled_weight_decay", decoupled_weight_decay);
+    require_in_range("lr_factor", lr_factor);
   }
   // validate(), and every value within the range of S, the type a step computes in.
   template <class S>

@@ -92,7 +92,7 @@ class ExponentialMixSchedule : public Schedule {
     bool inverse = false;
 
     void validate() const {
-      require_in_unit_interval("g0", g0);
+      require_in_range("g0", g0);
       validate_patience(patience);
     }
   };

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace multopt {
 
@@ -48,17 +49,72 @@ inline void require_number(const char* name, double value) {
   if (value != value) reject(name, value, "a number");
 }
 
-// Finite too: no hyperparameter of the library has a use for +inf, which turns into NaN (1/(1 + 0·inf)).
-inline void require_non_negative(const char* name, double value) {
-  if (!(value >= 0.0 && value <= std::numeric_limits<double>::max())) reject(name, value, "finite and >= 0");
+// The values a setting may take: low <= value, and value <= high (high_closed) or value < high.
+struct Range {
+  double low;
+  double high;
+  bool high_closed;
+  const char* requirement;  // how a refusal words it
+
+  constexpr bool contains(double value) const {  // false for NaN
+    return value >= low && (high_closed ? value <= high : value < high);
+  }
+};
+
+// non_negative is finite too: no hyperparameter of the library has a use for +inf, which turns
+// into NaN (1/(1 + 0·inf)).
+inline constexpr Range non_negative{0.0, std::numeric_limits<double>::max(), true, "finite and >= 0"};
+inline constexpr Range unit_interval{0.0, 1.0, true, "in [0, 1]"};
+inline constexpr Range half_open_unit_interval{0.0, 1.0, false, "in [0, 1)"};
+
+inline void require_in(const char* name, double value, const Range& range) {
+  if (!range.contains(value)) reject(name, value, range.requirement);
 }
 
-inline void require_in_unit_interval(const char* name, double value) {
-  if (!(value >= 0.0 && value <= 1.0)) reject(name, value, "in [0, 1]");
-}
-
+inline void require_non_negative(const char* name, double value) { require_in(name, value, non_negative); }
+inline void require_in_unit_interval(const char* name, double value) { require_in(name, value, unit_interval); }
 inline void require_in_half_open_unit_interval(const char* name, double value) {
-  if (!(value >= 0.0 && value < 1.0)) reject(name, value, "in [0, 1)");
+  require_in(name, value, half_open_unit_interval);
 }
+
+struct SettingRange {
+  std::string_view name;
+  Range range;
+};
+
+// Each setting's range, by its name in docs/api.md: the one place it is declared. The bases',
+// the rules' and Hyper's validate() check their settings against it (require_in_range), and the
+// Python module multopt.torch checks torch.optim's arguments against it, in this order, with
+// torch.optim's messages (_multopt.setting_ranges()).
+inline constexpr SettingRange setting_ranges[] = {
+    {"lr", non_negative},
+    {"lr_in", non_negative},
+    {"lr_out", non_negative},
+    {"eps", non_negative},
+    {"weight_decay", non_negative},
+    {"momentum", unit_interval},  // torch.optim takes any momentum >= 0; above 1 the buffer grows as momentum^t
+    {"alpha", unit_interval},     // RMSprop's: above 1 the mean square α·q + (1 − α)·g² turns negative
+    {"lr_decay", non_negative},
+    {"initial_accumulator_value", non_negative},
+    {"momentum_decay", non_negative},
+    {"beta1", half_open_unit_interval},  // Adam's and the other moment bases' (Lion's own: [0, 1])
+    {"beta2", half_open_unit_interval},
+    {"g_mix", unit_interval},
+    {"rho", unit_interval},
+    {"decoupled_weight_decay", non_negative},
+    {"lr_factor", non_negative},
+    {"ema_decay", half_open_unit_interval},  // StepOptions' weight EMA (checked in tensor_refs.hpp)
+    {"g0", unit_interval},                   // ExponentialMixSchedule's
+};
+
+// The range setting_ranges declares for `name`; a name it lacks is a mistake of the library's.
+constexpr const Range& range_of(std::string_view name) {
+  for (const SettingRange& setting : setting_ranges)
+    if (setting.name == name) return setting.range;
+  throw std::logic_error("multopt: validate.hpp's setting_ranges declares no range for this setting");
+}
+
+// The setting `name` within its range of setting_ranges.
+inline void require_in_range(const char* name, double value) { require_in(name, value, range_of(name)); }
 
 }  // namespace multopt

@@ -199,6 +199,15 @@ PYBIND11_MODULE(_multopt, m) {
       py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("ema_decay"),
       py::arg("grad_scale") = 1.0);
   m.attr("max_step_count") = multopt::max_step_count;
+  // Each setting's range as validate() checks it (validate.hpp's setting_ranges, in its order),
+  // which multopt/torch.py checks torch.optim's arguments against with torch.optim's messages:
+  // {name: (low, high, high_closed)}, multopt's names.
+  m.def("setting_ranges", [] {
+    py::dict ranges;
+    for (const multopt::SettingRange& setting : multopt::setting_ranges)
+      ranges[py::str(setting.name.data(), setting.name.size())] = py::make_tuple(setting.range.low, setting.range.high, setting.range.high_closed);
+    return ranges;
+  });
   // What the steps of other devices (multopt/_foreach.py) take from the fused step's own rules: a
   // group's settings by multopt's names as the step uses them, and the state a parameter of that
   // group holds, ([(array, initial value)], [(scalar, initial value)]), master weights aside

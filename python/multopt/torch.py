@@ -58,10 +58,20 @@ _STATE_STORAGE = {torch.bfloat16: "bfloat16", torch.float16: "float16"}  # state
 _BACKENDS = ("auto", "foreach", "fused")
 
 
-def _check_range(name, value, low=0.0, high=None, closed=True):
-    """Raises torch.optim's ValueError for a value outside [low, high] (or [low, high))."""
-    inside = low <= value and (high is None or (value <= high if closed else value < high))
-    if not inside:
+# Each setting's range as multopt's validate() checks it, the one place it is declared
+# (include/multopt/validate.hpp): {multopt's name: (low, high, high_closed)}, in the order checked.
+_RANGES = _multopt.setting_ranges()
+# Where a group holds the settings whose torch.optim argument has another name: (key, index).
+# Lion's betas are checked as Adam's here, in [0, 1), as torch.optim's betas; its C++ range is [0, 1].
+_TORCH_KEYS = {"beta1": ("betas", 0), "beta2": ("betas", 1), "g_mix": ("g", None)}
+
+
+def _check_range(setting, value, name=None):
+    """Raises torch.optim's ValueError, naming the argument `name` (by default the setting's
+    own name), for a value outside the setting's range."""
+    low, high, high_closed = _RANGES[setting]
+    if not (low <= value and (value <= high if high_closed else value < high)):
+        name = name or setting
         raise ValueError(_MESSAGES.get(name, "Invalid {} value: {{}}".format(name)).format(value))
 
 
@@ -76,18 +86,14 @@ _MESSAGES = {
 
 def _validate(values):
     """The constructor's checks, with torch.optim's messages (the C++ check follows)."""
-    for name in ("lr", "lr_in", "lr_out", "eps", "weight_decay", "momentum", "alpha", "lr_decay",
-                 "initial_accumulator_value", "momentum_decay"):
-        if name in values:
-            _check_range(name, values[name])
-    if "betas" in values:
-        beta1, beta2 = values["betas"]
-        _check_range("beta1", beta1, 0.0, 1.0, closed=False)
-        _check_range("beta2", beta2, 0.0, 1.0, closed=False)
-    if "g" in values:
-        _check_range("g", values["g"], 0.0, 1.0)
-    if "rho" in values:
-        _check_range("rho", values["rho"], 0.0, 1.0)
+    for setting in _RANGES:
+        key, index = _TORCH_KEYS.get(setting, (setting, None))
+        if key not in values or key in _IGNORED:
+            continue
+        if index is None:
+            _check_range(setting, values[key], key)
+        else:  # a beta, which torch.optim's messages name by its index
+            _check_range(setting, values[key][index])
     if values.get("nesterov") and (values.get("momentum", 0) <= 0 or values.get("dampening", 0) != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     for name in _REFUSED_IF_SET:
@@ -155,7 +161,7 @@ class _Optimizer(torch.optim.Optimizer):
                                  "torch.float16".format(state_dtype))
             self._storage.append(("state_storage", _STATE_STORAGE[state_dtype]))
         if ema_decay is not None:
-            _check_range("ema_decay", ema_decay, 0.0, 1.0, closed=False)
+            _check_range("ema_decay", ema_decay)
         self._ema_decay = None if ema_decay is None else float(ema_decay)
         _multopt.check(self._base, self._rule, self._storage, [], self._ema_decay)
         self._stepping = threading.Lock()
@@ -363,7 +369,7 @@ class ExponentialMix:
     (inverse: 0). It sets param_groups[i]['g'] of every group."""
 
     def __init__(self, optimizer, g0, patience=-1, inverse=False):
-        _check_range("g0", g0, 0.0, 1.0)
+        _check_range("g0", g0)
         self.optimizer, self.g0, self.patience, self.inverse, self.epoch = optimizer, g0, patience, inverse, 0
 
     def step(self):

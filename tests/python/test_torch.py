@@ -300,6 +300,22 @@ def test_arguments_are_checked_with_torch_optim_messages():
     assert torch.equal(p.detach(), torch.ones(2)) and opt.state_dict()["state"] == {}
 
 
+def test_arguments_are_checked_against_the_ranges_of_the_cpp_validate():
+    # One declaration (validate.hpp's setting_ranges): what torch.optim takes and multopt refuses,
+    # a momentum or an alpha above 1, an infinite rate, is refused too, with torch.optim's words.
+    params = [torch.zeros(2, requires_grad=True)]
+    assert mt._multopt.setting_ranges()["momentum"] == (0.0, 1.0, True)
+    assert mt._multopt.setting_ranges()["beta2"] == (0.0, 1.0, False)
+    with pytest.raises(ValueError, match=r"^Invalid momentum value: 1.5$"):
+        mt.SGD(params, lr=0.1, momentum=1.5)
+    with pytest.raises(ValueError, match=r"^Invalid alpha value: 2$"):
+        mt.RMSprop(params, alpha=2)
+    with pytest.raises(ValueError, match=r"^Invalid learning rate: inf$"):
+        mt.Adam(params, lr=float("inf"))
+    with pytest.raises(ValueError, match=r"^Invalid rho value: 1.5$"):
+        mt.Adadelta(params).add_param_group({"params": [torch.zeros(1, requires_grad=True)], "rho": 1.5})
+
+
 def test_every_class_steps():
     for name in mt.__all__:
         cls = getattr(mt, name)

@@ -71,7 +71,7 @@ inline NamedValues torch_settings(const std::string& rule, const NamedValues& va
   NamedHyper given(values);
   const bool scaled = rule != "additive" && given.has("lr_out") && given.has("lr") && given.has("initial_lr");
   // A scheduler's lr, refused by its own name before it scales lr_out.
-  if (scaled && given.get("lr") != given.get("initial_lr")) require_non_negative("lr", given.get("lr"));
+  if (scaled && given.get("lr") != given.get("initial_lr")) require_in_range("lr", given.get("lr"));
   const double factor =
       scaled && given.get("initial_lr") != 0.0 ? given.get("lr") / given.get("initial_lr") : 1.0;
   NamedValues settings;

@@ -30,8 +30,8 @@ struct Adadelta {
       visit("eps", p.eps);
     }
     void validate() const {
-      require_in_unit_interval("rho", rho);
-      require_non_negative("eps", eps);
+      require_in_range("rho", rho);
+      require_in_range("eps", eps);
     }
   };
 

@@ -31,9 +31,9 @@ struct Adagrad {
       visit("eps", p.eps);
     }
     void validate() const {
-      require_non_negative("lr_decay", lr_decay);
-      require_non_negative("initial_accumulator_value", initial_accumulator_value);
-      require_non_negative("eps", eps);
+      require_in_range("lr_decay", lr_decay);
+      require_in_range("initial_accumulator_value", initial_accumulator_value);
+      require_in_range("eps", eps);
     }
   };
 

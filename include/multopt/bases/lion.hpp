@@ -26,6 +26,8 @@ struct Lion {
       visit("beta1", p.beta1);
       visit("beta2", p.beta2);
     }
+    // Lion's betas may be 1 (the paper's range), unlike Adam's: a range of their own, not
+    // setting_ranges' beta1 and beta2 (validate.hpp).
     void validate() const {
       require_in_unit_interval("beta1", beta1);
       require_in_unit_interval("beta2", beta2);

@@ -1,5 +1,6 @@
-// Adam's two moments, which Adam, Adamax, NAdam and RAdam share: their settings (beta1 and beta2
-// in [0, 1), eps >= 0, with torch.optim's defaults) and, but for Adamax, their update.
+// Adam's two moments, which Adam, Adamax, NAdam and RAdam share: their settings (beta1, beta2 and
+// eps, with torch.optim's defaults; their ranges in validate.hpp's setting_ranges) and, but for
+// Adamax, their update.
 #pragma once
 
 #include "../validate.hpp"
@@ -20,9 +21,9 @@ struct MomentParams {
     visit("eps", p.eps);
   }
   void validate() const {
-    require_in_half_open_unit_interval("beta1", beta1);
-    require_in_half_open_unit_interval("beta2", beta2);
-    require_non_negative("eps", eps);
+    require_in_range("beta1", beta1);
+    require_in_range("beta2", beta2);
+    require_in_range("eps", eps);
   }
 };
 

@@ -33,7 +33,7 @@ struct Nadam {
     }
     void validate() const {
       MomentParams::validate();
-      require_non_negative("momentum_decay", momentum_decay);
+      require_in_range("momentum_decay", momentum_decay);
     }
   };
 

@@ -34,9 +34,9 @@ struct Rmsprop {
       visit("centered", p.centered);
     }
     void validate() const {
-      require_in_unit_interval("alpha", alpha);  // 1 − α weighs g²: above 1 the mean square turns negative
-      require_non_negative("eps", eps);
-      require_in_unit_interval("momentum", momentum);  // above 1 the buffer grows as momentum^t
+      require_in_range("alpha", alpha);
+      require_in_range("eps", eps);
+      require_in_range("momentum", momentum);
     }
   };
 

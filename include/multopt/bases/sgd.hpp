@@ -31,7 +31,7 @@ struct Sgd {
       visit("nesterov", p.nesterov);
     }
     void validate() const {
-      require_in_unit_interval("momentum", momentum);  // above 1 the buffer grows as momentum^t
+      require_in_range("momentum", momentum);
       require_number("dampening", dampening);  // any value, as torch.optim, but not NaN
       if (nesterov && !(momentum > 0.0 && dampening == 0.0))
         reject("nesterov", 1.0, "off unless momentum > 0 and dampening = 0");

@@ -18,7 +18,7 @@ struct Additive : Rule {
 
     template <class Self, class Visit>
     static constexpr void fields(Self& p, Visit&& visit) { visit("lr", p.lr); }
-    void validate() const { require_non_negative("lr", lr); }
+    void validate() const { require_in_range("lr", lr); }
   };
 
   // The step size that the decoupled weight decay scales by.

@@ -28,10 +28,10 @@ struct Hybrid : Rule {
       visit("g_mix", p.g_mix);
     }
     void validate() const {
-      require_non_negative("lr_in", lr_in);
-      require_non_negative("lr_out", lr_out);
-      require_non_negative("lr", lr);
-      require_in_unit_interval("g_mix", g_mix);
+      require_in_range("lr_in", lr_in);
+      require_in_range("lr_out", lr_out);
+      require_in_range("lr", lr);
+      require_in_range("g_mix", g_mix);
     }
   };
 

@@ -25,8 +25,8 @@ struct Multiplicative : Rule {
       visit("lr_out", p.lr_out);
     }
     void validate() const {
-      require_non_negative("lr_in", lr_in);
-      require_non_negative("lr_out", lr_out);
+      require_in_range("lr_in", lr_in);
+      require_in_range("lr_out", lr_out);
     }
   };
 
