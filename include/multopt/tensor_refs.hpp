@@ -131,7 +131,7 @@ inline void check_non_finite_policy(NonFinitePolicy policy) {
     reject("non_finite_policy", double(policy), "propagate, skip, skip_all or throw_error");
 }
 inline void check_ema_decay(const std::optional<double>& decay) {
-  if (decay) require_in_half_open_unit_interval("ema_decay", *decay);
+  if (decay) require_in_range("ema_decay", *decay);
 }
 // A scale whose reciprocal, the factor the step multiplies by, is a normal number of S.
 template <class S>
