@@ -128,24 +128,24 @@ inline bases::Sgd::Params base_params<bases::Sgd>() {
 
 // The state arrays a base uses at the parameters it is benchmarked with.
 template <class Base>
-int used_slots() {
-  int slots = 0;
-  for (int k = 0; k < Base::slot_count; ++k) slots += Base::uses_slot(base_params<Base>(), k) ? 1 : 0;
-  return slots;
+int used_arrays() {
+  int arrays = 0;
+  for (int k = 0; k < Base::array_count; ++k) arrays += Base::uses_array(base_params<Base>(), k) ? 1 : 0;
+  return arrays;
 }
 
 // Bytes a step moves: parameter, gradient and each state array read; parameter and state written.
 template <class Base, class S>
 double step_bytes(std::size_t n) {
-  return double(n) * double(sizeof(S)) * double(3 + 2 * used_slots<Base>());
+  return double(n) * double(sizeof(S)) * double(3 + 2 * used_arrays<Base>());
 }
 
 // Bytes a 16-bit step moves (docs/mixed-precision.md): the fp32 state read and written; the
 // gradient (2 or 4 bytes) read; the 16-bit parameter written, and read unless the fp32 master
 // weights are, which are read and written.
-inline double step16_bytes(int slots, bool master, std::size_t gradient_bytes, std::size_t n) {
+inline double step16_bytes(int arrays, bool master, std::size_t gradient_bytes, std::size_t n) {
   const double param = master ? 2.0 + 8.0 : 4.0;
-  return double(n) * (param + double(gradient_bytes) + 8.0 * double(slots));
+  return double(n) * (param + double(gradient_bytes) + 8.0 * double(arrays));
 }
 
 // What a step does besides the base and the rule. Both decays stay at 0.
@@ -268,10 +268,10 @@ class TrafficCase final : public Case {
 // weights where Master, gradients of type G (16-bit or float), and one or two fp32 state
 // arrays. 16-bit values are widened and narrowed as bfloat16 is, by shifts (next to no
 // arithmetic, in packets), fp16 values alike: only the bytes count.
-template <int Slots, bool Master, class G>
+template <int ArrayCount, bool Master, class G>
 void traffic16(std::uint16_t* __restrict p, float* __restrict master, const G* __restrict g,
                float* __restrict m, float* __restrict v, std::size_t n) {
-  static_assert(Slots == 1 || Slots == 2, "the yardsticks of SGD with momentum and of Adam");
+  static_assert(ArrayCount == 1 || ArrayCount == 2, "the yardsticks of SGD with momentum and of Adam");
   using multopt::detail::float_bits;
   using multopt::detail::float_of;
   const float b1 = 0.9f, c1 = 0.1f, b2 = 0.999f, c2 = 0.001f, lr = float(kLr);
@@ -287,7 +287,7 @@ void traffic16(std::uint16_t* __restrict p, float* __restrict master, const G* _
     const float mi = b1 * m[i] + c1 * gi;
     m[i] = mi;
     float d = mi;
-    if constexpr (Slots == 2) {
+    if constexpr (ArrayCount == 2) {
       const float vi = b2 * v[i] + c2 * gi * gi;
       v[i] = vi;
       d += vi;
@@ -298,12 +298,12 @@ void traffic16(std::uint16_t* __restrict p, float* __restrict master, const G* _
   }
 }
 
-template <int Slots, bool Master, class G>
+template <int ArrayCount, bool Master, class G>
 class Traffic16Case final : public Case {
  public:
   explicit Traffic16Case(std::size_t n)
       : n_(n), p_(allocate<std::uint16_t>(n)), master_(allocate<float>(Master ? n : 1)), g_(allocate<G>(n)),
-        m_(allocate<float>(n)), v_(allocate<float>(Slots == 2 ? n : 1)) {
+        m_(allocate<float>(n)), v_(allocate<float>(ArrayCount == 2 ? n : 1)) {
     Buffer<float> wide = allocate<float>(n);  // the float yardstick's values, cut to 16 bits
     fill_params(wide.get(), n, 1);
     narrow(wide.get(), p_.get(), n);
@@ -315,9 +315,9 @@ class Traffic16Case final : public Case {
       narrow(wide.get(), g_.get(), n);
     }
     fill_random(m_.get(), n, 3, 0.0, 0.1);
-    if constexpr (Slots == 2) fill_random(v_.get(), n, 4, 0.0, 0.1);
+    if constexpr (ArrayCount == 2) fill_random(v_.get(), n, 4, 0.0, 0.1);
   }
-  void run() override { traffic16<Slots, Master, G>(p_.get(), master_.get(), g_.get(), m_.get(), v_.get(), n_); }
+  void run() override { traffic16<ArrayCount, Master, G>(p_.get(), master_.get(), g_.get(), m_.get(), v_.get(), n_); }
 
  private:
   static void narrow(const float* x, std::uint16_t* out, std::size_t n) {
@@ -438,7 +438,7 @@ class RowsCase final : public Case {
     for (const multopt::StateArrayInfo& info : multopt::state_arrays<Base, float>(groups_[0].base)) {
       state_.push_back(allocate<float>(kTableRows * kRowWidth));
       fill_zero(state_.back().get(), kTableRows * kRowWidth);
-      refs_[0].state[std::size_t(info.slot)] = state_.back().get();
+      refs_[0].state[std::size_t(info.index)] = state_.back().get();
     }
     refs_[0].param = param_.get();
     refs_[0].size = kTableRows * kRowWidth;

@@ -134,8 +134,8 @@ using Rules16 = multopt::TypeList<rules::Additive, rules::Multiplicative>;
 using Types16 = multopt::TypeList<Eigen::bfloat16, Eigen::half>;
 
 template <class G>
-std::unique_ptr<Case> make_traffic16(int slots, bool master, std::size_t n) {
-  if (slots == 1)
+std::unique_ptr<Case> make_traffic16(int arrays, bool master, std::size_t n) {
+  if (arrays == 1)
     return master ? std::unique_ptr<Case>(std::make_unique<Traffic16Case<1, true, G>>(n))
                   : std::make_unique<Traffic16Case<1, false, G>>(n);
   return master ? std::unique_ptr<Case>(std::make_unique<Traffic16Case<2, true, G>>(n))
@@ -147,10 +147,11 @@ template <class Base, bool wide>
 void add_16bit_steps(std::size_t n, multopt::Rounding rounding) {
   using G16 = std::conditional_t<wide, float, std::uint16_t>;
   const std::string mode = storage16_mode(multopt::rounding_name(rounding), sizeof(G16));
-  const int slots = used_slots<Base>();
+  const int arrays = used_arrays<Base>();
   const bool master = rounding == multopt::Rounding::master;
-  const double bytes = step16_bytes(slots, master, sizeof(G16), n);
-  add(traffic16_name(Base::name, mode, n), n, bytes, [slots, master, n] { return make_traffic16<G16>(slots, master, n); });
+  const double bytes = step16_bytes(arrays, master, sizeof(G16), n);
+  add(traffic16_name(Base::name, mode, n), n, bytes,
+      [arrays, master, n] { return make_traffic16<G16>(arrays, master, n); });
   StepOptions options;
   options.storage.rounding = rounding;
   options.storage.seed = 1;

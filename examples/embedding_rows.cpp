@@ -138,9 +138,9 @@ struct Run {
       : model(flags), hyper(hyper_), dense(dense_), refs(2) {
     options.threading.threads = 1;
     for (Table* table : {&model.users, &model.items}) {
-      table->state.resize(std::size_t(Base::slot_count));
+      table->state.resize(std::size_t(Base::array_count));
       for (const multopt::StateArrayInfo& array : multopt::state_arrays<Base, float>(hyper.base))
-        table->state[std::size_t(array.slot)].assign(table->values.size(), float(array.initial));
+        table->state[std::size_t(array.index)].assign(table->values.size(), float(array.initial));
     }
     if (dense) {
       user_dense.resize(model.users.values.size());
@@ -216,7 +216,7 @@ Run<Base, Rule> train(const char* name, const Flags& flags, const Data& data, mu
   bool idle_unchanged = std::equal(run.model.users.values.begin() + long(idle_begin), run.model.users.values.end(),
                                    untouched.users.values.begin() + long(idle_begin));
   for (const multopt::StateArrayInfo& array : multopt::state_arrays<Base, float>(hyper.base)) {
-    const std::vector<float>& state = run.model.users.state[std::size_t(array.slot)];
+    const std::vector<float>& state = run.model.users.state[std::size_t(array.index)];
     idle_unchanged = idle_unchanged && std::all_of(state.begin() + long(idle_begin), state.end(),
                                                    [&](float x) { return x == float(array.initial); });
   }

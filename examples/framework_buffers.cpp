@@ -69,9 +69,9 @@ struct FrameworkOptimizer {
         if (!block) {
           block.reset(new float[t->numel()]);
           std::fill_n(block.get(), t->numel(), float(array.initial));
-          ref.new_arrays |= 1u << array.slot;
+          ref.new_arrays |= 1u << array.index;
         }
-        ref.state[std::size_t(array.slot)] = block.get();
+        ref.state[std::size_t(array.index)] = block.get();
       }
       ref.param = t->data.get();
       ref.grad = t->grad.get();

@@ -27,7 +27,7 @@ template <class Base, class P, class T = multopt::Arithmetic<P>>
 struct CallerTensor {
   using S = multopt::Arithmetic<P>;
   std::vector<P> param, grad;
-  std::array<std::vector<T>, Base::slot_count> arrays;
+  std::array<std::vector<T>, Base::array_count> arrays;
   std::vector<S> master;
   long steps = 0;
   multopt::contract::Scalars<Base> scalars = multopt::contract::initial_scalars<Base>();
@@ -45,17 +45,17 @@ struct CallerTensor {
   multopt::TensorRefs<Base, P> refs(const typename Base::Params& settings, const multopt::StorageMode& storage = {}) {
     multopt::TensorRefs<Base, P> refs;
     for (const multopt::StateArrayInfo& info : multopt::state_arrays<Base, P>(settings, storage)) {
-      if (info.slot == multopt::master_slot) {
+      if (info.index == multopt::master_array) {
         if (master.empty()) master.assign(param.begin(), param.end());
         refs.master = master.data();
         continue;
       }
-      auto& array = arrays[std::size_t(info.slot)];
+      auto& array = arrays[std::size_t(info.index)];
       if (array.empty()) {
         array.assign(param.size(), T(info.initial));
-        new_arrays |= 1u << info.slot;
+        new_arrays |= 1u << info.index;
       }
-      refs.state[std::size_t(info.slot)] = array.data();
+      refs.state[std::size_t(info.index)] = array.data();
     }
     refs.param = param.data();
     if constexpr (multopt::is_16bit<P>) refs.grad.narrow = grad.data();

@@ -12,7 +12,7 @@
 
 namespace {
 
-using multopt::master_slot;
+using multopt::master_array;
 using multopt::StepOptions;
 using multopt::TensorRefs;
 using test::CallerState;
@@ -27,12 +27,13 @@ void require_same_state(const Opt& opt, const Caller& caller) {
     const auto& t = caller.tensors[k];
     INFO("tensor " << k);
     CHECK(opt.step_count(k) == t.steps);
-    for (int slot = 0; slot < Base::slot_count; ++slot) {
-      INFO(Base::slot_names[slot]);
-      const auto* held = opt.state(k, slot);
-      const bool uses = Base::uses_slot(opt.hyper(t.group).base, slot);
+    for (int array = 0; array < Base::array_count; ++array) {
+      INFO(Base::array_names[array]);
+      const auto* held = opt.state(k, array);
+      const bool uses = Base::uses_array(opt.hyper(t.group).base, array);
       if (!uses || !held) continue;
-      CHECK(test::same_bits(t.arrays[std::size_t(slot)], std::vector<typename Opt::Compute>(held, held + opt.size(k))));
+      CHECK(test::same_bits(t.arrays[std::size_t(array)],
+                            std::vector<typename Opt::Compute>(held, held + opt.size(k))));
     }
     if constexpr (multopt::contract::scalar_count<Base> > 0)
       for (int s = 0; s < multopt::contract::scalar_count<Base>; ++s)
@@ -151,7 +152,7 @@ TEST_CASE("state_arrays names what a base needs for its settings, with the initi
   REQUIRE(arrays.size() == 4);
   CHECK(std::string(arrays[2].name) == "max_exp_avg_sq");
   CHECK(std::string(arrays[3].name) == "master_weights");
-  CHECK(arrays[3].slot == master_slot);
+  CHECK(arrays[3].index == master_array);
   CHECK(multopt::state_arrays<multopt::bases::Adam, Eigen::half>(adam, {multopt::Rounding::nearest, 0}).size() == 3);
   multopt::bases::Adagrad::Params adagrad;
   adagrad.initial_accumulator_value = 0.25;
@@ -215,8 +216,8 @@ TEST_CASE("step_tensors refuses a bad pointer, count or setting before it change
       CHECK(test::same_bits(caller.tensors[k].param, damaged[k].param));
       CHECK(caller.tensors[k].steps == damaged[k].steps);
       CHECK((caller.tensors[k].scalars == damaged[k].scalars || std::isnan(damaged[k].scalars[0])));
-      for (std::size_t slot = 0; slot < 2; ++slot)
-        CHECK(test::same_bits(caller.tensors[k].arrays[slot], damaged[k].arrays[slot]));
+      for (std::size_t array = 0; array < 2; ++array)
+        CHECK(test::same_bits(caller.tensors[k].arrays[array], damaged[k].arrays[array]));
     }
   }
 }

@@ -283,9 +283,9 @@ TEST_CASE("a float checkpoint widens into a double optimizer exactly", "[checkpo
   twice.load(single.save());
   for (std::size_t tensor : {0, 2}) {
     CHECK(twice.opt->step_count(tensor) == 5);
-    for (int slot = 0; slot < 3; ++slot) {
-      const float* narrow = single.opt->state(tensor, slot);
-      const double* wide = twice.opt->state(tensor, slot);
+    for (int array = 0; array < 3; ++array) {
+      const float* narrow = single.opt->state(tensor, array);
+      const double* wide = twice.opt->state(tensor, array);
       REQUIRE((narrow == nullptr) == (wide == nullptr));
       for (std::size_t i = 0; narrow && i < single.opt->size(tensor); ++i) CHECK(wide[i] == double(narrow[i]));
     }
@@ -300,9 +300,9 @@ TEST_CASE("a double checkpoint loads into a float optimizer only when narrowing 
   const std::string saved = wide.save();
   CHECK(refused_cleanly(narrow, saved, "it holds double state and the optimizer steps float"));
   narrow.load(saved, multopt::LoadOptions{true});
-  for (int slot = 0; slot < 3; ++slot)
+  for (int array = 0; array < 3; ++array)
     for (std::size_t i = 0; i < 9; ++i)
-      CHECK(narrow.opt->state(2, slot)[i] == float(wide.opt->state(2, slot)[i]));
+      CHECK(narrow.opt->state(2, array)[i] == float(wide.opt->state(2, array)[i]));
   CHECK(narrow.opt->hyper(1).rule.g_mix == wide.opt->hyper(1).rule.g_mix);
 
   // A state value beyond float's range cannot narrow.
@@ -316,7 +316,7 @@ TEST_CASE("a double checkpoint loads into a float optimizer only when narrowing 
   std::vector<float> pf{1.0f}, gf{0.0f};
   small.add_params(pf.data(), gf.data(), 1);
   CHECK_THROWS_WITH(multopt::load_checkpoint(stream, small, multopt::LoadOptions{true}),
-                    Catch::Contains("tensor 0's state slot 0 holds a value beyond the range of float"));
+                    Catch::Contains("tensor 0's state array 0 holds a value beyond the range of float"));
   CHECK(small.state(0, 0) == nullptr);
 }
 
@@ -367,7 +367,7 @@ TEST_CASE("a header with right checksums that breaks the format is refused as ma
   refuses([](Header& h) { h.scalar = "half"; }, "unknown scalar type 'half'");
   refuses([](Header& h) { h.groups[0].pop_back(); }, "hyperparameter 'maximize' 0 times");
   refuses([](Header& h) { h.groups[0].push_back(h.groups[0][0]); }, "hyperparameter 'lr' 2 times");
-  refuses([](Header& h) { h.tensors[0].slot_mask = 2; }, "tensor 0 has state slots the sgd base does not have");
+  refuses([](Header& h) { h.tensors[0].array_mask = 2; }, "tensor 0 has state arrays the sgd base does not have");
   std::istringstream intact(test::with_header(opt, [](Header&) {}));
   multopt::load_checkpoint(intact, opt);
 }

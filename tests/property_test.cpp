@@ -66,14 +66,14 @@ struct Run {
     opt.step();
   }
   void set_param(const std::vector<S>& values) { std::copy(values.begin(), values.end(), param.begin()); }
-  std::vector<S> state(int slot) const { return test::state_copy(opt, 0, slot); }
+  std::vector<S> state(int array) const { return test::state_copy(opt, 0, array); }
 };
 
 // Whether two runs of the same base hold bit-identical state arrays.
 template <class A, class B>
 bool same_state(const Run<A>& a, const Run<B>& b) {
-  for (int slot = 0; slot < A::BaseType::slot_count; ++slot)
-    if (!test::same_bits(a.state(slot), b.state(slot))) return false;
+  for (int array = 0; array < A::BaseType::array_count; ++array)
+    if (!test::same_bits(a.state(array), b.state(array))) return false;
   return true;
 }
 

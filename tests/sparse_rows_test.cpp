@@ -23,7 +23,7 @@ struct Table {
   using S = multopt::Arithmetic<P>;
   using Hyper = multopt::Hyper<Base, Rule>;
   std::vector<P> param;
-  std::array<std::vector<S>, Base::slot_count> arrays;
+  std::array<std::vector<S>, Base::array_count> arrays;
   std::vector<S> master;
   long steps = 0;
   multopt::contract::Scalars<Base> scalars = multopt::contract::initial_scalars<Base>();
@@ -32,12 +32,12 @@ struct Table {
 
   Table(std::vector<P> values, const Hyper& h, const multopt::StorageMode& storage = {}) : param(std::move(values)) {
     for (const multopt::StateArrayInfo& info : multopt::state_arrays<Base, P>(h.base, storage)) {
-      if (info.slot == multopt::master_slot) {
+      if (info.index == multopt::master_array) {
         for (P v : param) master.push_back(S(v));
         continue;
       }
-      arrays[std::size_t(info.slot)].assign(param.size(), S(info.initial));
-      new_arrays |= 1u << info.slot;
+      arrays[std::size_t(info.index)].assign(param.size(), S(info.initial));
+      new_arrays |= 1u << info.index;
     }
   }
 

@@ -115,8 +115,8 @@ void check_rounded_to_nearest() {
   }
   step_side_by_side(narrow, wide, rng, 4, [&](int) {
     for (std::size_t k = 0; k < narrow.tensors.size(); ++k)
-      for (std::size_t s = 0; s < Base::slot_count; ++s) {
-        INFO("tensor " << k << ", " << Base::slot_names[s]);
+      for (std::size_t s = 0; s < Base::array_count; ++s) {
+        INFO("tensor " << k << ", " << Base::array_names[s]);
         CHECK(test::same_bits(narrow.tensors[k].arrays[s], rounded<T>(wide.tensors[k].arrays[s])));
       }
   });
@@ -296,9 +296,9 @@ TEMPLATE_LIST_TEST_CASE("Optimizer with 16-bit state steps as the public step ov
     caller.step();
     for (std::size_t k = 0; k < params.size(); ++k) {
       REQUIRE(test::same_bits(params[k], caller.tensors[k].param));
-      for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot) {
-        const auto held = opt.state_values(k, Opt::BaseType::slot_names[slot]);
-        CHECK(test::same_bits(std::vector<float>(held.begin(), held.end()), widened(caller.tensors[k].arrays[slot])));
+      for (int array = 0; array < Opt::BaseType::array_count; ++array) {
+        const auto held = opt.state_values(k, Opt::BaseType::array_names[array]);
+        CHECK(test::same_bits(std::vector<float>(held.begin(), held.end()), widened(caller.tensors[k].arrays[array])));
       }
     }
   }

@@ -172,10 +172,10 @@ std::vector<S> uniform(std::mt19937& rng, std::size_t n, double lo, double hi) {
   return values;
 }
 
-// A tensor's state array `slot`, copied; empty while the tensor has none.
+// A tensor's state array `array`, copied; empty while the tensor has none.
 template <class Opt>
-std::vector<typename Opt::Scalar> state_copy(const Opt& opt, std::size_t tensor, int slot) {
-  const auto* data = opt.state(tensor, slot);
+std::vector<typename Opt::Scalar> state_copy(const Opt& opt, std::size_t tensor, int array) {
+  const auto* data = opt.state(tensor, array);
   return data ? std::vector<typename Opt::Scalar>(data, data + opt.size(tensor))
               : std::vector<typename Opt::Scalar>();
 }

@@ -345,7 +345,7 @@ TEST_CASE("a group index out of range is reported as std::out_of_range naming th
   CHECK(opt.tensor_count() == 0);
 }
 
-TEST_CASE("a tensor index or state slot out of range is reported as std::out_of_range naming it",
+TEST_CASE("a tensor index or state array out of range is reported as std::out_of_range naming it",
           "[validation]") {
   multopt::Adam<double> opt;
   std::vector<double> param(3, 1.0), grad(3, 1.0);
@@ -356,9 +356,9 @@ TEST_CASE("a tensor index or state slot out of range is reported as std::out_of_
     REQUIRE_THROWS_MATCHES(opt.step_count(tensor), std::out_of_range, named);
     REQUIRE_THROWS_MATCHES(opt.state(tensor, 0), std::out_of_range, named);
   }
-  for (const int slot : {-1, 3}) {
-    REQUIRE_THROWS_MATCHES(opt.state(0, slot), std::out_of_range,
-                           names({"slot", std::to_string(slot), "adam has 3"}));
+  for (const int array : {-1, 3}) {
+    REQUIRE_THROWS_MATCHES(opt.state(0, array), std::out_of_range,
+                           names({"array", std::to_string(array), "adam has 3"}));
   }
   const auto erased = multopt::make_optimizer<double>("sgd", "additive");
   REQUIRE_THROWS_MATCHES(erased->step_count(0), std::out_of_range, names({"tensor 0", "0 tensors"}));

@@ -63,7 +63,7 @@ void save_state(std::ostream& out, const CheckpointHeader& described, const std:
   writer.write(header);
   writer.write_checksum();
   for (const auto& t : tensors) {
-    for (const auto& array : t.slots) {  // values as computed: 16-bit ones widened, exactly
+    for (const auto& array : t.arrays) {  // values as computed: 16-bit ones widened, exactly
       if (array.storage() == StateStorage::compute) write_values(writer, array.data(), array.size());
       else write_values(writer, array.values().data(), array.size());
     }
@@ -125,10 +125,10 @@ void save(std::ostream& out, const Optimizer<Base, Rule, P>& opt, const std::vec
 }
 
 // A checkpoint's header, read and checked against `here`, the header of the optimizer and
-// schedules it would load into, whose base has `slot_count` state arrays and these initial
+// schedules it would load into, whose base has `array_count` state arrays and these initial
 // scalars. The reader then stands at the state.
 inline std::pair<CheckpointHeader, std::uint32_t> read_header(ChecksummedReader& reader, const CheckpointHeader& here,
-                                                              int slot_count, const std::vector<double>& initial_scalars,
+                                                              int array_count, const std::vector<double>& initial_scalars,
                                                               const LoadOptions& options) {
   char magic[sizeof checkpoint_magic];
   reader.read(reinterpret_cast<unsigned char*>(magic), sizeof magic, "the magic bytes");
@@ -157,7 +157,7 @@ inline std::pair<CheckpointHeader, std::uint32_t> read_header(ChecksummedReader&
       mismatch("it is of format version 1, whose random_mix schedule drew from std::mt19937_64; its draws now "
                "come from SplitMix64 (docs/schedules.md), so it cannot continue that sequence");
   }
-  check_fit(saved, here, slot_count, initial_scalars.size(), options);
+  check_fit(saved, here, array_count, initial_scalars.size(), options);
   return {std::move(saved), version};
 }
 
@@ -171,13 +171,13 @@ struct SavedState {
 
 template <class S>
 SavedState<S> read_saved_state(ChecksummedReader& reader, const CheckpointHeader& saved, std::uint32_t version,
-                               int slot_count) {
+                               int array_count) {
   SavedState<S> state;
   state.settings = restored_settings(saved, version);
   check_ema_decay(state.settings.ema_decay);
   check_grad_scale<S>(state.settings.grad_scale);
-  state.tensors = saved.scalar == "float" ? read_state<float, S>(reader, saved, slot_count)
-                                          : read_state<double, S>(reader, saved, slot_count);
+  state.tensors = saved.scalar == "float" ? read_state<float, S>(reader, saved, array_count)
+                                          : read_state<double, S>(reader, saved, array_count);
   reader.verify_checksum("the whole checkpoint");
   for (const auto& position : saved.schedules)
     state.epochs.push_back(long(position.epoch));  // checked: below the largest long
@@ -192,12 +192,12 @@ std::vector<long> load(std::istream& in, Optimizer<Base, Rule, P>& opt, const Lo
   using Opt = Optimizer<Base, Rule, P>;
   const auto initial = contract::initial_scalars<Base>();
   ChecksummedReader reader(in);
-  const auto [saved, version] = read_header(reader, describe(opt, schedules), Base::slot_count,
+  const auto [saved, version] = read_header(reader, describe(opt, schedules), Base::array_count,
                                             std::vector<double>(initial.begin(), initial.end()), options);
   auto groups = restored_groups<typename Opt::Hyper>(saved, version);
-  auto state = read_saved_state<Arithmetic<P>>(reader, saved, version, Base::slot_count);
+  auto state = read_saved_state<Arithmetic<P>>(reader, saved, version, Base::array_count);
   for (auto& tensor : state.tensors)  // stored as this optimizer stores its state
-    for (auto& array : tensor.slots)
+    for (auto& array : tensor.arrays)
       if (array.storage() != opt.storage().state) array = array.stored_as(opt.storage().state);
   CheckpointAccess<Opt>::restore(opt, groups, state.tensors, state.settings);
   return state.epochs;

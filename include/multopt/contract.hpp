@@ -49,9 +49,9 @@ constexpr Scalars<Base> initial_scalars() {
 MULTOPT_DETECT(has_name, decltype(static_cast<const char*>(T::name)))
 MULTOPT_DETECT(has_params, typename T::Params)
 MULTOPT_DETECT(has_params_validate, decltype(std::declval<const typename T::Params&>().validate()))
-MULTOPT_DETECT(has_slot_count, decltype(int(T::slot_count)))
-MULTOPT_DETECT(has_slot_names, decltype(static_cast<const char*>(T::slot_names[0])))
-MULTOPT_DETECT(has_uses_slot, decltype(bool(T::uses_slot(std::declval<const typename T::Params&>(), 0))))
+MULTOPT_DETECT(has_array_count, decltype(int(T::array_count)))
+MULTOPT_DETECT(has_array_names, decltype(static_cast<const char*>(T::array_names[0])))
+MULTOPT_DETECT(has_uses_array, decltype(bool(T::uses_array(std::declval<const typename T::Params&>(), 0))))
 MULTOPT_DETECT(has_initial_value,
                decltype(double(T::initial_value(std::declval<const typename T::Params&>(), 0))))
 MULTOPT_DETECT(has_decay_rate, decltype(double(T::decay_rate(std::declval<const typename T::Params&>()))))
@@ -86,16 +86,16 @@ struct has_coeffs<Base, S, std::enable_if_t<(scalar_count<Base> > 0), void_t<dec
                                                      std::declval<Scalars<Base>&>())),
                    typename Base::template Coeffs<S>> {};
 
-// direction(g, slots, coeffs) returning the packet d.
+// direction(g, arrays, coeffs) returning the packet d.
 template <class Base, class S, class = void>
 struct has_direction : std::false_type {};
 template <class Base, class S>
 struct has_direction<Base, S, void_t<decltype(Base::direction(
                                   std::declval<const simd::Vec<S>&>(),
-                                  std::declval<const detail::StateAtPacket<S, std::size_t(Base::slot_count)>&>(),
+                                  std::declval<const detail::StateAtPacket<S, std::size_t(Base::array_count)>&>(),
                                   std::declval<const typename Base::template Coeffs<S>&>()))>>
     : std::is_same<decltype(Base::direction(std::declval<const simd::Vec<S>&>(),
-                                            std::declval<const detail::StateAtPacket<S, std::size_t(Base::slot_count)>&>(),
+                                            std::declval<const detail::StateAtPacket<S, std::size_t(Base::array_count)>&>(),
                                             std::declval<const typename Base::template Coeffs<S>&>())),
                    simd::Vec<S>> {};
 
@@ -121,15 +121,15 @@ constexpr bool check_base() {
   static_assert(has_params<Base>::value, "multopt base: needs a nested `struct Params`");
   if constexpr (has_params<Base>::value) {
     static_assert(has_params_validate<Base>::value, "multopt base: needs `void Params::validate() const`");
-    static_assert(has_slot_count<Base>::value, "multopt base: needs `static constexpr int slot_count`");
-    if constexpr (has_slot_count<Base>::value) {
-      static_assert(Base::slot_count >= 1 && Base::slot_count <= 32, "multopt base: slot_count must be in [1, 32]");
-      static_assert(has_slot_names<Base>::value,
-                    "multopt base: needs `static constexpr const char* slot_names[slot_count]`");
-      static_assert(has_uses_slot<Base>::value,
-                    "multopt base: needs `static bool uses_slot(const Params&, int slot)`");
+    static_assert(has_array_count<Base>::value, "multopt base: needs `static constexpr int array_count`");
+    if constexpr (has_array_count<Base>::value) {
+      static_assert(Base::array_count >= 1 && Base::array_count <= 32, "multopt base: array_count must be in [1, 32]");
+      static_assert(has_array_names<Base>::value,
+                    "multopt base: needs `static constexpr const char* array_names[array_count]`");
+      static_assert(has_uses_array<Base>::value,
+                    "multopt base: needs `static bool uses_array(const Params&, int array)`");
       static_assert(has_initial_value<Base>::value,
-                    "multopt base: needs `static double initial_value(const Params&, int slot)`");
+                    "multopt base: needs `static double initial_value(const Params&, int array)`");
       if constexpr (scalar_count<Base> > 0) {
         static_assert(has_scalar_names<Base>::value,
                       "multopt base: scalar_count > 0 needs `static constexpr const char* scalar_names[scalar_count]`");
@@ -146,8 +146,8 @@ constexpr bool check_base() {
                       "multopt base: scalar_count > 0 needs `template <class S> static Coeffs<S> coeffs(const "
                       "Params&, long step, unsigned new_state_arrays, std::array<double, scalar_count>& scalars)`");
         static_assert(has_direction<Base, S>::value,
-                      "multopt base: needs `template <class V, class Slots, class S> static V direction(const V& g, "
-                      "const Slots& slots, const Coeffs<S>&)`");
+                      "multopt base: needs `template <class V, class Arrays, class S> static V direction(const V& g, "
+                      "const Arrays& arrays, const Coeffs<S>&)`");
       }
     }
   }

@@ -1,4 +1,4 @@
-// A base's state by name, as torch.optim names it: its state arrays (slot_names) and its
+// A base's state by name, as torch.optim names it: its state arrays (array_names) and its
 // per-tensor scalars (scalar_names, where it has any), for Optimizer's named-state API.
 #pragma once
 
@@ -17,19 +17,19 @@ namespace multopt::detail {
 // Every state name of the base: its arrays, then its scalars.
 template <class Base>
 std::vector<std::string> state_names_of() {
-  std::vector<std::string> names(std::begin(Base::slot_names), std::end(Base::slot_names));
+  std::vector<std::string> names(std::begin(Base::array_names), std::end(Base::array_names));
   if constexpr (contract::scalar_count<Base> > 0) names.insert(names.end(), std::begin(Base::scalar_names), std::end(Base::scalar_names));
   return names;
 }
 
 // The arrays a tensor holds now, then every scalar (a tensor always holds its scalars).
-template <class Base, class Slots>
-std::vector<std::string> held_state_names(const Slots& slots) {
+template <class Base, class Arrays>
+std::vector<std::string> held_state_names(const Arrays& arrays) {
   std::vector<std::string> held;
-  for (int k = 0; k < Base::slot_count; ++k)
-    if (!slots[std::size_t(k)].empty()) held.emplace_back(Base::slot_names[k]);
+  for (int k = 0; k < Base::array_count; ++k)
+    if (!arrays[std::size_t(k)].empty()) held.emplace_back(Base::array_names[k]);
   const auto all = state_names_of<Base>();
-  held.insert(held.end(), all.begin() + Base::slot_count, all.end());
+  held.insert(held.end(), all.begin() + Base::array_count, all.end());
   return held;
 }
 
@@ -50,20 +50,20 @@ template <class Base>
                               "'; it has: " + known);
 }
 
-// A slot number of the base (see its header), or out_of_range.
+// An index into the base's state arrays (its enum Array), or out_of_range.
 template <class Base>
-int checked_slot(int slot) {
-  if (slot < 0 || slot >= Base::slot_count)
-    throw std::out_of_range("multopt: state slot " + std::to_string(slot) + " does not exist (" +
-                            std::string(Base::name) + " has " + std::to_string(Base::slot_count) + ")");
-  return slot;
+int checked_array(int array) {
+  if (array < 0 || array >= Base::array_count)
+    throw std::out_of_range("multopt: state array " + std::to_string(array) + " does not exist (" +
+                            std::string(Base::name) + " has " + std::to_string(Base::array_count) + ")");
+  return array;
 }
 
-// The slot of the state array `name`; a scalar's name is refused with where to find it.
+// The index of the state array `name`; a scalar's name is refused with where to find it.
 template <class Base>
-int slot_of(std::string_view name) {
-  for (int k = 0; k < Base::slot_count; ++k)
-    if (name == Base::slot_names[k]) return k;
+int array_of(std::string_view name) {
+  for (int k = 0; k < Base::array_count; ++k)
+    if (name == Base::array_names[k]) return k;
   if (scalar_index<Base>(name) >= 0) {
     throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
                                 "' is one number per tensor, not an array: use scalar_state and set_scalar_state");
@@ -76,8 +76,8 @@ template <class Base>
 int scalar_of(std::string_view name) {
   const int k = scalar_index<Base>(name);
   if (k >= 0) return k;
-  for (const char* slot : Base::slot_names) {
-    if (name == slot)
+  for (const char* array : Base::array_names) {
+    if (name == array)
       throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
                                   "' is an array: use state and set_state");
   }

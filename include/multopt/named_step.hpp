@@ -17,14 +17,15 @@
 
 namespace multopt {
 
-// TensorRefs with the base's state arrays as a pointer to slot_count() of them.
+// TensorRefs with the base's state arrays as a pointer to array_count() of them.
 template <class P>
 struct NamedTensorRefs {
   using S = Arithmetic<P>;
   P* param = nullptr;
   GradientPointer<P> grad{};
   std::size_t size = 0;
-  const StatePointer<S>* state = nullptr;  // slot_count() arrays by slot; null where the settings use none
+  // array_count() arrays, in the order of Base::Array; null where the settings use none
+  const StatePointer<S>* state = nullptr;
   S* master = nullptr;
   S* ema = nullptr;  // TensorRefs::ema and new_ema
   bool new_ema = false;
@@ -42,7 +43,7 @@ template <class P>
 class NamedStep {
  public:
   virtual ~NamedStep() = default;
-  virtual int slot_count() const = 0;
+  virtual int array_count() const = 0;
   virtual std::vector<std::string> scalar_names() const = 0;
   virtual std::vector<double> initial_scalars() const = 0;
   // The arrays a tensor needs under a group's settings (with `ema` a moving average of the
@@ -62,7 +63,7 @@ class NamedStepOf final : public NamedStep<P> {
   using Hyper = multopt::Hyper<Base, Rule>;
   using S = Arithmetic<P>;
 
-  int slot_count() const override { return Base::slot_count; }
+  int array_count() const override { return Base::array_count; }
   std::vector<std::string> scalar_names() const override {
     if constexpr (contract::scalar_count<Base> > 0) return {std::begin(Base::scalar_names), std::end(Base::scalar_names)};
     return {};
@@ -86,7 +87,7 @@ class NamedStepOf final : public NamedStep<P> {
       refs.param = t.param;
       refs.grad = t.grad;
       refs.size = t.size;
-      if (t.state) std::copy(t.state, t.state + Base::slot_count, refs.state.begin());
+      if (t.state) std::copy(t.state, t.state + Base::array_count, refs.state.begin());
       refs.master = t.master;
       refs.ema = t.ema;
       refs.new_ema = t.new_ema;

@@ -62,12 +62,12 @@ class OptimizerState {
     tensors_[tensor].steps = steps;
   }
 
-  // Named state, as torch.optim names it: the base's arrays (slot_names: exp_avg,
+  // Named state, as torch.optim names it: the base's arrays (array_names: exp_avg,
   // momentum_buffer, ...), then its per-tensor scalars (scalar_names: NAdam's mu_product).
   static std::vector<std::string> state_names() { return detail::state_names_of<Base>(); }
   // The arrays the tensor holds now, then every scalar (always held): a subset of state_names().
   std::vector<std::string> state_names(std::size_t tensor) const {
-    return detail::held_state_names<Base>(tensors_[checked_tensor(tensor)].slots);
+    return detail::held_state_names<Base>(tensors_[checked_tensor(tensor)].arrays);
   }
   // The tensor's scalar state of that name (mu_product), kept in double whatever S.
   double scalar_state(std::size_t tensor, std::string_view name) const {
@@ -80,30 +80,32 @@ class OptimizerState {
   }
   // The tensor's state array of that name, or null while it has none; refused (std::logic_error)
   // for an array stored in 16 bits: state_values reads any.
-  const S* state(std::size_t tensor, std::string_view name) const { return state(tensor, detail::slot_of<Base>(name)); }
-  // The same by slot number (see the base's header).
-  const S* state(std::size_t tensor, int slot) const {
-    const StoredArray<S>& array = stored_state(tensor, slot);
+  const S* state(std::size_t tensor, std::string_view name) const {
+    return state(tensor, detail::array_of<Base>(name));
+  }
+  // The same by its index in Base::Array (see the base's header).
+  const S* state(std::size_t tensor, int index) const {
+    const StoredArray<S>& array = stored_state(tensor, index);
     if (array.storage() != StateStorage::compute)
       throw std::logic_error(std::string("multopt: tensor ") + std::to_string(tensor) + "'s " +
-                             Base::slot_names[slot] + " is stored as " + state_storage_name(array.storage()) +
+                             Base::array_names[index] + " is stored as " + state_storage_name(array.storage()) +
                              "; read it with state_values");
     return array.data();
   }
   // Its values, widened where stored in 16 bits (exactly); empty while it has none.
   StateArray<S> state_values(std::size_t tensor, std::string_view name) const {
-    return stored_state(tensor, detail::slot_of<Base>(name)).values();
+    return stored_state(tensor, detail::array_of<Base>(name)).values();
   }
   // Bytes of memory the tensor's state arrays take (master weights and average aside).
   std::size_t state_bytes(std::size_t tensor) const {
     std::size_t bytes = 0;
-    for (const StoredArray<S>& array : tensors_[checked_tensor(tensor)].slots) bytes += array.bytes();
+    for (const StoredArray<S>& array : tensors_[checked_tensor(tensor)].arrays) bytes += array.bytes();
     return bytes;
   }
 
  protected:
-  const StoredArray<S>& stored_state(std::size_t tensor, int slot) const {
-    return tensors_[checked_tensor(tensor)].slots[std::size_t(detail::checked_slot<Base>(slot))];
+  const StoredArray<S>& stored_state(std::size_t tensor, int index) const {
+    return tensors_[checked_tensor(tensor)].arrays[std::size_t(detail::checked_array<Base>(index))];
   }
   std::size_t checked_tensor(std::size_t tensor) const { return checked_index("tensor", tensor, tensors_.size()); }
 

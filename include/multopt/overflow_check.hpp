@@ -26,29 +26,29 @@ const char* type_name() {
   else return std::is_same_v<T, float> ? "float" : "double";
 }
 
-// Where a step on unit data overflowed: in the parameters (slot = -1) or in state array `slot`,
+// Where a step on unit data overflowed: in the parameters (array = -1) or in state array number `array`,
 // and the value found there.
 struct Overflow {
   bool found = false;
-  int slot = -1;
+  int array = -1;
   double value = 0.0;
 };
 
 // The first value of the step's result beyond half its range, the parameters first, then each
-// state array in `slots` (null where the base does not use it), `width` values each. Half the
+// state array in `arrays` (null where the base does not use it), `width` values each. Half the
 // range: one binade of headroom for the rounding of other data of size 1. A 16-bit parameter is
 // stored in its own range (fp16's is 65504); its state is float.
 template <class P>
-Overflow find_overflow(const Arithmetic<P>* param, const Arithmetic<P>* const* slots, int slot_count,
+Overflow find_overflow(const Arithmetic<P>* param, const Arithmetic<P>* const* arrays, int array_count,
                        std::size_t width) {
   using S = Arithmetic<P>;
   const auto beyond = [](double limit) { return [limit](S x) { return !(std::abs(double(x)) <= limit / 2); }; };
   const S* overflow = std::find_if(param, param + width, beyond(double(Eigen::NumTraits<P>::highest())));
   if (overflow != param + width) return {true, -1, double(*overflow)};
-  for (int slot = 0; slot < slot_count; ++slot) {
-    if (!slots[slot]) continue;
-    overflow = std::find_if(slots[slot], slots[slot] + width, beyond(double(std::numeric_limits<S>::max())));
-    if (overflow != slots[slot] + width) return {true, slot, double(*overflow)};
+  for (int array = 0; array < array_count; ++array) {
+    if (!arrays[array]) continue;
+    overflow = std::find_if(arrays[array], arrays[array] + width, beyond(double(std::numeric_limits<S>::max())));
+    if (overflow != arrays[array] + width) return {true, array, double(*overflow)};
   }
   return {};
 }
@@ -83,20 +83,20 @@ void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, 
                      ChunkStep kernel) {
   using S = Arithmetic<P>;
   constexpr std::size_t width = 64 / sizeof(S);  // whole packets of every instruction set
-  alignas(64) S param[width], grad[width], state[Base::slot_count][width];
-  std::array<S*, Base::slot_count> slots{};
+  alignas(64) S param[width], grad[width], state[Base::array_count][width];
+  std::array<S*, Base::array_count> arrays{};
   for (std::size_t i = 0; i < width; ++i) {
     param[i] = S(i % 2 ? -1 : 1);
     grad[i] = S(i / 2 % 2 ? -1 : 1);
   }
-  for (int slot = 0; slot < Base::slot_count; ++slot) {
-    if (!Base::uses_slot(h.base, slot)) continue;
-    slots[std::size_t(slot)] = state[slot];
-    std::fill_n(state[slot], width, S(Base::initial_value(h.base, slot)));
+  for (int array = 0; array < Base::array_count; ++array) {
+    if (!Base::uses_array(h.base, array)) continue;
+    arrays[std::size_t(array)] = state[array];
+    std::fill_n(state[array], width, S(Base::initial_value(h.base, array)));
   }
   TensorStepArgs<Base, Rule, P> unit{};
   unit.size = width;
-  unit.slots = slots;
+  unit.arrays = arrays;
   unit.base = args.base;
   unit.rule = args.rule;
   unit.prestep = args.prestep;
@@ -111,10 +111,10 @@ void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, 
     unit.grad = grad;
   }
   kernel(&unit, Chunk{0, 0, width}, nullptr);
-  const Overflow overflow = find_overflow<P>(param, slots.data(), Base::slot_count, width);
+  const Overflow overflow = find_overflow<P>(param, arrays.data(), Base::array_count, width);
   if (!overflow.found) return;
-  const bool in_param = overflow.slot < 0;
-  refuse_overflow_of(group, step, in_param ? "a parameter" : Base::slot_names[overflow.slot], overflow.value,
+  const bool in_param = overflow.array < 0;
+  refuse_overflow_of(group, step, in_param ? "a parameter" : Base::array_names[overflow.array], overflow.value,
                      in_param ? type_name<P>() : type_name<S>(), h.values(), Hyper().values());
 }
 

@@ -41,9 +41,9 @@ struct TensorStepArgs {
   P* param;
   GradientPointer<P> grad;
   std::size_t size;
-  std::array<S*, Base::slot_count> slots;  // null where the base does not use the slot, or it is 16-bit
+  std::array<S*, Base::array_count> arrays;  // null where the base does not use the array, or it is 16-bit
   // The 16-bit state arrays (of a step computed in float), where `narrow_state`; null elsewhere.
-  std::array<FloatStatePointer, Base::slot_count> narrow_slots{};
+  std::array<FloatStatePointer, Base::array_count> narrow_arrays{};
   bool narrow_state = false;
   typename Base::template Coeffs<S> base;
   typename Rule::template Coeffs<S> rule;
@@ -69,10 +69,10 @@ MULTOPT_ISA_BEGIN
 // A base's view of its state arrays at the current packet.
 template <class S, std::size_t N>
 struct StateAtPacket {
-  const std::array<S*, N>& slots;
+  const std::array<S*, N>& arrays;
   std::size_t offset;
-  simd::Vec<S> load(int k) const { return simd::Vec<S>::load(slots[k] + offset); }
-  void store(int k, const simd::Vec<S>& v) const { v.store(slots[k] + offset); }
+  simd::Vec<S> load(int k) const { return simd::Vec<S>::load(arrays[k] + offset); }
+  void store(int k, const simd::Vec<S>& v) const { v.store(arrays[k] + offset); }
 };
 
 // Whole packets [begin, end), a block of packets at a time: first the base's direction of every
@@ -88,7 +88,7 @@ struct StateAtPacket {
 // after the block's update (weight_average.hpp).
 template <class Base, class Rule, class S>
 MULTOPT_SINGLE_COPY void step_packets(const TensorStepArgs<Base, Rule, S>& t, S* param, const S* grad,
-                                      const std::array<S*, Base::slot_count>& slots, S* ema, std::size_t begin,
+                                      const std::array<S*, Base::array_count>& arrays, S* ema, std::size_t begin,
                                       std::size_t end) {
   using V = simd::Vec<S>;
   constexpr std::size_t width = V::size, block = 32 * width;
@@ -100,12 +100,12 @@ MULTOPT_SINGLE_COPY void step_packets(const TensorStepArgs<Base, Rule, S>& t, S*
   // changes the last bit of some results.
   const auto base = t.base;
   const auto rule = t.rule;
-  const std::array<S*, Base::slot_count> state = slots;
+  const std::array<S*, Base::array_count> state = arrays;
   for (std::size_t first = begin; first < end; first += block) {
     const std::size_t last = std::min(end, first + block);
     for (std::size_t i = first; i < last; i += width) {
       const V g = Rule::transform_gradient(t.prestep.gradient(grad + i, param + i), rule);
-      Base::direction(g, StateAtPacket<S, Base::slot_count>{state, i}, base).store(direction + (i - first));
+      Base::direction(g, StateAtPacket<S, Base::array_count>{state, i}, base).store(direction + (i - first));
     }
     for (std::size_t i = first; i < last; i += width)
       Rule::apply(t.prestep.theta(param + i), V::load(direction + (i - first)), rule).store(param + i);
@@ -118,21 +118,21 @@ template <class Base, class Rule, class S>
 void step_tail(const TensorStepArgs<Base, Rule, S>& t, std::size_t full) {
   constexpr std::size_t width = simd::Vec<S>::size;
   const std::size_t rest = t.size - full;
-  S param[width] = {}, grad[width] = {}, state[Base::slot_count][width] = {}, ema[width] = {};
-  std::array<S*, Base::slot_count> slots{};
+  S param[width] = {}, grad[width] = {}, state[Base::array_count][width] = {}, ema[width] = {};
+  std::array<S*, Base::array_count> arrays{};
   std::copy_n(t.param + full, rest, param);
   std::copy_n(t.grad + full, rest, grad);
   if (t.ema) std::copy_n(t.ema + full, rest, ema);
-  for (std::size_t k = 0; k < slots.size(); ++k) {
-    if (!t.slots[k]) continue;
-    slots[k] = state[k];
-    std::copy_n(t.slots[k] + full, rest, state[k]);
+  for (std::size_t k = 0; k < arrays.size(); ++k) {
+    if (!t.arrays[k]) continue;
+    arrays[k] = state[k];
+    std::copy_n(t.arrays[k] + full, rest, state[k]);
   }
-  step_packets(t, param, grad, slots, t.ema ? ema : nullptr, 0, width);
+  step_packets(t, param, grad, arrays, t.ema ? ema : nullptr, 0, width);
   std::copy_n(param, rest, t.param + full);
   if (t.ema) std::copy_n(ema, rest, t.ema + full);
-  for (std::size_t k = 0; k < slots.size(); ++k)
-    if (slots[k]) std::copy_n(state[k], rest, t.slots[k] + full);
+  for (std::size_t k = 0; k < arrays.size(); ++k)
+    if (arrays[k]) std::copy_n(state[k], rest, t.arrays[k] + full);
 }
 
 // Elements [begin, end) of a float or double tensor; begin is a multiple of the packet width.
@@ -140,13 +140,13 @@ template <class Base, class Rule, class S>
 void step_float(const TensorStepArgs<Base, Rule, S>& t, std::size_t begin, std::size_t end) {
   constexpr std::size_t width = simd::Vec<S>::size;
   const std::size_t full = std::min(end, t.size - t.size % width);
-  if (begin < full) step_packets(t, t.param, t.grad, t.slots, t.ema, begin, full);
+  if (begin < full) step_packets(t, t.param, t.grad, t.arrays, t.ema, begin, full);
   if (end == t.size && full < end) step_tail(t, full);
 }
 
-// The key of state array `slot`'s stochastic rounding at a step of key `key` (the parameters').
-inline std::uint64_t state_rounding_key(std::uint64_t key, std::size_t slot) {
-  return mix64(key ^ (0x5851f42d4c957f2du * (slot + 1)));
+// The key of state array `array`'s stochastic rounding at a step of key `key` (the parameters').
+inline std::uint64_t state_rounding_key(std::uint64_t key, std::size_t array) {
+  return mix64(key ^ (0x5851f42d4c957f2du * (array + 1)));
 }
 
 // A float tensor with 16-bit state, or a 16-bit tensor, a block at a time: what is 16-bit is
@@ -159,11 +159,11 @@ inline std::uint64_t state_rounding_key(std::uint64_t key, std::size_t slot) {
 template <class Base, class Rule, class P>
 void step_blocks(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::size_t end) {
   constexpr std::size_t block = 1024;  // a multiple of every packet width
-  alignas(64) float theta[block], gradient[block], state[Base::slot_count][block];
+  alignas(64) float theta[block], gradient[block], state[Base::array_count][block];
   const bool stochastic = t.rounding == Rounding::stochastic;
-  std::array<std::uint64_t, Base::slot_count> state_keys{};  // each 16-bit array's, for stochastic rounding
+  std::array<std::uint64_t, Base::array_count> state_keys{};  // each 16-bit array's, for stochastic rounding
   for (std::size_t k = 0; k < state_keys.size(); ++k)
-    if (stochastic && t.narrow_slots[k]) state_keys[k] = state_rounding_key(t.rounding_key, k);
+    if (stochastic && t.narrow_arrays[k]) state_keys[k] = state_rounding_key(t.rounding_key, k);
   for (std::size_t first = begin; first < end; first += block) {
     const std::size_t n = std::min(end, first + block) - first;
     float* param = theta;
@@ -178,18 +178,18 @@ void step_blocks(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std:
       grad = t.grad + first;
     }
     TensorStepArgs<Base, Rule, float> view{param, grad, n, {}, {}, false, t.base, t.rule, t.prestep};
-    for (std::size_t k = 0; k < view.slots.size(); ++k) {
-      if (t.slots[k]) view.slots[k] = t.slots[k] + first;
-      if (!t.narrow_slots[k]) continue;
-      widen_state(t.narrow_slots[k], first, state[k], n);
-      view.slots[k] = state[k];
+    for (std::size_t k = 0; k < view.arrays.size(); ++k) {
+      if (t.arrays[k]) view.arrays[k] = t.arrays[k] + first;
+      if (!t.narrow_arrays[k]) continue;
+      widen_state(t.narrow_arrays[k], first, state[k], n);
+      view.arrays[k] = state[k];
     }
     view.ema = t.ema ? t.ema + first : nullptr;
     view.averaging = t.averaging;
     step_float(view, 0, n);
-    for (std::size_t k = 0; k < view.slots.size(); ++k)
-      if (t.narrow_slots[k])
-        narrow_state(state[k], t.narrow_slots[k], first, n, stochastic, state_keys[k], t.offset + first);
+    for (std::size_t k = 0; k < view.arrays.size(); ++k)
+      if (t.narrow_arrays[k])
+        narrow_state(state[k], t.narrow_arrays[k], first, n, stochastic, state_keys[k], t.offset + first);
     if constexpr (is_16bit<P>) {
       if (stochastic) Storage<P>::narrow_stochastic(param, t.param + first, n, t.rounding_key, t.offset + first);
       else Storage<P>::narrow_nearest(param, t.param + first, n);

@@ -33,10 +33,10 @@ void prefetch_elements(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin
     } else {
       if (gradient) __builtin_prefetch(t.grad + i, 0);
     }
-    for (S* slot : t.slots)
-      if (slot) __builtin_prefetch(slot + i, 1);
-    for (const FloatStatePointer& slot : t.narrow_slots)  // two bytes an element
-      if (slot) __builtin_prefetch(static_cast<const char*>(slot.data) + 2 * i, 1);
+    for (S* array : t.arrays)
+      if (array) __builtin_prefetch(array + i, 1);
+    for (const FloatStatePointer& array : t.narrow_arrays)  // two bytes an element
+      if (array) __builtin_prefetch(static_cast<const char*>(array.data) + 2 * i, 1);
     if (t.ema) __builtin_prefetch(t.ema + i, 1);
   }
 #else
@@ -89,8 +89,8 @@ void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::s
   rows.rows = nullptr;
   if constexpr (!is_16bit<P>) {
     if (width <= room / 2 && !t.narrow_state) {
-      alignas(64) S param[room], state[Base::slot_count][room];
-      for (std::size_t k = 0; k < rows.slots.size(); ++k) rows.slots[k] = t.slots[k] ? state[k] : nullptr;
+      alignas(64) S param[room], state[Base::array_count][room];
+      for (std::size_t k = 0; k < rows.arrays.size(); ++k) rows.arrays[k] = t.arrays[k] ? state[k] : nullptr;
       rows.param = param;
       const std::size_t per_block = room / width;
       for (std::size_t r = first; r < last; r += per_block) {
@@ -100,8 +100,8 @@ void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::s
           for (std::size_t k = 0; k < count; ++k) {
             const std::size_t at = t.rows[r + k] * width;
             move(t.param + at, param + k * width);
-            for (std::size_t s = 0; s < rows.slots.size(); ++s)
-              if (t.slots[s]) move(t.slots[s] + at, state[s] + k * width);
+            for (std::size_t s = 0; s < rows.arrays.size(); ++s)
+              if (t.arrays[s]) move(t.arrays[s] + at, state[s] + k * width);
           }
         };
         each_row([&](const S* table, S* block) { std::copy_n(table, width, block); });
@@ -122,8 +122,8 @@ void step_rows(const TensorStepArgs<Base, Rule, P>& t, std::size_t begin, std::s
     rows.param = t.param + at;
     if constexpr (is_16bit<P>) rows.grad.wide = t.grad.wide + r * width;  // coalesced rows are wide
     else rows.grad = t.grad + r * width;
-    for (std::size_t k = 0; k < rows.slots.size(); ++k) rows.slots[k] = t.slots[k] ? t.slots[k] + at : nullptr;
-    for (std::size_t k = 0; k < rows.narrow_slots.size(); ++k) rows.narrow_slots[k] = t.narrow_slots[k].from(at);
+    for (std::size_t k = 0; k < rows.arrays.size(); ++k) rows.arrays[k] = t.arrays[k] ? t.arrays[k] + at : nullptr;
+    for (std::size_t k = 0; k < rows.narrow_arrays.size(); ++k) rows.narrow_arrays[k] = t.narrow_arrays[k].from(at);
     rows.master = t.master ? t.master + at : nullptr;
     rows.offset = at;
     step_range(rows, 0, width);

@@ -86,15 +86,15 @@ class StepWork {
     args.rows = chunked_.rows(k);
     args.row_width = t.rows.width;
     args.narrow_state = false;
-    for (std::size_t slot = 0; slot < args.slots.size(); ++slot) {
-      const bool used = Base::uses_slot(h.base, int(slot));
+    for (std::size_t array = 0; array < args.arrays.size(); ++array) {
+      const bool used = Base::uses_array(h.base, int(array));
       if constexpr (std::is_same_v<S, float>) {
-        const FloatStatePointer& state = t.state[slot];
-        args.slots[slot] = used ? state.wide() : nullptr;
-        args.narrow_slots[slot] = used && !state.wide() ? state : FloatStatePointer{};
-        args.narrow_state = args.narrow_state || args.narrow_slots[slot];
+        const FloatStatePointer& state = t.state[array];
+        args.arrays[array] = used ? state.wide() : nullptr;
+        args.narrow_arrays[array] = used && !state.wide() ? state : FloatStatePointer{};
+        args.narrow_state = args.narrow_state || args.narrow_arrays[array];
       } else {
-        args.slots[slot] = used ? t.state[slot] : nullptr;
+        args.arrays[array] = used ? t.state[array] : nullptr;
       }
     }
     if constexpr (is_16bit<P>) {  // (float P: its 16-bit state rounds to nearest)

@@ -38,11 +38,11 @@ struct TensorRefs {
   P* param = nullptr;
   GradientPointer<P> grad{};  // for 16-bit P: of type P or fp32
   std::size_t size = 0;
-  // The base's state arrays by slot (state_arrays() names them), `size` values each; null where
-  // the group's settings do not use one (a non-null array they do not use is left alone). Of a
-  // step computed in float, each may be float, Eigen::bfloat16 or Eigen::half (16-bit state,
-  // StateStorage); of one computed in double, double.
-  std::array<StatePointer<S>, std::size_t(Base::slot_count)> state{};
+  // The base's state arrays in the order of its enum Array (state_arrays() names them), `size`
+  // values each; null where the group's settings do not use one (a non-null array they do not
+  // use is left alone). Of a step computed in float, each may be float, Eigen::bfloat16 or
+  // Eigen::half (16-bit state, StateStorage); of one computed in double, double.
+  std::array<StatePointer<S>, std::size_t(Base::array_count)> state{};
   S* master = nullptr;  // 16-bit P under Rounding::master: the fp32 weights ("master_weights")
   // The moving average of the weights ("ema"), `size` values, where StepOptions::ema_decay is set;
   // new_ema: it was made since the tensor's last step, and the step sets it to θ.
@@ -87,15 +87,15 @@ struct StepReport {
 // One state array a base needs for given settings.
 struct StateArrayInfo {
   const char* name;  // torch.optim's name for it
-  int slot;          // its place in TensorRefs::state, or master_slot for the master weights
+  int index;         // its place in TensorRefs::state, or master_array for the master weights
   double initial;    // every element's value when it is made; the master weights start as the parameters
   // How it is stored: a base's arrays as StorageMode::state says; the master weights and the
   // moving average as computed (a 16-bit average with d = 0.999 could not move: its updates
   // would be below half a unit in its last place).
   StateStorage storage = StateStorage::compute;
 };
-inline constexpr int master_slot = -1;
-inline constexpr int ema_slot = -2;  // the moving average of the weights: set to θ at its first step
+inline constexpr int master_array = -1;
+inline constexpr int ema_array = -2;  // the moving average of the weights: set to θ at its first step
 
 // The arrays a tensor of parameters P needs with these settings (Base::Params) and storage mode,
 // and with `ema` a moving average of the weights.
@@ -103,11 +103,11 @@ template <class Base, class P>
 std::vector<StateArrayInfo> state_arrays(const typename Base::Params& params, const StorageMode& storage = {},
                                          bool ema = false) {
   std::vector<StateArrayInfo> arrays;
-  for (int slot = 0; slot < Base::slot_count; ++slot)
-    if (Base::uses_slot(params, slot))
-      arrays.push_back({Base::slot_names[slot], slot, Base::initial_value(params, slot), storage.state});
-  if (is_16bit<P> && storage.rounding == Rounding::master) arrays.push_back({"master_weights", master_slot, 0.0});
-  if (ema) arrays.push_back({"ema", ema_slot, 0.0});
+  for (int array = 0; array < Base::array_count; ++array)
+    if (Base::uses_array(params, array))
+      arrays.push_back({Base::array_names[array], array, Base::initial_value(params, array), storage.state});
+  if (is_16bit<P> && storage.rounding == Rounding::master) arrays.push_back({"master_weights", master_array, 0.0});
+  if (ema) arrays.push_back({"ema", ema_array, 0.0});
   return arrays;
 }
 
@@ -218,13 +218,13 @@ void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const Hyper*
   if (t.size == 0) return;
   if (options.ema_decay && !t.ema)
     refuse_tensor(k, "has no ema, which ema_decay = " + std::to_string(*options.ema_decay) + " updates");
-  for (int slot = 0; slot < Base::slot_count; ++slot) {
-    if (!Base::uses_slot(groups[t.group].base, slot)) continue;
-    const auto& state = t.state[std::size_t(slot)];
-    if (!state) refuse_missing_state(k, Base::slot_names[slot], t.group);
+  for (int array = 0; array < Base::array_count; ++array) {
+    if (!Base::uses_array(groups[t.group].base, array)) continue;
+    const auto& state = t.state[std::size_t(array)];
+    if (!state) refuse_missing_state(k, Base::array_names[array], t.group);
     if constexpr (std::is_same_v<Arithmetic<P>, float>)
       if (state.storage != storage.state)
-        refuse_tensor(k, "has its " + std::string(Base::slot_names[slot]) + " stored as " +
+        refuse_tensor(k, "has its " + std::string(Base::array_names[array]) + " stored as " +
                              state_storage_name(state.storage) + ", and the storage mode's state is " +
                              state_storage_name(storage.state));
   }

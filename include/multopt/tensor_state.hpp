@@ -29,7 +29,7 @@ struct TensorState {
   std::size_t size;
   std::size_t group;
   long steps = 0;
-  std::array<StoredArray<Arithmetic<P>>, Base::slot_count> slots{};  // StorageMode::state
+  std::array<StoredArray<Arithmetic<P>>, Base::array_count> arrays{};  // StorageMode::state
   StateArray<Arithmetic<P>> master{};  // 16-bit P under Rounding::master: the fp32 weights, from the first step
   StateArray<Arithmetic<P>> ema{};  // the weights' moving average (ema_decay), from the first step with it
   unsigned new_state_arrays = 0;  // bit k: state array k was made since the tensor's last step
@@ -68,7 +68,7 @@ inline void check_step_count(long steps) {
 template <class S, class Base>
 void require_new_tensor(const void* param, const void* grad_address, std::size_t size) {
   require_tensor_buffers(param, grad_address, size);
-  if (size > StateArray<S>().max_size() / Base::slot_count) {
+  if (size > StateArray<S>().max_size() / Base::array_count) {
     throw std::length_error("multopt: a tensor of " + std::to_string(size) +
                             " elements is too large for its state to be addressed");
   }
@@ -79,14 +79,14 @@ void require_new_tensor(const void* param, const void* grad_address, std::size_t
 template <class P, class Base>
 void set_state_array(TensorState<P, Base>& t, std::size_t tensor, const typename Base::Params& base,
                      std::string_view name, const Arithmetic<P>* values, std::size_t size, StateStorage storage) {
-  const int slot = slot_of<Base>(name);
-  if (!Base::uses_slot(base, slot))
+  const int array = array_of<Base>(name);
+  if (!Base::uses_array(base, array))
     throw std::invalid_argument("multopt: " + std::string(Base::name) + " state '" + std::string(name) +
                                 "' is not used with the hyperparameters of group " + std::to_string(t.group));
   require_value_count(t.size, "state '" + std::string(name) + "'", tensor, values, size);
   StoredArray<Arithmetic<P>> copy(values, size, storage);
-  t.slots[std::size_t(slot)].swap(copy);
-  t.new_state_arrays &= ~(1u << slot);
+  t.arrays[std::size_t(array)].swap(copy);
+  t.new_state_arrays &= ~(1u << array);
 }
 
 // Optimizer::swap_ema: every tensor's parameters exchanged with its moving average, or a refusal
@@ -115,15 +115,15 @@ class NewStateArrays {
  public:
   using S = Arithmetic<P>;
 
-  // Holds `values`, the new master weights (master_slot) or moving average (ema_slot) of a
+  // Holds `values`, the new master weights (master_array) or moving average (ema_array) of a
   // tensor; where they are.
-  S* hold(std::size_t tensor, int slot, StateArray<S> values) {
-    arrays_.push_back({tensor, slot, StoredArray<S>(std::move(values))});
+  S* hold(std::size_t tensor, int index, StateArray<S> values) {
+    arrays_.push_back({tensor, index, StoredArray<S>(std::move(values))});
     return arrays_.back().values.data();
   }
-  // The same for the base's state array `slot`.
-  StatePointer<S> hold(std::size_t tensor, int slot, StoredArray<S> values) {
-    arrays_.push_back({tensor, slot, std::move(values)});
+  // The same for the base's state array `index`.
+  StatePointer<S> hold(std::size_t tensor, int index, StoredArray<S> values) {
+    arrays_.push_back({tensor, index, std::move(values)});
     return arrays_.back().values.pointer();
   }
 
@@ -131,11 +131,11 @@ class NewStateArrays {
     for (NewArray& array : arrays_) {
       if (!stepped[array.tensor]) continue;
       TensorState<P, Base>& t = tensors[array.tensor];
-      if (array.slot >= 0) {
-        t.slots[std::size_t(array.slot)].swap(array.values);
+      if (array.index >= 0) {
+        t.arrays[std::size_t(array.index)].swap(array.values);
       } else {
         StateArray<S> values = array.values.take_computed();
-        (array.slot == master_slot ? t.master : t.ema).swap(values);
+        (array.index == master_array ? t.master : t.ema).swap(values);
       }
     }
     arrays_.clear();
@@ -147,7 +147,7 @@ class NewStateArrays {
  private:
   struct NewArray {
     std::size_t tensor;
-    int slot;
+    int index;  // in the base's enum Array, or master_array or ema_array
     StoredArray<S> values;
   };
   std::vector<NewArray> arrays_;
@@ -169,27 +169,27 @@ TensorRefs<Base, P> refs_of(TensorState<P, Base>& t, std::size_t k, const typena
   if constexpr (contract::scalar_count<Base> > 0) refs.scalars = t.scalars.data();
   refs.new_arrays = t.new_state_arrays;
   refs.group = t.group;
-  for (int slot = 0; slot < Base::slot_count; ++slot) {
-    StoredArray<S>& array = t.slots[std::size_t(slot)];
-    if (!Base::uses_slot(base, slot)) continue;
+  for (int index = 0; index < Base::array_count; ++index) {
+    StoredArray<S>& array = t.arrays[std::size_t(index)];
+    if (!Base::uses_array(base, index)) continue;
     if (array.empty() && t.size > 0) {
-      refs.state[std::size_t(slot)] =
-          made.hold(k, slot, StoredArray<S>(t.size, S(Base::initial_value(base, slot)), storage.state));
-      refs.new_arrays |= 1u << slot;
+      refs.state[std::size_t(index)] =
+          made.hold(k, index, StoredArray<S>(t.size, S(Base::initial_value(base, index)), storage.state));
+      refs.new_arrays |= 1u << index;
     } else if (array.storage() != storage.state) {  // the mode changed: stored anew
-      refs.state[std::size_t(slot)] = made.hold(k, slot, array.stored_as(storage.state));
+      refs.state[std::size_t(index)] = made.hold(k, index, array.stored_as(storage.state));
     } else {
-      refs.state[std::size_t(slot)] = array.pointer();
+      refs.state[std::size_t(index)] = array.pointer();
     }
   }
   if (is_16bit<P> && storage.rounding == Rounding::master) {
-    refs.master = t.master.empty() && t.size > 0 ? made.hold(k, master_slot, StateArray<S>(t.param, t.param + t.size))
+    refs.master = t.master.empty() && t.size > 0 ? made.hold(k, master_array, StateArray<S>(t.param, t.param + t.size))
                                                  : data_or_null(t.master);
   }
   if (ema) {
     // A new average takes θ in the step (TensorRefs::new_ema): the zeros it is made with go unused.
     refs.new_ema = t.ema.empty() && t.size > 0;
-    refs.ema = refs.new_ema ? made.hold(k, ema_slot, StateArray<S>(t.size)) : data_or_null(t.ema);
+    refs.ema = refs.new_ema ? made.hold(k, ema_array, StateArray<S>(t.size)) : data_or_null(t.ema);
   }
   return refs;
 }
@@ -199,8 +199,8 @@ TensorRefs<Base, P> refs_of(TensorState<P, Base>& t, std::size_t k, const typena
 // rounding, the moving average after ema_decay went off); none of them is new any more.
 template <class P, class Base>
 void keep_arrays_used(TensorState<P, Base>& t, const TensorRefs<Base, P>& refs) noexcept {
-  for (int slot = 0; slot < Base::slot_count; ++slot)
-    if (!refs.state[std::size_t(slot)]) StoredArray<Arithmetic<P>>().swap(t.slots[std::size_t(slot)]);
+  for (int array = 0; array < Base::array_count; ++array)
+    if (!refs.state[std::size_t(array)]) StoredArray<Arithmetic<P>>().swap(t.arrays[std::size_t(array)]);
   if (!refs.master) StateArray<Arithmetic<P>>().swap(t.master);
   if (!refs.ema) StateArray<Arithmetic<P>>().swap(t.ema);
   t.new_state_arrays = 0;

@@ -12,10 +12,10 @@ struct Bad {
     static constexpr void fields(Self&, Visit&&) {}
     void validate() const {}
   };
-  static constexpr int slot_count = 1;
-  static constexpr const char* slot_names[slot_count] = {"buffer"};
-#ifndef MISSING_uses_slot
-  static bool uses_slot(const Params&, int) { return true; }
+  static constexpr int array_count = 1;
+  static constexpr const char* array_names[array_count] = {"buffer"};
+#ifndef MISSING_uses_array
+  static bool uses_array(const Params&, int) { return true; }
 #endif
 #ifndef MISSING_initial_value
   static double initial_value(const Params&, int) { return 0.0; }
@@ -36,10 +36,10 @@ struct Bad {
   static constexpr double scalar_initial[scalar_count] = {1.0};
 #endif
 #ifndef MISSING_direction
-  template <class V, class Slots, class S>
-  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V b = c.decay * slot.load(0) + g;
-    slot.store(0, b);
+  template <class V, class Arrays, class S>
+  static V direction(const V& g, const Arrays& arrays, const Coeffs<S>& c) {
+    const V b = c.decay * arrays.load(0) + g;
+    arrays.store(0, b);
     return b;
   }
 #endif

@@ -21,17 +21,17 @@ using namespace mpi_test;
 
 namespace {
 
-// This rank's state arrays, piece by piece, against `expected`, where expected(p, slot) points
+// This rank's state arrays, piece by piece, against `expected`, where expected(p, array) points
 // at the first element of piece p in that array (or is null).
 template <class Opt, class Expected>
 void expect_same_state(const multopt::ShardedOptimizer<Opt>& opt, const Expected& expected, const std::string& what) {
   const auto& pieces = opt.layout().pieces;
   for (std::size_t p = 0; p < pieces.size(); ++p) {
-    for (int slot = 0; slot < Opt::BaseType::slot_count; ++slot) {
-      const auto* mine = opt.inner().state(p, slot);
-      const auto* theirs = expected(p, slot);
+    for (int array = 0; array < Opt::BaseType::array_count; ++array) {
+      const auto* mine = opt.inner().state(p, array);
+      const auto* theirs = expected(p, array);
       if ((mine == nullptr) != (theirs == nullptr) || (mine && !same_bits(mine, theirs, pieces[p].size))) {
-        fail(what + ": state slot " + std::to_string(slot) + " of tensor " + std::to_string(pieces[p].tensor) +
+        fail(what + ": state array " + std::to_string(array) + " of tensor " + std::to_string(pieces[p].tensor) +
              " differs");
         return;
       }
@@ -50,9 +50,9 @@ void check_against_single_process(const std::vector<std::size_t>& sizes, bool ar
     both.step();
   }
   expect_same_values(both.tensors, both.reference_tensors, what);
-  expect_same_state(sharded, [&](std::size_t p, int slot) {
+  expect_same_state(sharded, [&](std::size_t p, int index) {
     const multopt::ShardLayout::Piece& piece = sharded.layout().pieces[p];
-    const S* array = both.reference.state(piece.tensor, slot);
+    const S* array = both.reference.state(piece.tensor, index);
     return array ? array + piece.offset : nullptr;
   }, what);
 }
@@ -86,7 +86,7 @@ void check_checkpoint_resumes(const std::vector<std::size_t>& sizes) {
     second_half.step();
   }
   expect_same_values(restored_tensors, straight_tensors, what);
-  expect_same_state(second_half, [&](std::size_t p, int slot) { return straight.inner().state(p, slot); }, what);
+  expect_same_state(second_half, [&](std::size_t p, int array) { return straight.inner().state(p, array); }, what);
 }
 
 // All shards but the last are whole 64-byte blocks; no two differ by more than one block.
@@ -174,7 +174,7 @@ void check_refusals(int ranks) {
 }
 
 // Every base once, with the rules in turn so that each appears: the sharded optimizer handles a
-// base by its state (slots and per-tensor scalars), a rule not at all, and each combination's
+// base by its state (arrays and per-tensor scalars), a rule not at all, and each combination's
 // arithmetic is the single-process tests' concern. (All 63 combinations cost this file minutes
 // of compiling.)
 template <class S>

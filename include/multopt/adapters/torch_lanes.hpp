@@ -30,7 +30,7 @@ struct Lane {
   std::vector<std::string> scalar_names;
   std::vector<double> initial_scalars;
   std::vector<std::size_t> members;  // indices into the call's parameters
-  std::vector<StatePointer<S>> slots;  // slot_count() per member
+  std::vector<StatePointer<S>> state_pointers;  // array_count() per member
   std::vector<NamedTensorRefs<P>> refs;
 
   // Empties the lists of the last call, keeping their room (and the step, of the same base and
@@ -38,7 +38,7 @@ struct Lane {
   void begin_call() {
     arrays.clear();
     members.clear();
-    slots.clear();
+    state_pointers.clear();
     refs.clear();
   }
 };
@@ -134,7 +134,7 @@ inline void prepare_all(const std::string& base, const std::string& rule, const 
                       " is for real parameters computed in float (float32, bfloat16, float16)");
       prepared[k].release();
       if (stepping) read_gradient(p, base, groups[p.group], options, prepared[k]);
-      prepare(p, lane.arrays[p.group], lane.step->slot_count(), lane.scalar_names, lane.initial_scalars, stepping,
+      prepare(p, lane.arrays[p.group], lane.step->array_count(), lane.scalar_names, lane.initial_scalars, stepping,
               prepared[k]);
       lane.members.push_back(k);
     });

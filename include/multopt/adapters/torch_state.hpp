@@ -133,7 +133,7 @@ struct Worked {
 // to call for their room: release() lets go of the tensors and keeps it.
 struct PreparedParam {
   Worked param, master, ema;
-  std::vector<Worked> arrays;  // by slot; undefined where the settings use none
+  std::vector<Worked> arrays;  // in the order of Base::Array; undefined where the settings use none
   at::Tensor grad;             // contiguous and real, read only: the parameter's size, or rows
   at::Tensor rows;             // a sparse gradient's row indices (int64), else undefined
   std::size_t row_width = 0;   // a sparse gradient's values per row
@@ -232,7 +232,7 @@ inline at::Tensor held_array(TorchParamStep& p, const std::string& name, at::Ten
 // follows the parameter, as after model.double(), and the storage mode: StateArrayInfo::storage);
 // `updates` gets each array made or converted.
 // Without `making`, it only checks what the parameter holds.
-inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays, int slot_count,
+inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays, int array_count,
                     const std::vector<std::string>& scalar_names, const std::vector<double>& initial_scalars,
                     bool making, PreparedParam& prepared) {
   const at::Tensor& param = p.param;
@@ -245,7 +245,7 @@ inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays
   prepared.steps = 0;
   prepared.param = Worked::of(param);
   for (const StateArrayInfo& info : arrays) {
-    const bool master = info.slot == master_slot;
+    const bool master = info.index == master_array;
     const c10::ScalarType dtype = state_dtype(param.scalar_type(), info.storage);
     const at::Tensor* held = p.state.find(info.name);
     Worked array;
@@ -255,17 +255,17 @@ inline void prepare(TorchParamStep& p, const std::vector<StateArrayInfo>& arrays
                                      : at::full(param.sizes(), info.initial, param.options().dtype(dtype).requires_grad(false));
       p.updates.emplace_back(info.name, made);
       array = {made, {}};
-      if (info.slot >= 0) prepared.new_arrays |= 1u << info.slot;
-      if (info.slot == ema_slot) prepared.new_ema = true;
+      if (info.index >= 0) prepared.new_arrays |= 1u << info.index;
+      if (info.index == ema_array) prepared.new_ema = true;
     } else {
       array = Worked::of(held_array(p, info.name, *held, dtype));
     }
-    if (master || info.slot == ema_slot) {
+    if (master || info.index == ema_array) {
       (master ? prepared.master : prepared.ema) = array;
       continue;
     }
-    if (prepared.arrays.empty()) prepared.arrays.resize(std::size_t(slot_count));
-    prepared.arrays[std::size_t(info.slot)] = std::move(array);
+    if (prepared.arrays.empty()) prepared.arrays.resize(std::size_t(array_count));
+    prepared.arrays[std::size_t(info.index)] = std::move(array);
   }
   if (const at::Tensor* step_entry = p.state.find("step")) {
     const double count = number_in(p, "step", *step_entry);

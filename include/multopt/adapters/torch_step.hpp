@@ -98,14 +98,15 @@ inline bool step_once(const std::string& base, const std::string& rule, const St
     using L = std::decay_t<decltype(lane)>;
     using P = typename L::Type;
     if (lane.members.empty()) return;
-    const std::size_t slots = std::size_t(lane.step->slot_count());
-    lane.slots.assign(lane.members.size() * slots, nullptr);
+    const std::size_t per_member = std::size_t(lane.step->array_count());
+    lane.state_pointers.assign(lane.members.size() * per_member, nullptr);
     for (std::size_t m = 0; m < lane.members.size(); ++m) {
       detail::PreparedParam& one = prepared[lane.members[m]];
       for (std::size_t s = 0; s < one.arrays.size(); ++s)
-        if (one.arrays[s].defined()) lane.slots[m * slots + s] = state_pointer<typename L::S>(one.arrays[s]);
+        if (one.arrays[s].defined())
+          lane.state_pointers[m * per_member + s] = state_pointer<typename L::S>(one.arrays[s]);
       lane.refs.push_back(detail::refs_of<P>(one, params[lane.members[m]].group));
-      lane.refs.back().state = lane.slots.data() + m * slots;
+      lane.refs.back().state = lane.state_pointers.data() + m * per_member;
     }
     StepOptions lane_options = options;
     lane_options.storage = lane.storage;

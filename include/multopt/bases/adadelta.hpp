@@ -36,10 +36,10 @@ struct Adadelta {
   };
 
   // State arrays, named as torch.optim's: the mean square gradient a and the mean square step b.
-  enum Slot : int { square_avg, acc_delta, slot_count };
-  static constexpr const char* slot_names[slot_count] = {"square_avg", "acc_delta"};
-  static bool uses_slot(const Params&, int /*slot*/) { return true; }
-  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+  enum Array : int { square_avg, acc_delta, array_count };
+  static constexpr const char* array_names[array_count] = {"square_avg", "acc_delta"};
+  static bool uses_array(const Params&, int /*array*/) { return true; }
+  static double initial_value(const Params&, int /*array*/) { return 0.0; }
 
   template <class S>
   struct Coeffs {
@@ -56,12 +56,12 @@ struct Adadelta {
     return c;
   }
 
-  template <class V, class Slots, class S>
-  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V a = c.rho * slot.load(square_avg) + c.one_minus_rho * g * g, b = slot.load(acc_delta);
+  template <class V, class Arrays, class S>
+  static V direction(const V& g, const Arrays& arrays, const Coeffs<S>& c) {
+    const V a = c.rho * arrays.load(square_avg) + c.one_minus_rho * g * g, b = arrays.load(acc_delta);
     const V d = sqrt(b + c.eps) / sqrt(a + c.eps) * g;
-    slot.store(square_avg, a);
-    slot.store(acc_delta, c.rho * b + c.one_minus_rho * d * d);
+    arrays.store(square_avg, a);
+    arrays.store(acc_delta, c.rho * b + c.one_minus_rho * d * d);
     return d;
   }
 };

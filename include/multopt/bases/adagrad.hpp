@@ -38,10 +38,10 @@ struct Adagrad {
   };
 
   // State array, named as torch.optim's: the sum of squared gradients S.
-  enum Slot : int { sum, slot_count };
-  static constexpr const char* slot_names[slot_count] = {"sum"};
-  static bool uses_slot(const Params&, int /*slot*/) { return true; }
-  static double initial_value(const Params& p, int /*slot*/) { return p.initial_accumulator_value; }
+  enum Array : int { sum, array_count };
+  static constexpr const char* array_names[array_count] = {"sum"};
+  static bool uses_array(const Params&, int /*array*/) { return true; }
+  static double initial_value(const Params& p, int /*array*/) { return p.initial_accumulator_value; }
 
   template <class S>
   struct Coeffs {
@@ -56,10 +56,10 @@ struct Adagrad {
     return c;
   }
 
-  template <class V, class Slots, class S>
-  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V total = slot.load(sum) + g * g;
-    slot.store(sum, total);
+  template <class V, class Arrays, class S>
+  static V direction(const V& g, const Arrays& arrays, const Coeffs<S>& c) {
+    const V total = arrays.load(sum) + g * g;
+    arrays.store(sum, total);
     return g / (sqrt(total) + c.eps);
   }
 };

@@ -32,10 +32,10 @@ struct Adam {
   };
 
   // State arrays, named as torch.optim's: m, v and the running max of v (AMSGrad).
-  enum Slot : int { exp_avg, exp_avg_sq, max_exp_avg_sq, slot_count };
-  static constexpr const char* slot_names[slot_count] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
-  static bool uses_slot(const Params& p, int slot) { return slot != max_exp_avg_sq || p.amsgrad; }
-  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+  enum Array : int { exp_avg, exp_avg_sq, max_exp_avg_sq, array_count };
+  static constexpr const char* array_names[array_count] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  static bool uses_array(const Params& p, int array) { return array != max_exp_avg_sq || p.amsgrad; }
+  static double initial_value(const Params&, int /*array*/) { return 0.0; }
 
   template <class S>
   struct Coeffs {
@@ -56,12 +56,12 @@ struct Adam {
     return c;
   }
 
-  template <class V, class Slots, class S>
-  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    auto [m, v] = update_moments<Adam>(g, slot, c.moments);
+  template <class V, class Arrays, class S>
+  static V direction(const V& g, const Arrays& arrays, const Coeffs<S>& c) {
+    auto [m, v] = update_moments<Adam>(g, arrays, c.moments);
     if (c.amsgrad) {
-      v = max(slot.load(max_exp_avg_sq), v);
-      slot.store(max_exp_avg_sq, v);
+      v = max(arrays.load(max_exp_avg_sq), v);
+      arrays.store(max_exp_avg_sq, v);
     }
     return m / (sqrt(v) * c.inv_sqrt_bias2 + c.eps);
   }

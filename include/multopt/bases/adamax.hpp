@@ -19,10 +19,10 @@ struct Adamax {
   using Params = MomentParams;
 
   // State arrays, named as torch.optim's: m and the exponentially weighted infinity norm u.
-  enum Slot : int { exp_avg, exp_inf, slot_count };
-  static constexpr const char* slot_names[slot_count] = {"exp_avg", "exp_inf"};
-  static bool uses_slot(const Params&, int /*slot*/) { return true; }
-  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+  enum Array : int { exp_avg, exp_inf, array_count };
+  static constexpr const char* array_names[array_count] = {"exp_avg", "exp_inf"};
+  static bool uses_array(const Params&, int /*array*/) { return true; }
+  static double initial_value(const Params&, int /*array*/) { return 0.0; }
 
   template <class S>
   struct Coeffs {
@@ -40,12 +40,12 @@ struct Adamax {
     return c;
   }
 
-  template <class V, class Slots, class S>
-  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V m = c.beta1 * slot.load(exp_avg) + c.one_minus_beta1 * g;
-    const V u = max(c.beta2 * slot.load(exp_inf), abs(g) + c.eps);
-    slot.store(exp_avg, m);
-    slot.store(exp_inf, u);
+  template <class V, class Arrays, class S>
+  static V direction(const V& g, const Arrays& arrays, const Coeffs<S>& c) {
+    const V m = c.beta1 * arrays.load(exp_avg) + c.one_minus_beta1 * g;
+    const V u = max(c.beta2 * arrays.load(exp_inf), abs(g) + c.eps);
+    arrays.store(exp_avg, m);
+    arrays.store(exp_inf, u);
     return m / u;
   }
 };

@@ -35,10 +35,10 @@ struct Lion {
   };
 
   // State array: the momentum m, named as Adam's first moment.
-  enum Slot : int { exp_avg, slot_count };
-  static constexpr const char* slot_names[slot_count] = {"exp_avg"};
-  static bool uses_slot(const Params&, int /*slot*/) { return true; }
-  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+  enum Array : int { exp_avg, array_count };
+  static constexpr const char* array_names[array_count] = {"exp_avg"};
+  static bool uses_array(const Params&, int /*array*/) { return true; }
+  static double initial_value(const Params&, int /*array*/) { return 0.0; }
 
   template <class S>
   struct Coeffs {
@@ -56,10 +56,10 @@ struct Lion {
     return c;
   }
 
-  template <class V, class Slots, class S>
-  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V m = slot.load(exp_avg);
-    slot.store(exp_avg, c.beta2 * m + c.one_minus_beta2 * g);
+  template <class V, class Arrays, class S>
+  static V direction(const V& g, const Arrays& arrays, const Coeffs<S>& c) {
+    const V m = arrays.load(exp_avg);
+    arrays.store(exp_avg, c.beta2 * m + c.one_minus_beta2 * g);
     return sign(c.beta1 * m + c.one_minus_beta1 * g);
   }
 };

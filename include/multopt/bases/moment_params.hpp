@@ -49,12 +49,12 @@ struct MomentCoeffs {
 
 // The moments after gradient g, stored in Base's state arrays exp_avg and exp_avg_sq:
 // m = beta1 m + (1 - beta1) g and v = beta2 v + (1 - beta2) g^2.
-template <class Base, class V, class Slots, class S>
-Moments<V> update_moments(const V& g, const Slots& slot, const MomentCoeffs<S>& c) {
-  const V m = c.beta1 * slot.load(Base::exp_avg) + c.one_minus_beta1 * g;
-  const V v = c.beta2 * slot.load(Base::exp_avg_sq) + c.one_minus_beta2 * g * g;
-  slot.store(Base::exp_avg, m);
-  slot.store(Base::exp_avg_sq, v);
+template <class Base, class V, class Arrays, class S>
+Moments<V> update_moments(const V& g, const Arrays& arrays, const MomentCoeffs<S>& c) {
+  const V m = c.beta1 * arrays.load(Base::exp_avg) + c.one_minus_beta1 * g;
+  const V v = c.beta2 * arrays.load(Base::exp_avg_sq) + c.one_minus_beta2 * g * g;
+  arrays.store(Base::exp_avg, m);
+  arrays.store(Base::exp_avg_sq, v);
   return {m, v};
 }
 

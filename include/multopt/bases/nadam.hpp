@@ -38,10 +38,10 @@ struct Nadam {
   };
 
   // State arrays, named as torch.optim's: m and v. Scalar state: Π, the product of every μ_t.
-  enum Slot : int { exp_avg, exp_avg_sq, slot_count };
-  static constexpr const char* slot_names[slot_count] = {"exp_avg", "exp_avg_sq"};
-  static bool uses_slot(const Params&, int /*slot*/) { return true; }
-  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+  enum Array : int { exp_avg, exp_avg_sq, array_count };
+  static constexpr const char* array_names[array_count] = {"exp_avg", "exp_avg_sq"};
+  static bool uses_array(const Params&, int /*array*/) { return true; }
+  static double initial_value(const Params&, int /*array*/) { return 0.0; }
   enum Scalar : int { mu_product, scalar_count };
   static constexpr const char* scalar_names[scalar_count] = {"mu_product"};
   static constexpr double scalar_initial[scalar_count] = {1.0};
@@ -69,9 +69,9 @@ struct Nadam {
     return c;
   }
 
-  template <class V, class Slots, class S>
-  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const auto [m, v] = update_moments<Nadam>(g, slot, c.moments);
+  template <class V, class Arrays, class S>
+  static V direction(const V& g, const Arrays& arrays, const Coeffs<S>& c) {
+    const auto [m, v] = update_moments<Nadam>(g, arrays, c.moments);
     return (c.grad_weight * g + c.avg_weight * m) / (sqrt(v * c.inv_bias2) + c.eps);
   }
 };

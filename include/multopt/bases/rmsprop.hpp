@@ -42,12 +42,12 @@ struct Rmsprop {
 
   // State arrays, named as torch.optim's: the mean square q, the momentum buffer b and the mean
   // gradient a (centered).
-  enum Slot : int { square_avg, momentum_buffer, grad_avg, slot_count };
-  static constexpr const char* slot_names[slot_count] = {"square_avg", "momentum_buffer", "grad_avg"};
-  static bool uses_slot(const Params& p, int slot) {
-    return slot == square_avg || (slot == momentum_buffer && p.momentum > 0.0) || (slot == grad_avg && p.centered);
+  enum Array : int { square_avg, momentum_buffer, grad_avg, array_count };
+  static constexpr const char* array_names[array_count] = {"square_avg", "momentum_buffer", "grad_avg"};
+  static bool uses_array(const Params& p, int array) {
+    return array == square_avg || (array == momentum_buffer && p.momentum > 0.0) || (array == grad_avg && p.centered);
   }
-  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+  static double initial_value(const Params&, int /*array*/) { return 0.0; }
 
   template <class S>
   struct Coeffs {
@@ -68,20 +68,20 @@ struct Rmsprop {
     return c;
   }
 
-  template <class V, class Slots, class S>
-  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const V q = c.alpha * slot.load(square_avg) + c.one_minus_alpha * g * g;
-    slot.store(square_avg, q);
+  template <class V, class Arrays, class S>
+  static V direction(const V& g, const Arrays& arrays, const Coeffs<S>& c) {
+    const V q = c.alpha * arrays.load(square_avg) + c.one_minus_alpha * g * g;
+    arrays.store(square_avg, q);
     V avg = q;
     if (c.centered) {
-      const V a = c.alpha * slot.load(grad_avg) + c.one_minus_alpha * g;
-      slot.store(grad_avg, a);
+      const V a = c.alpha * arrays.load(grad_avg) + c.one_minus_alpha * g;
+      arrays.store(grad_avg, a);
       avg = q - a * a;
     }
     const V d = g / (sqrt(avg) + c.eps);
     if (!c.has_momentum) return d;
-    const V b = c.momentum * slot.load(momentum_buffer) + d;
-    slot.store(momentum_buffer, b);
+    const V b = c.momentum * arrays.load(momentum_buffer) + d;
+    arrays.store(momentum_buffer, b);
     return b;
   }
 };

@@ -39,10 +39,10 @@ struct Sgd {
   };
 
   // State array, named as torch.optim's: the momentum buffer b.
-  enum Slot : int { momentum_buffer, slot_count };
-  static constexpr const char* slot_names[slot_count] = {"momentum_buffer"};
-  static bool uses_slot(const Params& p, int /*slot*/) { return p.momentum > 0.0; }
-  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+  enum Array : int { momentum_buffer, array_count };
+  static constexpr const char* array_names[array_count] = {"momentum_buffer"};
+  static bool uses_array(const Params& p, int /*array*/) { return p.momentum > 0.0; }
+  static double initial_value(const Params&, int /*array*/) { return 0.0; }
 
   template <class S>
   struct Coeffs {
@@ -62,11 +62,11 @@ struct Sgd {
     return c;
   }
 
-  template <class V, class Slots, class S>
-  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
+  template <class V, class Arrays, class S>
+  static V direction(const V& g, const Arrays& arrays, const Coeffs<S>& c) {
     if (!c.has_momentum) return g;
-    const V b = c.fresh_buffer ? g : c.momentum * slot.load(momentum_buffer) + c.one_minus_dampening * g;
-    slot.store(momentum_buffer, b);
+    const V b = c.fresh_buffer ? g : c.momentum * arrays.load(momentum_buffer) + c.one_minus_dampening * g;
+    arrays.store(momentum_buffer, b);
     return c.nesterov ? g + c.momentum * b : b;
   }
 };

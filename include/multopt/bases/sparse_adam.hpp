@@ -22,10 +22,10 @@ struct SparseAdam {
   };
 
   // State arrays, named as torch.optim's: m and v.
-  enum Slot : int { exp_avg, exp_avg_sq, slot_count };
-  static constexpr const char* slot_names[slot_count] = {"exp_avg", "exp_avg_sq"};
-  static bool uses_slot(const Params&, int /*slot*/) { return true; }
-  static double initial_value(const Params&, int /*slot*/) { return 0.0; }
+  enum Array : int { exp_avg, exp_avg_sq, array_count };
+  static constexpr const char* array_names[array_count] = {"exp_avg", "exp_avg_sq"};
+  static bool uses_array(const Params&, int /*array*/) { return true; }
+  static double initial_value(const Params&, int /*array*/) { return 0.0; }
 
   template <class S>
   struct Coeffs {
@@ -43,9 +43,9 @@ struct SparseAdam {
     return c;
   }
 
-  template <class V, class Slots, class S>
-  static V direction(const V& g, const Slots& slot, const Coeffs<S>& c) {
-    const auto [m, v] = update_moments<SparseAdam>(g, slot, c.moments);
+  template <class V, class Arrays, class S>
+  static V direction(const V& g, const Arrays& arrays, const Coeffs<S>& c) {
+    const auto [m, v] = update_moments<SparseAdam>(g, arrays, c.moments);
     return m / (sqrt(v) + c.eps);
   }
 };

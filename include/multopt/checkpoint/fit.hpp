@@ -37,9 +37,9 @@ std::string counted(T count, const char* noun) {
 }
 
 // Refuses a checkpoint whose structure differs from `here`, that of the optimizer and
-// schedules it would load into (whose base has `slot_count` state arrays and `scalar_count`
+// schedules it would load into (whose base has `array_count` state arrays and `scalar_count`
 // scalars), and one with values no writer of this format produces.
-inline void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, int slot_count,
+inline void check_fit(const CheckpointHeader& saved, const CheckpointHeader& here, int array_count,
                       std::size_t scalar_count, const LoadOptions& options) {
   if (saved.base != here.base || saved.rule != here.rule) {
     mismatch("it is of " + saved.base + " with the " + saved.rule + " rule, the optimizer is " + here.base +
@@ -65,7 +65,7 @@ inline void check_fit(const CheckpointHeader& saved, const CheckpointHeader& her
     mismatch("it has " + counted(saved.tensors.size(), "tensor") + ", the optimizer " +
              std::to_string(here.tensors.size()));
   }
-  const std::uint64_t slot_masks = (std::uint64_t(1) << slot_count) - 1;
+  const std::uint64_t array_masks = (std::uint64_t(1) << array_count) - 1;
   // Step counts and epochs are longs, and the next step or epoch adds one: the largest long
   // would overflow there (max_step_count, which a step never passes).
   constexpr auto most = std::uint64_t(max_step_count);
@@ -86,8 +86,8 @@ inline void check_fit(const CheckpointHeader& saved, const CheckpointHeader& her
     if (s.master > 1 || (s.master && !is_16bit_name(saved.parameter)))
       malformed(tensor + " has a master-weights flag of " + std::to_string(s.master));
     if (s.ema > 1) malformed(tensor + " has a moving-average flag of " + std::to_string(s.ema));
-    if (((s.slot_mask | s.new_state_arrays) & ~slot_masks) != 0)
-      malformed(tensor + " has state slots the " + saved.base + " base does not have");
+    if (((s.array_mask | s.new_state_arrays) & ~array_masks) != 0)
+      malformed(tensor + " has state arrays the " + saved.base + " base does not have");
     if (s.steps > most) malformed(tensor + " has an impossible step count" + beyond(s.steps));
     if (s.scalars.size() != scalar_count)
       malformed(tensor + " has " + counted(s.scalars.size(), "scalar state") + ", the " + saved.base + " base " +

@@ -1,6 +1,6 @@
 // The header of a checkpoint: everything but its state arrays (the optimizer's kind, every
 // group's hyperparameters and the optimizer's settings by name, each tensor's size, group, step
-// count and state slots, the schedules' positions), and its encoding in the versions this
+// count and state arrays, the schedules' positions), and its encoding in the versions this
 // library reads (docs/checkpoint-format.md).
 #pragma once
 
@@ -43,7 +43,7 @@ inline std::string group_name(std::uint64_t group) {
 // Everything in a checkpoint but the state arrays, which follow it in the order it lists them.
 struct CheckpointHeader {
   struct Tensor {
-    std::uint64_t size, group, steps, slot_mask, new_state_arrays;
+    std::uint64_t size, group, steps, array_mask, new_state_arrays;
     std::vector<double> scalars;  // the base's per-tensor scalar state (NAdam's mu_product); v2
     std::uint64_t master = 0;     // 1: its master weights follow its state arrays; v3
     std::uint64_t ema = 0;        // 1: its moving average of the weights follows them; v4
@@ -92,7 +92,7 @@ inline Bytes encode(const CheckpointHeader& header, std::uint32_t version = chec
   put_named(header.settings);
   put<std::uint64_t>(out, header.tensors.size());
   for (const auto& t : header.tensors) {
-    for (std::uint64_t field : {t.size, t.group, t.steps, t.slot_mask, t.new_state_arrays}) put(out, field);
+    for (std::uint64_t field : {t.size, t.group, t.steps, t.array_mask, t.new_state_arrays}) put(out, field);
     if (version >= 3) put(out, t.master);
     if (version >= 4) put(out, t.ema);
     put<std::uint64_t>(out, t.scalars.size());
@@ -166,7 +166,7 @@ inline CheckpointHeader decode(const Bytes& bytes, std::uint32_t version) {
   if (version >= 2) read_named(header.settings);
   header.tensors.resize(in.count());
   for (auto& t : header.tensors) {
-    for (std::uint64_t* field : {&t.size, &t.group, &t.steps, &t.slot_mask, &t.new_state_arrays})
+    for (std::uint64_t* field : {&t.size, &t.group, &t.steps, &t.array_mask, &t.new_state_arrays})
       *field = in.number();
     if (version >= 3) t.master = in.number();
     if (version >= 4) t.ema = in.number();

@@ -24,7 +24,7 @@ template <class S>
 struct SavedTensor {
   long steps = 0;
   unsigned new_state_arrays = 0;
-  std::vector<StoredArray<S>> slots;  // one per slot of the base
+  std::vector<StoredArray<S>> arrays;  // the base's, in the order of Base::Array
   StateArray<S> master{};
   StateArray<S> ema{};
   std::vector<double> scalars;  // one per scalar state of the base
@@ -39,7 +39,8 @@ void restore_tensors(std::vector<TensorState<P, Base>>& tensors, std::vector<Sav
     tensor.new_state_arrays = saved[k].new_state_arrays;
     if constexpr (contract::scalar_count<Base> > 0)  // as many: checked
       std::copy(saved[k].scalars.begin(), saved[k].scalars.end(), tensor.scalars.begin());
-    for (std::size_t slot = 0; slot < tensor.slots.size(); ++slot) tensor.slots[slot].swap(saved[k].slots[slot]);
+    for (std::size_t array = 0; array < tensor.arrays.size(); ++array)
+      tensor.arrays[array].swap(saved[k].arrays[array]);
     tensor.master.swap(saved[k].master);
     tensor.ema.swap(saved[k].ema);
   }
@@ -54,9 +55,9 @@ std::vector<CheckpointHeader::Tensor> describe_tensors(const std::vector<TensorS
     d.size = t.size;
     d.group = t.group;
     d.steps = std::uint64_t(t.steps);
-    d.slot_mask = 0;
-    for (std::size_t k = 0; k < t.slots.size(); ++k)
-      if (!t.slots[k].empty()) d.slot_mask |= std::uint64_t(1) << k;
+    d.array_mask = 0;
+    for (std::size_t k = 0; k < t.arrays.size(); ++k)
+      if (!t.arrays[k].empty()) d.array_mask |= std::uint64_t(1) << k;
     d.new_state_arrays = t.new_state_arrays;
     d.scalars.assign(t.scalars.begin(), t.scalars.end());
     d.master = t.master.empty() ? 0u : 1u;
@@ -65,22 +66,22 @@ std::vector<CheckpointHeader::Tensor> describe_tensors(const std::vector<TensorS
   return described;
 }
 
-// The state of a checkpoint of a base with `slot_count` state arrays, whose header check_fit passed.
+// The state of a checkpoint of a base with `array_count` state arrays, whose header check_fit passed.
 template <class Stored, class S>
-std::vector<SavedTensor<S>> read_state(ChecksummedReader& in, const CheckpointHeader& saved, int slot_count) {
+std::vector<SavedTensor<S>> read_state(ChecksummedReader& in, const CheckpointHeader& saved, int array_count) {
   std::vector<SavedTensor<S>> tensors(saved.tensors.size());
   for (std::size_t k = 0; k < tensors.size(); ++k) {
     const auto& entry = saved.tensors[k];
     tensors[k].steps = long(entry.steps);
     tensors[k].new_state_arrays = unsigned(entry.new_state_arrays);
     tensors[k].scalars = entry.scalars;
-    tensors[k].slots.resize(std::size_t(slot_count));
-    for (std::size_t slot = 0; slot < tensors[k].slots.size(); ++slot) {
-      if (!(entry.slot_mask >> slot & 1u)) continue;
+    tensors[k].arrays.resize(std::size_t(array_count));
+    for (std::size_t array = 0; array < tensors[k].arrays.size(); ++array) {
+      if (!(entry.array_mask >> array & 1u)) continue;
       StateArray<S> values(std::size_t(entry.size));
       read_values<Stored>(in, values.data(), values.size(),
-                          "tensor " + std::to_string(k) + "'s state slot " + std::to_string(slot));
-      tensors[k].slots[slot] = StoredArray<S>(std::move(values));
+                          "tensor " + std::to_string(k) + "'s state array " + std::to_string(array));
+      tensors[k].arrays[array] = StoredArray<S>(std::move(values));
     }
     if (entry.master) {
       tensors[k].master.resize(std::size_t(entry.size));
