@@ -3,8 +3,8 @@
 # runs them with qemu-user. By default the tests that prove the NEON path, as CI runs them: the
 # SIMD functions (tanh, the packet math) and the step loop through the NEON kernel against the
 # baseline, bit for bit (dispatch). With --full also the golden trajectories, bit-identity at any
-# thread count and in a tensor's tail (these need the four make_optimizer libraries: about half
-# an hour under qemu on two cores). Installs the cross compiler and qemu when run as root.
+# thread count and in a tensor's tail (these need the four make_optimizer libraries; the time it
+# takes is in docs/integration.md). Installs the cross compiler and qemu when run as root.
 # Usage: .ci/arm.sh [--full] [build folder]
 set -euo pipefail
 cd "$(dirname "$0")/.."
