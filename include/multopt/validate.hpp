@@ -73,9 +73,6 @@ inline void require_in(const char* name, double value, const Range& range) {
 
 inline void require_non_negative(const char* name, double value) { require_in(name, value, non_negative); }
 inline void require_in_unit_interval(const char* name, double value) { require_in(name, value, unit_interval); }
-inline void require_in_half_open_unit_interval(const char* name, double value) {
-  require_in(name, value, half_open_unit_interval);
-}
 
 struct SettingRange {
   std::string_view name;
