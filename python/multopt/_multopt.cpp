@@ -52,6 +52,14 @@ std::string_view name_of(PyObject* key) {
   return {text, std::size_t(size)};
 }
 
+// A state entry's name as one str object shared by every parameter's state, as torch.optim's
+// literal names are: a step then reads one key object for all its parameters, not one each.
+py::str interned(const std::string& name) {
+  PyObject* text = PyUnicode_InternFromString(name.c_str());
+  if (!text) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(text);
+}
+
 using PyGroups = std::vector<std::pair<py::list, NamedValues>>;
 
 // The step's options from the optimizer's own settings: storage (rounding, rounding_seed as
@@ -87,8 +95,10 @@ struct Gathered {
     keys.clear();
   }
 };
-void gather(const std::string& base, const std::string& rule, const PyGroups& groups, const py::dict& state,
-            bool with_gradient_only, Gathered& call) {
+// With `cpu_only`, it stops at a parameter off the CPU and returns false, with `call` to be
+// released.
+bool gather(const std::string& base, const std::string& rule, const PyGroups& groups, const py::dict& state,
+            bool with_gradient_only, bool cpu_only, Gathered& call) {
   const std::vector<std::string> numbers = [&] {
     std::vector<std::string> names = multopt::make_named_step<double>(base, rule)->scalar_names();
     names.push_back("step");
@@ -103,6 +113,7 @@ void gather(const std::string& base, const std::string& rule, const PyGroups& gr
       if (!THPVariable_Check(key)) throw std::invalid_argument("multopt: group " + std::to_string(g) + " has " +
                                                                std::string(py::repr(key)) + ", which is not a tensor");
       const at::Tensor& param = THPVariable_Unpack(key);
+      if (cpu_only && !param.device().is_cpu()) return false;
       if (with_gradient_only && !param.grad().defined()) continue;
       if (count == call.params.size()) {
         call.params.emplace_back();
@@ -134,15 +145,18 @@ void gather(const std::string& base, const std::string& rule, const PyGroups& gr
   }
   call.params.resize(count);
   call.converted.resize(count);
+  return true;
 }
 
 // groups: [(params, settings by multopt's names)]; state: the optimizer's opt.state. Steps every
 // parameter that has a gradient; its state, made at its first step, goes into `state` as a dict
 // by torch.optim's names. On an error nothing has changed, state included. Returns whether a
-// non-finite gradient skipped the step (skip_non_finite), which then changed nothing either.
-bool step(const std::string& base, const std::string& rule, const multopt::Settings& storage,
-          const PyGroups& groups, py::dict state, int threads, std::optional<double> ema_decay, double grad_scale,
-          bool skip_non_finite) {
+// non-finite gradient skipped the step (skip_non_finite), which then changed nothing either;
+// with `cpu_only`, None where a parameter is off the CPU, having changed nothing (the caller
+// steps those elsewhere; without it, the step refuses them).
+std::optional<bool> step(const std::string& base, const std::string& rule, const multopt::Settings& storage,
+                         const PyGroups& groups, py::dict state, int threads, std::optional<double> ema_decay,
+                         double grad_scale, bool skip_non_finite, bool cpu_only) {
   const multopt::StepOptions options = options_of(storage, ema_decay, grad_scale, skip_non_finite, threads);
   // Kept from call to call for its room, as step_torch_params keeps its lists; it lets go of its
   // tensors and Python objects when the call ends, however it ends.
@@ -151,7 +165,7 @@ bool step(const std::string& base, const std::string& rule, const multopt::Setti
     Gathered& call;
     ~Release() { call.release(); }
   } const release{call};
-  gather(base, rule, groups, state, true, call);
+  if (!gather(base, rule, groups, state, true, cpu_only, call)) return std::nullopt;
   bool skipped = false;
   {
     py::gil_scoped_release unlocked;
@@ -161,8 +175,8 @@ bool step(const std::string& base, const std::string& rule, const multopt::Setti
     const TorchParamStep& p = call.params[k];
     if (p.updates.empty() && call.converted[k].empty()) continue;
     py::object entry = state.attr("setdefault")(call.keys[k], py::dict());
-    for (const std::string& name : call.converted[k]) entry[py::str(name)] = *p.state.find(name);
-    for (const auto& [name, tensor] : p.updates) entry[py::str(name)] = tensor;
+    for (const std::string& name : call.converted[k]) entry[interned(name)] = *p.state.find(name);
+    for (const auto& [name, tensor] : p.updates) entry[interned(name)] = tensor;
   }
   return skipped;
 }
@@ -173,7 +187,8 @@ PYBIND11_MODULE(_multopt, m) {
   m.doc() = "multopt's fused optimizer step over torch tensors and their optimizer state (see multopt.torch)";
 
   m.def("step", &step, py::arg("base"), py::arg("rule"), py::arg("storage"), py::arg("groups"), py::arg("state"),
-        py::arg("threads"), py::arg("ema_decay"), py::arg("grad_scale"), py::arg("skip_non_finite"));
+        py::arg("threads"), py::arg("ema_decay"), py::arg("grad_scale"), py::arg("skip_non_finite"),
+        py::arg("cpu_only"));
   // Refuses what a step would refuse of the groups' settings and of the state `state` holds for
   // their parameters (a state_dict about to be loaded); changes nothing.
   m.def(
@@ -181,7 +196,7 @@ PYBIND11_MODULE(_multopt, m) {
       [](const std::string& base, const std::string& rule, const multopt::Settings& storage,
          const PyGroups& groups, py::dict state, std::optional<double> ema_decay) {
         Gathered call;
-        gather(base, rule, groups, state, false, call);
+        gather(base, rule, groups, state, false, false, call);
         multopt::adapters::check_torch_states(base, rule, options_of(storage, ema_decay), call.settings,
                                               std::move(call.params));
       },

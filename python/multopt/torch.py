@@ -211,11 +211,8 @@ class _Optimizer(torch.optim.Optimizer):
                                      k, g, param.dtype, param.device))
 
     def _fused_groups(self, groups):
-        """[(params, settings)] of the parameters the fused loop steps: `groups` itself where it
-        steps them all (under "fused" it refuses those off the CPU)."""
-        if self._backend == "fused" or (
-                self._backend == "auto" and all(p.is_cpu for params, _ in groups for p in params)):
-            return groups
+        """[(params, settings)] of the parameters the fused loop steps (under "fused", all: it
+        refuses those off the CPU)."""
         return [([p for p in params if not self._foreach_steps(p)], settings) for params, settings in groups]
 
     def add_param_group(self, param_group):
@@ -273,11 +270,15 @@ class _Optimizer(torch.optim.Optimizer):
         scaling = grad_scale is not None or found_inf is not None
         scale = 1.0 if grad_scale is None else float(grad_scale)
         groups = [self._group(group) for group in self.param_groups]
-        fused = self._fused_groups(groups)
-        if fused is groups:
+        # The fused step walks every parameter in C++; under "auto" it hands them back, changing
+        # nothing, where one is off the CPU (None), and they are split between it and the
+        # steps of other devices.
+        skipped = None
+        if self._backend != "foreach":
             skipped = _multopt.step(self._base, self._rule, self._storage, groups, self.state, torch.get_num_threads(),
-                                    self._ema_decay, scale, scaling)
-        else:
+                                    self._ema_decay, scale, scaling, self._backend == "auto")
+        if skipped is None:
+            fused = self._fused_groups(groups)
             # Every parameter is checked, and every array made, before anything changes (the fused
             # step checks its own before it changes anything).
             device_step = _foreach.Step(self._base, self._rule, self._rounding(), groups, self.state,
@@ -289,7 +290,7 @@ class _Optimizer(torch.optim.Optimizer):
             skipped = scaling and device_step.non_finite()
             if not skipped:
                 skipped = _multopt.step(self._base, self._rule, self._storage, fused, self.state,
-                                        torch.get_num_threads(), self._ema_decay, scale, scaling)
+                                        torch.get_num_threads(), self._ema_decay, scale, scaling, False)
             if not skipped:
                 device_step.run(self.state, scale)
         if skipped and found_inf is not None:
