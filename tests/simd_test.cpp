@@ -64,9 +64,15 @@ TEST_CASE("double tanh is within 2 ulp of tanh over the whole range", "[simd]") 
   CHECK(worst_ulp_error<double>() <= 2.0);
 }
 
-// Eigen's rational approximation for float: a few ulp, and exactly x below 4e-4.
-TEST_CASE("float tanh is within 4 ulp of tanh over the whole range", "[simd]") {
-  CHECK(worst_ulp_error<float>() <= 4.0);
+// Eigen's rational approximation for float: a few ulp (one more without fused multiply-adds, as
+// an x86-64 baseline build computes it), and exactly x below 4e-4.
+#if defined(__FMA__) || defined(__aarch64__)
+constexpr double float_tanh_ulp = 4.0;
+#else
+constexpr double float_tanh_ulp = 5.0;
+#endif
+TEST_CASE("float tanh is within 4 ulp of tanh over the whole range (5 without FMA)", "[simd]") {
+  CHECK(worst_ulp_error<float>() <= float_tanh_ulp);
 }
 
 TEMPLATE_TEST_CASE("tanh keeps signed zeros, saturates and propagates NaN", "[simd]", float, double) {
