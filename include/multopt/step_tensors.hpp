@@ -40,8 +40,16 @@ class StepWork {
             const StepOptions& options) {
     detail::check_step_options<P>(options);
     kernel_ = detail::chunk_kernel<Base, Rule, P>();
-    for (std::size_t g = 0; g < group_count; ++g) groups[g].template validate_for<S>();
-    for (std::size_t k = 0; k < count; ++k) detail::check_tensor_refs(k, tensors[k], groups, group_count, options);
+    group_needs_.clear();
+    for (std::size_t g = 0; g < group_count; ++g) {
+      groups[g].template validate_for<S>();
+      detail::GroupNeeds needs{0, groups[g].weight_decay, groups[g].decoupled_weight_decay};
+      for (int array = 0; array < Base::array_count; ++array)
+        if (Base::uses_array(groups[g].base, array)) needs.arrays |= 1u << array;
+      group_needs_.push_back(needs);
+    }
+    for (std::size_t k = 0; k < count; ++k)
+      detail::check_tensor_refs(k, tensors[k], group_needs_.data(), group_count, options);
     chunked_.clear_tensors();
     for (std::size_t k = 0; k < count; ++k) chunked_.add_tensor(tensors[k].size, tensors[k].grad, tensors[k].rows);
     step_args_.resize(count);
@@ -131,6 +139,7 @@ class StepWork {
     return true;
   }
 
+  std::vector<detail::GroupNeeds> group_needs_;  // per group: what check_tensor_refs reads of it
   detail::ChunkedStep<P> chunked_;
   detail::ChunkStep kernel_ = nullptr;  // the kernel this plan's commit steps with (dispatch.hpp)
   std::vector<TensorStepArgs<Base, Rule, P>> step_args_;  // per tensor: its arrays and this step's coefficients

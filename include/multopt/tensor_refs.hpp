@@ -195,19 +195,28 @@ void check_tensor_fields(std::size_t k, std::size_t group, std::size_t group_cou
   }
 }
 
+// What check_tensor_refs reads of a group's settings: the state arrays they use (bit k for array
+// k) and the decays that a gradient given as rows refuses; so that it is compiled once per base,
+// not once per base × rule.
+struct GroupNeeds {
+  unsigned arrays = 0;
+  double weight_decay = 0.0;
+  double decoupled_weight_decay = 0.0;
+};
+
 // Tensor k of a call: check_tensor_fields, and every state array its group's settings use.
-template <class Base, class P, class Hyper>
-void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const Hyper* groups, std::size_t group_count,
+template <class Base, class P>
+void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const GroupNeeds* groups, std::size_t group_count,
                        const StepOptions& options) {
   const StorageMode& storage = options.storage;
   const char* const* scalar_names = nullptr;
   if constexpr (contract::scalar_count<Base> > 0) scalar_names = Base::scalar_names;
   check_tensor_fields<P>(k, t.group, group_count, t.steps, t.scalars, scalar_names, contract::scalar_count<Base>,
                          t.size, t.param, t.grad, t.master, t.rows, storage);
+  const GroupNeeds& needs = groups[t.group];
   if (t.rows.given()) {
-    const auto& h = groups[t.group];
-    for (const auto& [name, decay] : {std::pair<const char*, double>{"weight_decay", h.weight_decay},
-                                      {"decoupled_weight_decay", h.decoupled_weight_decay}})
+    for (const auto& [name, decay] : {std::pair<const char*, double>{"weight_decay", needs.weight_decay},
+                                      {"decoupled_weight_decay", needs.decoupled_weight_decay}})
       if (decay != 0.0)
         refuse_tensor(k, "has a gradient given as rows, and " + std::string(name) + " = " + std::to_string(decay) +
                              " (group " + std::to_string(t.group) + ") would change every row");
@@ -219,7 +228,7 @@ void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const Hyper*
   if (options.ema_decay && !t.ema)
     refuse_tensor(k, "has no ema, which ema_decay = " + std::to_string(*options.ema_decay) + " updates");
   for (int array = 0; array < Base::array_count; ++array) {
-    if (!Base::uses_array(groups[t.group].base, array)) continue;
+    if (!(needs.arrays >> array & 1u)) continue;
     const auto& state = t.state[std::size_t(array)];
     if (!state) refuse_missing_state(k, Base::array_names[array], t.group);
     if constexpr (std::is_same_v<Arithmetic<P>, float>)
