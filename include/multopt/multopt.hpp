@@ -52,7 +52,7 @@ std::unique_ptr<NamedStep<P>> make_named_step(const std::string& base, const std
   return make_named_step_from<P>(AllBases{}, AllRules{}, base, rule);
 }
 
-// make_optimizer<P> compiles every base × rule combination: about 35 s of CPU per parameter type.
+// make_optimizer<P> compiles every base × rule combination: about a minute of CPU per parameter type.
 // A program that calls it from several files can compile it once (docs/integration.md,
 // "Compile time"): define MULTOPT_EXTERN_MAKE_OPTIMIZER for every file, and in one file per
 // parameter type write MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(float) at namespace scope.
