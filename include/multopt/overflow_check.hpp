@@ -15,6 +15,7 @@
 #include "simd.hpp"
 #include "step_chunk.hpp"
 #include "storage.hpp"
+#include "tensor_refs.hpp"
 
 namespace multopt {
 namespace detail {
@@ -77,10 +78,10 @@ Overflow find_overflow(const Arithmetic<P>* param, const Arithmetic<P>* const* a
 // on 64 bytes of unit data (θ and g = ±1, the state as new), through the kernel that will step
 // (16-bit parameters: on fp32 master weights), before the step changes anything, once per set of
 // coefficients, and a result beyond half the range of S is refused (find_overflow,
-// refuse_overflow_of). `used_arrays`: the state arrays h's settings use (bit k for array k).
+// refuse_overflow_of). `needs`: the state arrays h's settings use.
 template <class Base, class Rule, class P, class Hyper>
-void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, unsigned used_arrays, std::size_t group,
-                     long step, ChunkStep kernel) {
+void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, const GroupNeeds& needs,
+                     std::size_t group, long step, ChunkStep kernel) {
   using S = Arithmetic<P>;
   constexpr std::size_t width = 64 / sizeof(S);  // whole packets of every instruction set
   alignas(64) S param[width], grad[width], state[Base::array_count][width];
@@ -90,7 +91,7 @@ void refuse_overflow(const TensorStepArgs<Base, Rule, P>& args, const Hyper& h, 
     grad[i] = S(i / 2 % 2 ? -1 : 1);
   }
   for (int array = 0; array < Base::array_count; ++array) {
-    if (!((used_arrays >> array) & 1u)) continue;
+    if (!needs.uses(std::size_t(array))) continue;
     arrays[std::size_t(array)] = state[array];
     std::fill_n(state[array], width, S(Base::initial_value(h.base, array)));
   }

@@ -94,9 +94,9 @@ class StepWork {
     args.rows = chunked_.rows(k);
     args.row_width = t.rows.width;
     args.narrow_state = false;
-    const unsigned used_arrays = group_needs_[t.group].arrays;
+    const detail::GroupNeeds& needs = group_needs_[t.group];
     for (std::size_t array = 0; array < args.arrays.size(); ++array) {
-      const bool used = (used_arrays >> array) & 1u;
+      const bool used = needs.uses(array);
       if constexpr (std::is_same_v<S, float>) {
         const FloatStatePointer& state = t.state[array];
         args.arrays[array] = used ? state.wide() : nullptr;
@@ -129,7 +129,7 @@ class StepWork {
     args.prestep.gradient_scale = S(h.maximize ? -clip : clip);
     args.prestep.decay_factor = S(1.0 - h.decoupled_decay_step());
     args.prestep.weight_decay = S(h.weight_decay);
-    detail::refuse_overflow(args, h, used_arrays, t.group, *t.steps + 1, kernel_);
+    detail::refuse_overflow(args, h, needs, t.group, *t.steps + 1, kernel_);
     if constexpr (has_scalars) next_scalars_[k] = scalars;
   }
 

@@ -195,13 +195,15 @@ void check_tensor_fields(std::size_t k, std::size_t group, std::size_t group_cou
   }
 }
 
-// What check_tensor_refs reads of a group's settings: the state arrays they use (bit k for array
-// k) and the decays that a gradient given as rows refuses; so that it is compiled once per base,
-// not once per base × rule.
+// What a step reads of a group's settings beyond its coefficients: the state arrays they use and
+// the decays that a gradient given as rows refuses; so that check_tensor_refs is compiled once
+// per base, not once per base × rule.
 struct GroupNeeds {
-  unsigned arrays = 0;
+  unsigned arrays = 0;  // bit k for array k
   double weight_decay = 0.0;
   double decoupled_weight_decay = 0.0;
+
+  bool uses(std::size_t array) const { return (arrays >> array) & 1u; }
 };
 
 // Tensor k of a call: check_tensor_fields, and every state array its group's settings use.
@@ -228,7 +230,7 @@ void check_tensor_refs(std::size_t k, const TensorRefs<Base, P>& t, const GroupN
   if (options.ema_decay && !t.ema)
     refuse_tensor(k, "has no ema, which ema_decay = " + std::to_string(*options.ema_decay) + " updates");
   for (int array = 0; array < Base::array_count; ++array) {
-    if (!(needs.arrays >> array & 1u)) continue;
+    if (!needs.uses(std::size_t(array))) continue;
     const auto& state = t.state[std::size_t(array)];
     if (!state) refuse_missing_state(k, Base::array_names[array], t.group);
     if constexpr (std::is_same_v<Arithmetic<P>, float>)
