@@ -13,6 +13,7 @@
 #   ```cpp fragment          statements: the body of a function in a program that includes
 #                            fragment_context.hpp (multopt, the standard headers, `weights`,
 #                            `grads`, `n`, `framework_backward()`, ...); compiled, linked, run
+#                            (a page's fragments are one program, each run in a process of its own)
 #   ```cpp declarations      file-scope code (functions, classes): compiled and linked with the
 #                            context and an empty main
 #   ```cpp include           #include lines: compiled as a translation unit of their own
@@ -53,6 +54,8 @@ foreach(dir IN LISTS SYSTEM_INCLUDES)
 endforeach()
 get_filename_component(context_dir "${CONTEXT}" DIRECTORY)
 list(APPEND include_flags "-I${context_dir}")
+# A fragment shows values it does not go on to use.
+set(fragment_flags -Wno-unused-variable -Wno-unused-but-set-variable)
 set(mpi_flags "")
 foreach(dir IN LISTS MPI_INCLUDES)
   list(APPEND mpi_flags "-isystem" "${dir}")
@@ -95,10 +98,14 @@ function(prepare_block line kind needs body)
   set(extra_flags "")
   if(kind STREQUAL "program" OR kind STREQUAL "include")
     file(WRITE "${source}" "${directive}${body}")
+  elseif(kind STREQUAL "fragment" AND NOT needs)
+    # One function of the page's fragment program (written after the page is read).
+    set(fragment_functions "${fragment_functions}void docs_fragment_line${line}() {\n${directive}${body}}\n\n" PARENT_SCOPE)
+    set(fragment_lines ${fragment_lines} ${line} PARENT_SCOPE)
+    return()
   elseif(kind STREQUAL "fragment")
-    file(WRITE "${source}" "#include \"fragment_context.hpp\"\n\nvoid docs_fragment() {\n${directive}${body}}\n\nint main() {\n  docs_fragment();\n  return 0;\n}\n")
-    # A fragment shows values it does not go on to use.
-    set(extra_flags -Wno-unused-variable -Wno-unused-but-set-variable)
+    file(WRITE "${source}" "#include \"fragment_context.hpp\"\n\nvoid docs_fragment() {\n${directive}${body}}\n")
+    set(extra_flags ${fragment_flags})
   else()  # declarations
     file(WRITE "${source}" "#include \"fragment_context.hpp\"\n\n${directive}${body}\nint main() { return 0; }\n")
     set(extra_flags -Wno-unused-function)
@@ -212,6 +219,29 @@ if(in_block)
   list(APPEND failures ${body_line})
 endif()
 
+# The page's fragments (those that run) in one program, compiled once: each is a function, and the
+# program runs the one whose line it is given, so that each fragment still runs in a process of
+# its own, from the context's initial values.
+if(fragment_lines)
+  set(name "${doc_name}_fragments")
+  set(dispatch "")
+  foreach(line IN LISTS fragment_lines)
+    string(APPEND dispatch "  if (line == \"${line}\") {\n    docs_fragment_line${line}();\n    return 0;\n  }\n")
+  endforeach()
+  file(WRITE "${work}/${name}.cpp"
+       "#include \"fragment_context.hpp\"\n\n${fragment_functions}"
+       "int main(int argc, char** argv) {\n  const std::string line = argc == 2 ? argv[1] : \"\";\n${dispatch}"
+       "  std::cerr << \"usage: ${name} LINE, where LINE is a fragment's line\\n\";\n  return 2;\n}\n")
+  set(cmd_${block_count} ${CXX} ${FLAGS} ${fragment_flags} ${include_flags} "${work}/${name}.cpp" ${LIBRARIES}
+                         -o "${work}/${name}")
+  set(exe_${block_count} "${work}/${name}")
+  set(fragments_${block_count} ${fragment_lines})
+  string(REPLACE ";" ", " listed "${fragment_lines}")
+  set(what_${block_count} "${DOC}: the program of the fragment blocks at lines ${listed}")
+  set(line_${block_count} ${fragment_lines})
+  math(EXPR block_count "${block_count} + 1")
+endif()
+
 # Compiles the blocks JOBS at a time: execute_process runs its commands concurrently (as a
 # pipeline, which compilers ignore) and reports each one's exit status. A failed compile is
 # run again alone, for its messages.
@@ -236,6 +266,20 @@ while(first LESS block_count)
       execute_process(COMMAND ${cmd_${k}} RESULT_VARIABLE again OUTPUT_VARIABLE out ERROR_VARIABLE out)
       message("${what_${k}} does not compile:\n${out}")
       list(APPEND failures ${line_${k}})
+      continue()
+    endif()
+    if(DEFINED fragments_${k})
+      foreach(line IN LISTS fragments_${k})
+        execute_process(COMMAND "${exe_${k}}" ${line} WORKING_DIRECTORY "${work}" RESULT_VARIABLE status
+                        OUTPUT_VARIABLE out ERROR_VARIABLE out TIMEOUT 120)
+        if(status EQUAL 0)
+          math(EXPR compiled "${compiled} + 1")
+          message(STATUS "${DOC}:${line}: fragment block: ok")
+        else()
+          message("${DOC}:${line}: fragment block compiles, but fails when run (${status}):\n${out}")
+          list(APPEND failures ${line})
+        endif()
+      endforeach()
       continue()
     endif()
     if(run_${k})
