@@ -52,24 +52,6 @@ std::unique_ptr<NamedStep<P>> make_named_step(const std::string& base, const std
   return make_named_step_from<P>(AllBases{}, AllRules{}, base, rule);
 }
 
-// make_optimizer<P> compiles every base × rule combination: about a minute of CPU per parameter type.
-// A program that calls it from several files can compile it once (docs/integration.md,
-// "Compile time"): define MULTOPT_EXTERN_MAKE_OPTIMIZER for every file, and in one file per
-// parameter type write MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(float) at namespace scope.
-#define MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(P)                                          \
-  template std::unique_ptr<::multopt::AnyOptimizer<P>> multopt::make_optimizer<P>(   \
-      const std::string&, const std::string&, const ::multopt::Settings&);
-#ifdef MULTOPT_EXTERN_MAKE_OPTIMIZER
-#define MULTOPT_EXTERN_INSTANCE(P)                                                                   \
-  extern template std::unique_ptr<AnyOptimizer<P>> make_optimizer<P>(const std::string&, const std::string&, \
-                                                                     const Settings&);
-MULTOPT_EXTERN_INSTANCE(float)
-MULTOPT_EXTERN_INSTANCE(double)
-MULTOPT_EXTERN_INSTANCE(Eigen::bfloat16)
-MULTOPT_EXTERN_INSTANCE(Eigen::half)
-#undef MULTOPT_EXTERN_INSTANCE
-#endif
-
 // The paper's names: no prefix additive, M multiplicative, H hybrid, E exponential. Each is a
 // base's direction under a rule's update, both stated at the top of their headers: MAdam is
 // bases/adam.hpp under rules/multiplicative.hpp.
@@ -135,3 +117,27 @@ inline std::string alias_name(const std::string& base, const std::string& rule) 
 }
 
 }  // namespace multopt
+
+// make_optimizer<P> compiles every base × rule combination: about a minute of CPU per parameter
+// type; make_named_step<P> the step of each (about half a minute). A program that calls one from
+// several files can compile it once per type (docs/integration.md, "Compile time"): define
+// MULTOPT_EXTERN_MAKE_OPTIMIZER (MULTOPT_EXTERN_MAKE_NAMED_STEP) for every file, and in one file
+// per parameter type write MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(float)
+// (MULTOPT_INSTANTIATE_MAKE_NAMED_STEP(float)) at global scope.
+#define MULTOPT_INSTANTIATE_MAKE_OPTIMIZER(P)                                        \
+  template std::unique_ptr<::multopt::AnyOptimizer<P>> multopt::make_optimizer<P>( \
+      const std::string&, const std::string&, const ::multopt::Settings&);
+#define MULTOPT_INSTANTIATE_MAKE_NAMED_STEP(P)                                   \
+  template std::unique_ptr<::multopt::NamedStep<P>> multopt::make_named_step<P>( \
+      const std::string&, const std::string&);
+// The four parameter types' instances of one of the two, declared extern.
+#define MULTOPT_EXTERN_INSTANCES(INSTANTIATE)                                               \
+  extern INSTANTIATE(float) extern INSTANTIATE(double) extern INSTANTIATE(Eigen::bfloat16) \
+      extern INSTANTIATE(Eigen::half)
+#ifdef MULTOPT_EXTERN_MAKE_OPTIMIZER
+MULTOPT_EXTERN_INSTANCES(MULTOPT_INSTANTIATE_MAKE_OPTIMIZER)
+#endif
+#ifdef MULTOPT_EXTERN_MAKE_NAMED_STEP
+MULTOPT_EXTERN_INSTANCES(MULTOPT_INSTANTIATE_MAKE_NAMED_STEP)
+#endif
+#undef MULTOPT_EXTERN_INSTANCES
