@@ -6,14 +6,6 @@
 // AddressSanitizer brings its own operator new, and memory of one allocator freed by the other
 // is reported as an error: under it this file compiles to nothing (the g++ job of CI runs
 // these tests).
-#if defined(__SANITIZE_ADDRESS__)
-#define MULTOPT_TEST_UNDER_ASAN
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MULTOPT_TEST_UNDER_ASAN
-#endif
-#endif
-
 #include "test_support.hpp"
 
 #ifndef MULTOPT_TEST_UNDER_ASAN

@@ -24,6 +24,16 @@
 
 #include "stateful_hyper.hpp"
 
+// Defined where AddressSanitizer is compiled in (GCC says so by __SANITIZE_ADDRESS__, Clang by
+// __has_feature).
+#if defined(__SANITIZE_ADDRESS__)
+#define MULTOPT_TEST_UNDER_ASAN
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MULTOPT_TEST_UNDER_ASAN
+#endif
+#endif
+
 namespace test {
 
 // Calls f(tag) for each T, in order; decltype(tag)::type is T.
@@ -214,6 +224,21 @@ inline std::vector<Combination> every_combination() {
     combinations.emplace_back(decltype(base)::type::name, decltype(rule)::type::name);
   });
   return combinations;
+}
+
+// Every base and every rule at least once, in few combinations: each base with a rule not yet
+// taken while there is one, then whatever is left.
+inline std::vector<Combination> covering_combinations() {
+  std::vector<Combination> chosen;
+  const auto taken = [&](const std::string& name, bool base) {
+    return std::any_of(chosen.begin(), chosen.end(), [&](const Combination& c) { return (base ? c.first : c.second) == name; });
+  };
+  const std::vector<Combination> all = every_combination();
+  for (const Combination& c : all)
+    if (!taken(c.first, true) && !taken(c.second, false)) chosen.push_back(c);
+  for (const Combination& c : all)
+    if (!taken(c.first, true) || !taken(c.second, false)) chosen.push_back(c);
+  return chosen;
 }
 
 // Whether the combination's hyperparameter `name` is a boolean.
