@@ -13,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -230,14 +231,17 @@ inline std::vector<Combination> every_combination() {
 // taken while there is one, then whatever is left.
 inline std::vector<Combination> covering_combinations() {
   std::vector<Combination> chosen;
-  const auto taken = [&](const std::string& name, bool base) {
-    return std::any_of(chosen.begin(), chosen.end(), [&](const Combination& c) { return (base ? c.first : c.second) == name; });
+  std::set<std::string> bases, rules;
+  const auto take = [&](const Combination& c) {
+    chosen.push_back(c);
+    bases.insert(c.first);
+    rules.insert(c.second);
   };
   const std::vector<Combination> all = every_combination();
   for (const Combination& c : all)
-    if (!taken(c.first, true) && !taken(c.second, false)) chosen.push_back(c);
+    if (!bases.count(c.first) && !rules.count(c.second)) take(c);
   for (const Combination& c : all)
-    if (!taken(c.first, true) || !taken(c.second, false)) chosen.push_back(c);
+    if (!bases.count(c.first) || !rules.count(c.second)) take(c);
   return chosen;
 }
 
